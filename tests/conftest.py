@@ -1,0 +1,23 @@
+"""Shared test setup: where the real public data lives, and the sample-capture generator."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parent.parent
+SHARED_DATA = PROJECT.parent / "shared" / "data"
+SAMPLE_PCAPS = PROJECT / "pcaps"
+
+# The generator that made the shipped captures also builds the captures the tests need.
+sys.path.insert(0, str(SAMPLE_PCAPS))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real Cisco certificates and public captures (never copied into the project)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real public test data not present at {SHARED_DATA}")
+    return SHARED_DATA
