@@ -1,0 +1,64 @@
+"""Constants from the Cisco phone-certificate domain, one place each (see DOMAIN.md).
+
+A plain module of data: no functions with behaviour beyond trivial lookups, no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Issuers of MICs and SUDIs: a certificate they issue claims to be a manufacturer certificate.
+# CUCM's default CA list holds the first five; the rest are other Cisco manufacturing issuers.
+MANUFACTURING_CA_NAMES: frozenset[str] = frozenset(
+    {
+        "Cisco Manufacturing CA",
+        "Cisco Manufacturing CA SHA2",
+        "CAP-RTP-001",
+        "CAP-RTP-002",
+        "ACT2 SUDI CA",
+        "ACT2 ECC SUDI CA",
+        "Cisco Manufacturing CA III",
+        "High Assurance SUDI CA",
+        "Cisco Manufacturing HA SUDI CA",
+    }
+)
+
+# Roots above the manufacturing CAs (also in CUCM's default CA list).
+CISCO_ROOT_CA_NAMES: frozenset[str] = frozenset(
+    {
+        "Cisco Root CA 2048",
+        "Cisco Root CA M1",
+        "Cisco Root CA M2",
+        "Cisco Root CA 2099",
+        "Cisco ECC Root CA",
+        "Cisco Basic Assurance Root CA 2099",
+    }
+)
+
+# A CAPF certificate's common name: "CAPF-" and 8 hex digits (e.g. CAPF-0992727f).
+CAPF_CN_PATTERN: re.Pattern[str] = re.compile(r"CAPF-[0-9a-f]{8}", re.IGNORECASE)
+
+# A phone's common name: "CP-8861-SEP2C3124C9F8E1" (88xx and later) or "SEP2C3124C9F8E1".
+PHONE_CN_PATTERN: re.Pattern[str] = re.compile(
+    r"(?:(?P<model>.+)-)?(?P<device>SEP[0-9a-f]{12})", re.IGNORECASE
+)
+
+# "PID:CP-8861 SN:FCH2133E8B9" in the subject serialNumber of MICs, LSCs and SUDIs.
+PID_PATTERN: re.Pattern[str] = re.compile(r"PID:(?P<model>\S+)")
+
+# Trust store names a user may give (`--trust NAME=PATH`); a port number is also accepted.
+TRUST_STORE_NAMES: frozenset[str] = frozenset({"callmanager", "capf", "ise", "asa"})
+
+# Which server's trust store judges the phone's certificate, by service and by port.
+TRUST_STORE_BY_SERVICE: dict[str, str] = {
+    "sccp-tls": "callmanager",
+    "sip-tls": "callmanager",
+    "capf": "capf",
+    "eap-tls": "ise",
+}
+TRUST_STORE_BY_PORT: dict[int, str] = {
+    2443: "callmanager",
+    5061: "callmanager",
+    3804: "capf",
+    443: "asa",
+}
