@@ -6,6 +6,8 @@ A plain module of data: no functions with behaviour beyond trivial lookups, no I
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from types import MappingProxyType
 
 # Issuers of MICs and SUDIs: a certificate they issue claims to be a manufacturer certificate.
 # CUCM's default CA list holds the first five; the rest are other Cisco manufacturing issuers.
@@ -50,15 +52,19 @@ PID_PATTERN: re.Pattern[str] = re.compile(r"PID:(?P<model>\S+)")
 TRUST_STORE_NAMES: frozenset[str] = frozenset({"callmanager", "capf", "ise", "asa"})
 
 # Which server's trust store judges the phone's certificate, by service and by port.
-TRUST_STORE_BY_SERVICE: dict[str, str] = {
-    "sccp-tls": "callmanager",
-    "sip-tls": "callmanager",
-    "capf": "capf",
-    "eap-tls": "ise",
-}
-TRUST_STORE_BY_PORT: dict[int, str] = {
-    2443: "callmanager",
-    5061: "callmanager",
-    3804: "capf",
-    443: "asa",
-}
+TRUST_STORE_BY_SERVICE: Mapping[str, str] = MappingProxyType(
+    {
+        "sccp-tls": "callmanager",
+        "sip-tls": "callmanager",
+        "capf": "capf",
+        "eap-tls": "ise",
+    }
+)
+TRUST_STORE_BY_PORT: Mapping[int, str] = MappingProxyType(
+    {
+        2443: "callmanager",
+        5061: "callmanager",
+        3804: "capf",
+        443: "asa",
+    }
+)
