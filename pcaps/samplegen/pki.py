@@ -24,10 +24,10 @@ from asn1crypto import algos as asn1_algos
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
-PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
 _HASHES = {
     "sha1": hashes.SHA1,
@@ -84,7 +84,9 @@ class Issued:
 
 
 def new_key(kind: str = "rsa2048") -> PrivateKey:
-    """A fresh private key: "rsa1024", "rsa2048", "rsa4096", "ec256" or "ec384"."""
+    """A fresh private key: "rsa1024", "rsa2048", "rsa4096", "ec256", "ec384" or "ed25519"."""
+    if kind == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
     if kind.startswith("rsa"):
         return rsa.generate_private_key(public_exponent=65537, key_size=int(kind[3:]))
     curves = {"ec256": ec.SECP256R1, "ec384": ec.SECP384R1, "ec521": ec.SECP521R1}
@@ -110,11 +112,13 @@ def issue(
     extra_extensions: Iterable[tuple[x509.ExtensionType, bool]] = (),
     subject_key_id: bool = True,
     authority_key_id: bool = True,
+    pss: bool = False,
 ) -> Issued:
     """Issue one certificate; ``issuer=None`` makes it self-signed.
 
     ``ca=None`` omits Basic Constraints; ``key_usage=None`` omits Key Usage; ``san`` entries are
-    DNS names. Example::
+    DNS names; ``pss`` signs RSA with RSASSA-PSS; an Ed25519 issuer ignores ``hash_name``.
+    Example::
 
         root = issue("CN=Root", not_before=EPOCH, not_after=EPOCH + timedelta(days=9), ca=True)
     """
@@ -151,8 +155,14 @@ def issue(
         builder = builder.add_extension(aki, False)
     for extension, critical in extra_extensions:
         builder = builder.add_extension(extension, critical)
-    if hash_name == "sha1":
+    if isinstance(signer_key, ed25519.Ed25519PrivateKey):
+        cert = builder.sign(signer_key, None)
+    elif hash_name == "sha1":
         cert = _resign_sha1(builder.sign(signer_key, hashes.SHA256()), signer_key)
+    elif pss:
+        digest = _HASHES[hash_name]()
+        pad = padding.PSS(padding.MGF1(digest), padding.PSS.DIGEST_LENGTH)
+        cert = builder.sign(signer_key, digest, rsa_padding=pad)
     else:
         cert = builder.sign(signer_key, _HASHES[hash_name]())
     return Issued(cert, key)

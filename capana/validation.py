@@ -1,0 +1,360 @@
+"""Would the server have accepted this chain at the time of the capture? Paths by signature.
+
+Why not a library: cryptography's built-in verifier rejects SHA-1 and leaves without SAN (real
+MICs and Cisco's older CAs have both), and pyhanko-certvalidator pulls aiohttp and oscrypto. So
+the path rules are written here on cryptography's signature primitives, and the tests hold them
+to ``openssl verify`` as an oracle.
+
+The search: from the leaf, every certificate (in the store or sent by the peer) whose subject is
+the child's issuer is a candidate, ranked by AKI/SKI; an edge exists only when the candidate's key
+verifies the child's signature. A path ends at any store certificate (CUCM trusts CAPFs and
+manufacturing CAs directly, so an anchor need not be self-signed). Bounds: at most MAX_DEPTH
+certificates on a path and MAX_SIGNATURE_CHECKS signature checks per chain, so a hostile peer
+sending many same-name certificates costs O(MAX_SIGNATURE_CHECKS), never exponential work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import lru_cache
+from typing import Literal
+
+from asn1crypto import x509 as asn1_x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
+
+from capana.certificates import AnyCertificate, Certificate, UnparsedCertificate
+from capana.truststore import TrustStore
+
+Status = Literal["trusted", "expired", "not_yet_valid", "untrusted", "invalid", "not_checked"]
+Role = Literal["client", "server"]
+
+MAX_DEPTH = 8  # certificates on one path, anchor included
+MAX_SIGNATURE_CHECKS = 64  # per chain
+
+# Critical extensions a validator may accept (OpenSSL's list, minus those nobody here enforces:
+# name constraints and policy mappings are refused rather than ignored).
+_UNDERSTOOD_CRITICAL = frozenset(
+    {
+        "2.5.29.15",  # keyUsage
+        "2.5.29.17",  # subjectAltName
+        "2.5.29.19",  # basicConstraints
+        "2.5.29.32",  # certificatePolicies (no policy is required)
+        "2.5.29.36",  # policyConstraints
+        "2.5.29.37",  # extKeyUsage
+        "2.5.29.54",  # inhibitAnyPolicy
+    }
+)
+_HASHES = {
+    "md5": hashes.MD5,
+    "sha1": hashes.SHA1,
+    "sha224": hashes.SHA224,
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+}
+_WEAK_HASHES = frozenset({"sha1"})
+_REFUSED_HASHES = frozenset({"md2", "md4", "md5"})
+_EKU_NAMES = {
+    "client": ("clientAuth", "client_auth"),
+    "server": ("serverAuth", "server_auth"),
+}
+_ANY_EKU = ("anyExtendedKeyUsage", "any_extended_key_usage")
+_STATUS_RANK = {"trusted": 0, "expired": 1, "not_yet_valid": 1, "invalid": 2}
+
+
+@dataclass(frozen=True)
+class Validation:
+    """The verdict on one chain against one store, with the path found and every reason."""
+
+    store: str | None
+    status: Status
+    anchor: str | None = None
+    path: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, object]:
+        """The ``"validation"`` object of the JSON report."""
+        return {
+            "store": self.store,
+            "status": self.status,
+            "anchor": self.anchor,
+            "path": list(self.path),
+            "reasons": list(self.reasons),
+        }
+
+
+def validate_chain(
+    chain: Sequence[AnyCertificate],
+    store: TrustStore | None,
+    at: datetime,
+    *,
+    role: Role | None = None,
+) -> Validation:
+    """Validate ``chain`` (leaf first, as sent) against ``store`` as of ``at`` (capture time).
+
+    ``role`` ("client"/"server") only adds a reason when the leaf's EKU lacks that purpose; it
+    never changes the status (openssl verify without -purpose does not check it either).
+
+    >>> validate_chain([], None, datetime.now(timezone.utc)).status
+    'not_checked'
+    """
+    name = store.name if store else None
+    if not chain:
+        return Validation(name, "not_checked", reasons=("no certificate",))
+    if store is None:
+        return Validation(name, "not_checked", reasons=("no trust store given",))
+    leaf = chain[0]
+    if isinstance(leaf, UnparsedCertificate):
+        reason = f"leaf certificate cannot be parsed: {leaf.error}"
+        return Validation(name, "invalid", path=(leaf.sha256,), reasons=(reason,))
+    sent = [c for c in chain[1:] if isinstance(c, Certificate)]
+    notes = [
+        f"ignored an unparseable certificate in the chain ({c.sha256[:16]}…)"
+        for c in chain[1:]
+        if isinstance(c, UnparsedCertificate)
+    ]
+    search = _PathSearch(leaf, sent, store, _utc(at))
+    verdict = search.run()
+    notes += _eku_notes(leaf, role)
+    return Validation(
+        name, verdict.status, verdict.anchor, verdict.path, (*verdict.reasons, *notes)
+    )
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    status: Status
+    anchor: str | None
+    path: tuple[str, ...]
+    reasons: tuple[str, ...]
+
+
+class _PathSearch:
+    """Depth-first search over signature edges; keeps the best complete path it finds."""
+
+    def __init__(self, leaf: Certificate, sent: list[Certificate], store: TrustStore, at: datetime):
+        self.leaf = leaf
+        self.at = at
+        self.store_name = store.name
+        self.anchors = {c.sha256 for c in store.certificates}
+        by_sha = {c.sha256: c for c in (*store.certificates, *sent)}
+        self.by_subject: dict[str, list[Certificate]] = {}
+        for cert in by_sha.values():
+            self.by_subject.setdefault(cert.subject_key, []).append(cert)
+        self.checks = 0
+        self.edges: dict[tuple[str, str], str | None] = {}
+        self.best: _Verdict | None = None
+        self.longest: tuple[Certificate, ...] = (leaf,)
+        self.misses: list[str] = []
+
+    def run(self) -> _Verdict:
+        self._extend((self.leaf,))
+        if self.best:
+            return self.best
+        path = tuple(c.sha256 for c in self.longest)
+        reasons = tuple(dict.fromkeys(self.misses)) or ("no path to an anchor of the store",)
+        return _Verdict("untrusted", None, path, reasons)
+
+    def _extend(self, path: tuple[Certificate, ...]) -> None:
+        top = path[-1]
+        if len(path) > len(self.longest):
+            self.longest = path
+        if top.sha256 in self.anchors:
+            self._complete(path)
+            return
+        if len(path) >= MAX_DEPTH:
+            self.misses.append(f"path search stopped at {MAX_DEPTH} certificates")
+            return
+        on_path = {c.sha256 for c in path}
+        candidates = [c for c in self.by_subject.get(top.issuer_key, ()) if c.sha256 not in on_path]
+        if not candidates:
+            self.misses.append(self._no_issuer(top))
+            return
+        for issuer in sorted(candidates, key=lambda c: self._rank(top, c)):
+            if self._done():
+                return
+            if self.checks >= MAX_SIGNATURE_CHECKS:
+                self.misses.append(f"path search stopped after {MAX_SIGNATURE_CHECKS} checks")
+                return
+            failure = self._edge(top, issuer)
+            if failure is None:
+                self._extend((*path, issuer))
+            else:
+                self.misses.append(self._not_signed(top, issuer, failure))
+
+    def _not_signed(self, child: Certificate, issuer: Certificate, failure: str) -> str:
+        # A failed signature is no edge: same name, another key is "untrusted", even when the
+        # key identifiers match (they are copied as easily as names).
+        who = f"{issuer.subject} ({issuer.sha256[:16]}…)"
+        if _key_ids_match(child, issuer):
+            return f"{failure}: {child.subject} by {who} although the key identifiers match"
+        return (
+            f"{who} did not sign {child.subject}: same name, another key "
+            "(a regenerated CAPF or a forged issuer)"
+        )
+
+    def _no_issuer(self, top: Certificate) -> str:
+        where = f"store {self.store_name!r}" if self.store_name else "the store"
+        if top.self_issued:
+            return f"self-signed {top.subject} is not in {where}"
+        return f"issuer {top.issuer} of {top.subject} is neither in {where} nor sent in the chain"
+
+    def _rank(self, child: Certificate, issuer: Certificate) -> tuple[int, int]:
+        """Matching key identifiers first, then unknown, then mismatching; anchors first."""
+        if _key_ids_match(child, issuer):
+            key_id = 0
+        elif child.authority_key_id is None or issuer.subject_key_id is None:
+            key_id = 1
+        else:
+            key_id = 2
+        return key_id, 0 if issuer.sha256 in self.anchors else 1
+
+    def _edge(self, child: Certificate, issuer: Certificate) -> str | None:
+        key = (child.sha256, issuer.sha256)
+        if key not in self.edges:
+            self.checks += 1
+            self.edges[key] = verify_signature(child, issuer)
+        return self.edges[key]
+
+    def _complete(self, path: tuple[Certificate, ...]) -> None:
+        verdict = _judge(path, self.at)
+        if self.best is None or _STATUS_RANK[verdict.status] < _STATUS_RANK[self.best.status]:
+            self.best = verdict
+
+    def _done(self) -> bool:
+        return self.best is not None and self.best.status == "trusted"
+
+
+def verify_signature(child: Certificate, issuer: Certificate) -> str | None:
+    """None when ``issuer``'s key verifies ``child``'s signature, else why not."""
+    algorithm = child.signature_algorithm.lower()
+    hash_name = (child.signature_hash or "").lower() or None
+    try:
+        key = _public_key(issuer.public_key_der)
+        digest = _HASHES[hash_name]() if hash_name else None
+        if isinstance(key, rsa.RSAPublicKey) and _family(algorithm) == "rsa":
+            pad = (
+                padding.PSS(padding.MGF1(digest), padding.PSS.AUTO)
+                if "pss" in algorithm
+                else padding.PKCS1v15()
+            )
+            key.verify(child.signature, child.tbs_der, pad, digest)
+        elif isinstance(key, ec.EllipticCurvePublicKey) and _family(algorithm) == "ecdsa":
+            key.verify(child.signature, child.tbs_der, ec.ECDSA(digest))
+        elif isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+            key.verify(child.signature, child.tbs_der)
+        elif isinstance(key, dsa.DSAPublicKey) and _family(algorithm) == "dsa":
+            key.verify(child.signature, child.tbs_der, digest)
+        else:
+            return f"signature algorithm {child.signature_algorithm} does not fit the issuer key"
+    except InvalidSignature:
+        return "signature does not verify"
+    except (KeyError, UnsupportedAlgorithm, ValueError, TypeError) as error:
+        return f"signature cannot be checked ({child.signature_algorithm}): {error}"
+    return None
+
+
+def _judge(path: tuple[Certificate, ...], at: datetime) -> _Verdict:
+    """Status of a path whose signatures verify: rules first, then dates at capture time."""
+    broken: list[str] = []
+    notes: list[str] = []
+    for depth, issuer in enumerate(path[1:], start=1):
+        child = path[depth - 1]
+        broken += _issuer_rules(issuer, child, path[1:depth])
+        hash_name = (child.signature_hash or "").lower()
+        if hash_name in _REFUSED_HASHES:
+            broken.append(f"signature hash {hash_name} on {child.subject} is not accepted")
+        elif hash_name in _WEAK_HASHES:
+            notes.append(f"weak signature: {hash_name}")
+    for cert in path:
+        broken += [
+            f"unsupported critical extension {oid} in {cert.subject}"
+            for oid in sorted(_critical_oids(cert) - _UNDERSTOOD_CRITICAL)
+        ]
+    dates = [_date_problem(cert, at) for cert in path]
+    status: Status = "trusted"
+    if broken:
+        status = "invalid"
+    elif any(dates):
+        status = next(problem[0] for problem in dates if problem)
+    reasons = broken + [problem[1] for problem in dates if problem] + notes
+    anchor = path[-1]
+    return _Verdict(
+        status, anchor.subject, tuple(c.sha256 for c in path), tuple(dict.fromkeys(reasons))
+    )
+
+
+def _issuer_rules(
+    issuer: Certificate, child: Certificate, between: tuple[Certificate, ...]
+) -> list[str]:
+    """RFC 5280 checks on a certificate that signed ``child``; ``between`` are the CAs below it."""
+    broken = []
+    if issuer.is_ca is False:
+        broken.append(f"{issuer.subject} is not a CA (CA:FALSE) but signed {child.subject}")
+    elif issuer.is_ca is None and not _legacy_ca(issuer):
+        broken.append(f"{issuer.subject} has no basicConstraints but signed {child.subject}")
+    if issuer.key_usage and "key_cert_sign" not in issuer.key_usage:
+        broken.append(f"{issuer.subject} lacks keyUsage keyCertSign")
+    below = sum(1 for cert in between if not cert.self_issued)
+    if issuer.path_length is not None and below > issuer.path_length:
+        broken.append(
+            f"pathLen {issuer.path_length} of {issuer.subject} exceeded ({below} CAs below it)"
+        )
+    return broken
+
+
+def _legacy_ca(cert: Certificate) -> bool:
+    """A CA without basicConstraints, as OpenSSL still accepts: keyCertSign, or a bare root."""
+    return "key_cert_sign" in cert.key_usage or (cert.self_issued and not cert.key_usage)
+
+
+def _date_problem(cert: Certificate, at: datetime) -> tuple[Status, str] | None:
+    if at < cert.not_before:
+        return "not_yet_valid", f"{cert.subject} not valid before {_iso(cert.not_before)}"
+    if at > cert.not_after:
+        return "expired", f"{cert.subject} expired {_iso(cert.not_after)}"
+    return None
+
+
+def _eku_notes(leaf: Certificate, role: Role | None) -> list[str]:
+    eku = leaf.extended_key_usage
+    if role is None or not eku or any(u in eku for u in (*_EKU_NAMES[role], *_ANY_EKU)):
+        return []
+    return [f"leaf extendedKeyUsage lacks {_EKU_NAMES[role][0]} ({', '.join(eku)})"]
+
+
+def _critical_oids(cert: Certificate) -> frozenset[str]:
+    # The asn1crypto fallback names extensions ("key_usage"); cryptography gives dotted OIDs.
+    return frozenset(
+        oid if oid[:1].isdigit() else asn1_x509.ExtensionId.unmap(oid)
+        for oid in cert.critical_extensions
+    )
+
+
+def _key_ids_match(child: Certificate, issuer: Certificate) -> bool:
+    return child.authority_key_id is not None and child.authority_key_id == issuer.subject_key_id
+
+
+def _family(algorithm: str) -> str:
+    if "ecdsa" in algorithm:
+        return "ecdsa"
+    if "dsa" in algorithm:
+        return "dsa"
+    return "rsa" if "rsa" in algorithm or "pss" in algorithm else algorithm
+
+
+@lru_cache(maxsize=1024)
+def _public_key(der: bytes):  # a cryptography public key; cached, trust stores repeat
+    return serialization.load_der_public_key(der)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
