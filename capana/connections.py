@@ -1,0 +1,227 @@
+"""The table of TCP connections: which are TLS, feeding their bytes to the handshake tracker.
+
+State is bounded: a connection that is not TLS is remembered as ``None`` after its first payload
+(one dict entry per direction) and forgotten on FIN/RST; a TLS connection stops being buffered
+as soon as its handshake is over. Past ``max_connections`` the oldest entries are evicted; an
+evicted TLS connection is reported with what it had shown and a note saying so.
+"""
+
+from __future__ import annotations
+
+from capana import tls
+from capana.handshake import CLIENT, SERVER, Handshake, HandshakeTracker
+from capana.packets import (
+    FLAG_ACK,
+    FLAG_FIN,
+    FLAG_RST,
+    FLAG_SYN,
+    TcpSegment,
+    endpoint,
+    endpoint_text,
+    reverse_key,
+)
+from capana.services import SERVICE_BY_PORT, service_for
+from capana.tcp import TcpStream
+
+MAX_CONNECTIONS = 100_000
+_MASK = 0xFFFFFFFF
+
+
+class Connection:
+    """A TCP connection that is TLS, or whose first bytes have not been seen yet."""
+
+    __slots__ = ("client_key", "closing", "directions", "problems", "streams", "tracker")
+
+    def __init__(self, client_key: bytes, client_isn: int | None, server_isn: int | None) -> None:
+        self.client_key = client_key
+        self.streams = {CLIENT: TcpStream(client_isn), SERVER: TcpStream(server_isn)}
+        # Created once the first bytes look like TLS: most connections never get that far.
+        self.directions: dict[str, tls.TlsDirection] | None = None
+        self.tracker: HandshakeTracker | None = None
+        self.problems: list[str] = []
+        self.closing = 0
+
+    @property
+    def server_port(self) -> int:
+        return int.from_bytes(self.client_key[-2:], "big")
+
+    def sender(self, segment: TcpSegment) -> str:
+        return CLIENT if segment.key == self.client_key else SERVER
+
+    def data(self, sender: str, segment: TcpSegment, timestamp: float) -> bool:
+        """Take a payload; False when the connection's first bytes turn out not to be TLS."""
+        if segment.missing and "snaplen" not in "".join(self.problems):
+            self.problems.append(f"{sender} data cut by the capture's snaplen")
+        ready = self.streams[sender].add(segment.seq, segment.payload)
+        if not ready:
+            return True
+        if self.tracker is None:
+            if not self._starts_tls(sender, ready):
+                return False
+            self.directions = {CLIENT: tls.TlsDirection(), SERVER: tls.TlsDirection()}
+            self.tracker = HandshakeTracker()
+        self._feed(sender, ready, timestamp)
+        return not self.tracker.hopeless
+
+    def _starts_tls(self, sender: str, first_bytes: bytes) -> bool:
+        if sender == CLIENT and tls.looks_like_client_hello(first_bytes):
+            return True
+        # On a TLS port a capture may start mid-handshake: any handshake record will do.
+        known_port = self.server_port in SERVICE_BY_PORT
+        return (
+            known_port
+            and tls.looks_like_tls_record(first_bytes)
+            and first_bytes[0] == tls.HANDSHAKE
+        )
+
+    def _feed(self, sender: str, data: bytes, timestamp: float) -> None:
+        assert self.directions is not None and self.tracker is not None
+        for event in self.directions[sender].feed(data):
+            self.tracker.on_event(sender, event, timestamp)
+
+    def flush(self) -> None:
+        """The connection is over: what waits behind a hole is read after the gap."""
+        if self.tracker is None:
+            return
+        assert self.directions is not None
+        for sender, stream in self.streams.items():
+            while stream.pending:
+                after_gap = stream.skip_gap()
+                # Bytes after a hole start mid-record; only a record boundary can resync.
+                if tls.looks_like_tls_record(after_gap):
+                    self.directions[sender] = tls.TlsDirection()
+                    self._feed(sender, after_gap, 0.0)
+
+    def handshake(self, capture: str) -> Handshake | None:
+        """The handshake's facts, or None when no hello was ever seen."""
+        if self.tracker is None or not self.tracker.saw_any_hello:
+            return None
+        client_address, client_port = endpoint(self.client_key)
+        server_address, server_port = endpoint(self.client_key, destination=True)
+        conflicts = tuple(
+            f"{sender}: {stream.conflicts} overlapping segments with different contents"
+            for sender, stream in self.streams.items()
+            if stream.conflicts
+        )
+        return self.tracker.result(
+            capture=capture,
+            client=endpoint_text(client_address, client_port),
+            server=endpoint_text(server_address, server_port),
+            server_port=server_port,
+            service=service_for(server_port),
+            gaps=sum(stream.gaps for stream in self.streams.values()),
+            problems=tuple(self.problems) + conflicts,
+        )
+
+
+class ConnectionTable:
+    """Follows every TCP connection of one capture; collects each TLS handshake when it is over.
+
+    ``add`` is the per-packet hot path: for a connection already known not to be TLS it costs
+    one dict lookup. Finished handshakes accumulate in ``completed``; the caller drains it.
+    """
+
+    def __init__(self, capture: str, max_connections: int = MAX_CONNECTIONS) -> None:
+        self.capture = capture
+        self.max_connections = max_connections
+        self.evicted = 0
+        self.completed: list[Handshake] = []
+        # Both direction keys of a connection map to it; None marks one that is not TLS.
+        self._table: dict[bytes, Connection | None] = {}
+
+    def add(self, segment: TcpSegment, timestamp: float) -> None:
+        connection = self._table.get(segment.key, False)
+        flags = segment.flags
+        if flags & FLAG_SYN:
+            self._syn(segment, connection or None)
+            return
+        if connection is None:
+            if flags & (FLAG_FIN | FLAG_RST):
+                self._forget(segment)
+            return
+        if connection is False:
+            if not segment.payload:
+                return
+            connection = self._first_payload(segment)
+            if connection is None:
+                return
+        if segment.payload:
+            if not connection.data(connection.sender(segment), segment, timestamp):
+                self._remember(segment, None)
+                return
+            if connection.tracker is not None and connection.tracker.done:
+                self._remember(segment, None)
+                self._report(connection)
+                return
+        if flags & (FLAG_FIN | FLAG_RST):
+            connection.closing += 1 if flags & FLAG_FIN else 2
+            if connection.closing >= 2:
+                self._forget(segment)
+                self._report(connection)
+
+    def finish(self) -> None:
+        """End of capture: report every handshake still open."""
+        open_connections = {id(c): c for c in self._table.values() if c}
+        for connection in open_connections.values():
+            self._report(connection)
+        self._table.clear()
+
+    def _syn(self, segment: TcpSegment, connection: Connection | None) -> None:
+        next_seq = (segment.seq + 1) & _MASK
+        if connection is not None:
+            stream = connection.streams[connection.sender(segment)]
+            if stream.next_seq is None or stream.next_seq == next_seq:
+                stream.next_seq = next_seq  # the SYN-ACK, or a SYN sent again
+                return
+            self._forget(segment)  # a new connection on the same addresses and ports
+            self._report(connection)
+        if segment.flags & FLAG_ACK:
+            self._remember(segment, Connection(segment.reverse_key, None, next_seq))
+        else:
+            self._remember(segment, Connection(segment.key, next_seq, None))
+
+    def _first_payload(self, segment: TcpSegment) -> Connection | None:
+        """A connection seen without its SYN: decide from its first bytes who is the client."""
+        payload = segment.payload
+        if (
+            tls.looks_like_client_hello(payload)
+            or int.from_bytes(segment.key[-2:], "big") in SERVICE_BY_PORT
+        ):
+            client_key = segment.key
+        elif int.from_bytes(segment.key[-4:-2], "big") in SERVICE_BY_PORT:
+            client_key = segment.reverse_key
+        else:
+            self._remember(segment, None)
+            return None
+        connection = Connection(client_key, None, None)
+        self._remember(segment, connection)
+        return connection
+
+    def _remember(self, segment: TcpSegment, connection: Connection | None) -> None:
+        table = self._table
+        table[segment.key] = connection
+        table[segment.reverse_key] = connection
+        if len(table) > 2 * self.max_connections:
+            self._evict()
+
+    def _forget(self, segment: TcpSegment) -> None:
+        self._table.pop(segment.key, None)
+        self._table.pop(segment.reverse_key, None)
+
+    def _evict(self) -> None:
+        """Drop the oldest tenth of the table (dicts keep insertion order)."""
+        table = self._table
+        for _ in range(len(table) // 10):
+            connection = table.pop(next(iter(table)))
+            if connection is not None and connection.tracker is not None:
+                self.evicted += 1
+                connection.problems.append("evicted: too many connections open at once")
+                table.pop(reverse_key(connection.client_key), None)
+                table.pop(connection.client_key, None)
+                self._report(connection)
+
+    def _report(self, connection: Connection) -> None:
+        connection.flush()
+        handshake = connection.handshake(self.capture)
+        if handshake is not None:
+            self.completed.append(handshake)

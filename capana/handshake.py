@@ -1,0 +1,245 @@
+"""Fold the TLS events of both directions of one connection into the facts of its handshake."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from capana import tls
+from capana.certificates import AnyCertificate, name_from_der, parse_certificate
+
+CLIENT = "client"
+SERVER = "server"
+
+# An AEAD-protected TLS 1.3 alert: 2 bytes of alert, 1 of inner content type, 16 of tag.
+_TLS13_ENCRYPTED_ALERT_LENGTH = 19
+# After this many encrypted records from one side the handshake is long over (or unreadable).
+_ENCRYPTED_RECORDS_TO_WATCH = 16
+_RECORDS_BEFORE_HOPELESS = 4
+
+
+@dataclass(frozen=True)
+class AlertSeen:
+    sender: str
+    level: str
+    description: str | None
+
+
+@dataclass(frozen=True)
+class Handshake:
+    """What one TLS handshake showed on the wire."""
+
+    capture: str
+    transport: str
+    client: str
+    server: str
+    server_port: int
+    service: str
+    start: datetime | None
+    tls_version: str | None
+    cipher_suite: str | None
+    sni: str | None
+    client_cert_status: str
+    client_chain: tuple[AnyCertificate, ...]
+    server_chain: tuple[AnyCertificate, ...]
+    requested_ca_names: tuple[str, ...] | None
+    alerts: tuple[AlertSeen, ...]
+    outcome: str
+    gaps: int
+    problems: tuple[str, ...] = ()
+
+    @property
+    def client_leaf(self) -> AnyCertificate | None:
+        return self.client_chain[0] if self.client_chain else None
+
+
+@dataclass
+class _Side:
+    """What one peer has sent so far."""
+
+    hello: tls.ClientHello | tls.ServerHello | None = None
+    certificates: tls.CertificateMessage | None = None
+    message_types: set[int] = field(default_factory=set)
+    changed_cipher: bool = False
+    encrypted_records: int = 0
+
+
+class HandshakeTracker:
+    """Receives events in capture order; knows when the handshake is over."""
+
+    def __init__(self) -> None:
+        self._sides = {CLIENT: _Side(), SERVER: _Side()}
+        self._request: tls.CertificateRequest | None = None
+        self._alerts: list[AlertSeen] = []
+        self._problems: list[str] = []
+        self._start: float | None = None
+        self._tls13_verdict: str | None = None
+        self._records = 0
+
+    @property
+    def saw_any_hello(self) -> bool:
+        return any(side.hello is not None for side in self._sides.values())
+
+    @property
+    def hopeless(self) -> bool:
+        """Several records and no hello: a stream joined in the middle, not a handshake."""
+        return not self.saw_any_hello and self._records > _RECORDS_BEFORE_HOPELESS
+
+    @property
+    def tls13(self) -> bool:
+        hello = self._sides[SERVER].hello
+        return isinstance(hello, tls.ServerHello) and hello.selected_version == tls.TLS13
+
+    @property
+    def done(self) -> bool:
+        """Nothing more about the handshake can come from this connection's later bytes."""
+        if any(alert.level == "fatal" for alert in self._alerts):
+            return True
+        if self._tls13_verdict is not None:
+            return True
+        client, server = self._sides[CLIENT], self._sides[SERVER]
+        if max(client.encrypted_records, server.encrypted_records) > _ENCRYPTED_RECORDS_TO_WATCH:
+            return True
+        if self.tls13:
+            return False
+        return client.encrypted_records > 0 and server.encrypted_records > 0
+
+    def on_event(self, sender: str, event: tls.TlsEvent, timestamp: float) -> None:
+        self._records += 1
+        side = self._sides[sender]
+        if isinstance(event, tls.ClientHello | tls.ServerHello):
+            if sender == CLIENT and side.hello is None:
+                self._start = timestamp
+            if not (isinstance(event, tls.ServerHello) and event.hello_retry):
+                side.hello = event
+        elif isinstance(event, tls.CertificateMessage):
+            side.certificates = event
+            if event.problem:
+                self._problems.append(f"{sender} Certificate: {event.problem}")
+        elif isinstance(event, tls.CertificateRequest):
+            self._request = event
+            if event.problem:
+                self._problems.append(f"{sender} CertificateRequest: {event.problem}")
+        elif isinstance(event, tls.OtherHandshake):
+            side.message_types.add(event.message_type)
+        elif isinstance(event, tls.ChangeCipherSpec):
+            side.changed_cipher = True
+        elif isinstance(event, tls.Alert):
+            self._alerts.append(_alert_seen(sender, event))
+        elif isinstance(event, tls.EncryptedRecord):
+            self._encrypted_record(sender, side, event)
+        elif isinstance(event, tls.ProtocolError):
+            self._problems.append(f"{sender}: {event.message}")
+
+    def _encrypted_record(self, sender: str, side: _Side, event: tls.EncryptedRecord) -> None:
+        side.encrypted_records += 1
+        if not self.tls13 or self._tls13_verdict is not None:
+            return
+        # TLS 1.3 without keys: the client's flight (its certificate among it) is encrypted.
+        # The first record the server sends after it either is an alert (19 bytes) or is not.
+        other = self._sides[CLIENT if sender == SERVER else SERVER]
+        if sender == SERVER and other.encrypted_records == 0:
+            return
+        if event.length == _TLS13_ENCRYPTED_ALERT_LENGTH:
+            self._alerts.append(AlertSeen(sender, "encrypted", None))
+            self._tls13_verdict = "rejected"
+        elif sender == SERVER:
+            self._tls13_verdict = "established"
+
+    def result(
+        self,
+        *,
+        capture: str,
+        client: str,
+        server: str,
+        server_port: int,
+        service: str,
+        gaps: int,
+        problems: tuple[str, ...] = (),
+    ) -> Handshake:
+        client_side, server_side = self._sides[CLIENT], self._sides[SERVER]
+        return Handshake(
+            capture=capture,
+            transport="tcp",
+            client=client,
+            server=server,
+            server_port=server_port,
+            service=service,
+            start=_utc(self._start),
+            tls_version=tls.version_name(self._version()),
+            cipher_suite=tls.cipher_suite_name(
+                server_side.hello.cipher_suite
+                if isinstance(server_side.hello, tls.ServerHello)
+                else None
+            ),
+            sni=client_side.hello.server_name
+            if isinstance(client_side.hello, tls.ClientHello)
+            else None,
+            client_cert_status=self._client_cert_status(),
+            client_chain=_chain(client_side.certificates),
+            server_chain=_chain(server_side.certificates),
+            requested_ca_names=self._requested_ca_names(),
+            alerts=tuple(self._alerts),
+            outcome=self._outcome(),
+            gaps=gaps,
+            problems=tuple(self._problems) + problems,
+        )
+
+    def _version(self) -> int | None:
+        server_hello = self._sides[SERVER].hello
+        if isinstance(server_hello, tls.ServerHello):
+            return server_hello.selected_version or server_hello.version
+        return None
+
+    def _client_cert_status(self) -> str:
+        client, server = self._sides[CLIENT], self._sides[SERVER]
+        if self.tls13:
+            return "encrypted"
+        if client.certificates is not None:
+            return "present" if client.certificates.certificates else "absent"
+        if self._request is not None:
+            sent_key_exchange = tls.CLIENT_KEY_EXCHANGE in client.message_types
+            return "absent" if sent_key_exchange or client.changed_cipher else "unknown"
+        if tls.SERVER_HELLO_DONE in server.message_types or server.changed_cipher:
+            return "not_requested"
+        return "unknown"
+
+    def _requested_ca_names(self) -> tuple[str, ...] | None:
+        if self._request is None:
+            return None
+        names = []
+        for der in self._request.ca_names:
+            try:
+                names.append(name_from_der(der))
+            except Exception as error:  # a hostile name must not lose the others
+                self._problems.append(f"unreadable CA name in CertificateRequest: {error}")
+        return tuple(names)
+
+    def _outcome(self) -> str:
+        if any(alert.level == "fatal" for alert in self._alerts):
+            return "rejected"
+        if self.tls13:
+            return self._tls13_verdict or "incomplete"
+        client, server = self._sides[CLIENT], self._sides[SERVER]
+        if client.encrypted_records and server.encrypted_records:
+            return "established"
+        return "incomplete"
+
+
+def _alert_seen(sender: str, alert: tls.Alert) -> AlertSeen:
+    if alert.encrypted:
+        return AlertSeen(sender, "encrypted", None)
+    level = {1: "warning", 2: "fatal"}.get(alert.level, f"level_{alert.level}")
+    return AlertSeen(sender, level, tls.alert_name(alert.description))
+
+
+def _chain(message: tls.CertificateMessage | None) -> tuple[AnyCertificate, ...]:
+    if message is None:
+        return ()
+    return tuple(parse_certificate(der) for der in message.certificates)
+
+
+def _utc(timestamp: float | None) -> datetime | None:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc)

@@ -1,0 +1,428 @@
+"""TLS record layer and handshake messages, sans-IO: one direction's bytes in, events out.
+
+Nothing here knows about packets or TCP. A :class:`TlsDirection` is fed the in-order bytes one
+peer sent and hands back the handshake messages, alerts and record kinds it found, reassembling
+records across feeds, several messages per record and one message across several records.
+
+Scapy's TLS classes are not used on this path: dissecting one ClientHello with them costs about
+2.5 ms here, which alone would cap a reboot capture at a few hundred handshakes per second. The
+parsers below read only the fields capana reports, with every length checked against its bound.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from scapy.layers.tls.crypto.suites import _tls_cipher_suites
+from scapy.layers.tls.record import _tls_alert_description
+
+CHANGE_CIPHER_SPEC = 20
+ALERT = 21
+HANDSHAKE = 22
+APPLICATION_DATA = 23
+HEARTBEAT = 24
+_RECORD_TYPES = frozenset({CHANGE_CIPHER_SPEC, ALERT, HANDSHAKE, APPLICATION_DATA, HEARTBEAT})
+
+CLIENT_HELLO = 1
+SERVER_HELLO = 2
+CERTIFICATE = 11
+CERTIFICATE_REQUEST = 13
+SERVER_HELLO_DONE = 14
+CLIENT_KEY_EXCHANGE = 16
+FINISHED = 20
+
+EXTENSION_SERVER_NAME = 0
+EXTENSION_SUPPORTED_VERSIONS = 43
+
+TLS13 = 0x0304
+# ServerHello.random of a HelloRetryRequest (RFC 8446, 4.1.3).
+_HELLO_RETRY_RANDOM = bytes.fromhex(
+    "cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c"
+)
+
+# Bounds. A handshake message may claim 16 MiB; no honest certificate chain needs more than
+# MAX_HANDSHAKE_MESSAGE, and no phone sends more than MAX_CHAIN_CERTIFICATES certificates.
+MAX_HANDSHAKE_MESSAGE = 1 << 20
+MAX_CHAIN_CERTIFICATES = 64
+
+VERSION_NAMES = {
+    0x0300: "SSL 3.0",
+    0x0301: "TLS 1.0",
+    0x0302: "TLS 1.1",
+    0x0303: "TLS 1.2",
+    TLS13: "TLS 1.3",
+    0x0002: "SSL 2.0",
+}
+
+
+def version_name(version: int | None) -> str | None:
+    if version is None:
+        return None
+    return VERSION_NAMES.get(version, f"0x{version:04x}")
+
+
+def cipher_suite_name(code: int | None) -> str | None:
+    if code is None:
+        return None
+    return _tls_cipher_suites.get(code, f"0x{code:04x}")
+
+
+def alert_name(code: int | None) -> str | None:
+    if code is None:
+        return None
+    return _tls_alert_description.get(code, f"alert_{code}")
+
+
+def looks_like_client_hello(data: bytes) -> bool:
+    """Do these first bytes of a stream open a TLS (or SSLv2-style) ClientHello?"""
+    if len(data) >= 6 and data[0] == HANDSHAKE and data[1] == 3 and data[5] == CLIENT_HELLO:
+        return True
+    return len(data) >= 5 and data[0] & 0x80 and data[2] == CLIENT_HELLO and data[3] in (0, 3)
+
+
+def looks_like_tls_record(data: bytes) -> bool:
+    """Do these bytes start with a plausible TLS record header of any kind?"""
+    return len(data) >= 5 and data[0] in _RECORD_TYPES and data[1] == 3 and data[2] <= 4
+
+
+# Events -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClientHello:
+    version: int
+    cipher_suites: tuple[int, ...]
+    server_name: str | None
+    supported_versions: tuple[int, ...]
+    sslv2_format: bool = False
+
+
+@dataclass(frozen=True)
+class ServerHello:
+    version: int
+    cipher_suite: int
+    selected_version: int | None
+    hello_retry: bool
+
+
+@dataclass(frozen=True)
+class CertificateMessage:
+    certificates: tuple[bytes, ...]
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class CertificateRequest:
+    ca_names: tuple[bytes, ...]
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class OtherHandshake:
+    message_type: int
+
+
+@dataclass(frozen=True)
+class Alert:
+    level: int | None
+    description: int | None
+
+    @property
+    def encrypted(self) -> bool:
+        return self.level is None
+
+
+@dataclass(frozen=True)
+class ChangeCipherSpec:
+    pass
+
+
+@dataclass(frozen=True)
+class EncryptedRecord:
+    content_type: int
+    length: int
+
+
+@dataclass(frozen=True)
+class ProtocolError:
+    """The bytes stopped being TLS; nothing further is read from this direction."""
+
+    message: str
+
+
+TlsEvent = (
+    ClientHello
+    | ServerHello
+    | CertificateMessage
+    | CertificateRequest
+    | OtherHandshake
+    | Alert
+    | ChangeCipherSpec
+    | EncryptedRecord
+    | ProtocolError
+)
+
+
+class TlsDirection:
+    """Parses the records one peer sent. Feed in-order bytes; read events back.
+
+    Buffers: ``_pending`` holds at most one incomplete record header plus body (< 64 KiB + the
+    last feed); ``_handshake`` holds at most one incomplete handshake message, capped at
+    MAX_HANDSHAKE_MESSAGE. Consumed bytes are dropped by compaction, so cost is O(n) overall.
+    """
+
+    def __init__(self) -> None:
+        self._pending = bytearray()
+        self._handshake = bytearray()
+        self._encrypted = False
+        self.failed = False
+        self.records = 0
+
+    def feed(self, data: bytes) -> list[TlsEvent]:
+        if self.failed:
+            return []
+        self._pending += data
+        events: list[TlsEvent] = []
+        start = 0
+        buffer = self._pending
+        while not self.failed and len(buffer) - start >= 5:
+            if start == 0 and self.records == 0 and buffer[0] & 0x80:
+                consumed = self._sslv2_hello(buffer, events)
+                if consumed == 0:
+                    break
+                start += consumed
+                continue
+            content_type, major, _minor, length = struct.unpack_from(">BBBH", buffer, start)
+            if content_type not in _RECORD_TYPES or major != 3:
+                self._fail(
+                    events, f"not a TLS record (bytes {bytes(buffer[start : start + 5]).hex()})"
+                )
+                break
+            end = start + 5 + length
+            if end > len(buffer):
+                break
+            self.records += 1
+            self._record(content_type, bytes(buffer[start + 5 : end]), events)
+            start = end
+        del buffer[:start]
+        return events
+
+    def _fail(self, events: list[TlsEvent], message: str) -> None:
+        self.failed = True
+        self._pending.clear()
+        self._handshake.clear()
+        events.append(ProtocolError(message))
+
+    def _record(self, content_type: int, body: bytes, events: list[TlsEvent]) -> None:
+        if content_type == CHANGE_CIPHER_SPEC:
+            self._encrypted = True
+            events.append(ChangeCipherSpec())
+        elif content_type == ALERT:
+            if self._encrypted or len(body) != 2:
+                events.append(Alert(None, None))
+            else:
+                events.append(Alert(body[0], body[1]))
+        elif content_type == HANDSHAKE and not self._encrypted:
+            self._handshake_bytes(body, events)
+        else:
+            events.append(EncryptedRecord(content_type, len(body)))
+
+    def _handshake_bytes(self, body: bytes, events: list[TlsEvent]) -> None:
+        buffer = self._handshake
+        buffer += body
+        start = 0
+        while len(buffer) - start >= 4:
+            message_type = buffer[start]
+            length = int.from_bytes(buffer[start + 1 : start + 4], "big")
+            if length > MAX_HANDSHAKE_MESSAGE:
+                self._fail(
+                    events,
+                    f"handshake message type {message_type} claims {length} bytes, "
+                    f"over the {MAX_HANDSHAKE_MESSAGE}-byte limit",
+                )
+                return
+            end = start + 4 + length
+            if end > len(buffer):
+                break
+            events.append(parse_handshake_message(message_type, bytes(buffer[start + 4 : end])))
+            start = end
+        del buffer[:start]
+
+    def _sslv2_hello(self, buffer: bytearray, events: list[TlsEvent]) -> int:
+        length = ((buffer[0] & 0x7F) << 8) | buffer[1]
+        if len(buffer) < 2 + length:
+            return 0
+        self.records += 1
+        events.append(parse_sslv2_client_hello(bytes(buffer[2 : 2 + length])))
+        return 2 + length
+
+
+# Message parsers: each takes the message body and returns an event, never raises. ------------
+
+
+class _Reader:
+    """Bounds-checked reads over one message body."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.offset = 0
+
+    def remaining(self) -> int:
+        return len(self.data) - self.offset
+
+    def integer(self, size: int) -> int:
+        if self.remaining() < size:
+            raise _Truncated
+        value = int.from_bytes(self.data[self.offset : self.offset + size], "big")
+        self.offset += size
+        return value
+
+    def take(self, size: int) -> bytes:
+        if self.remaining() < size:
+            raise _Truncated
+        value = self.data[self.offset : self.offset + size]
+        self.offset += size
+        return value
+
+    def vector(self, length_size: int) -> bytes:
+        return self.take(self.integer(length_size))
+
+
+class _Truncated(Exception):
+    """A length field claimed more bytes than the message holds."""
+
+
+def parse_handshake_message(message_type: int, body: bytes) -> TlsEvent:
+    parser = _PARSERS.get(message_type)
+    if parser is None:
+        return OtherHandshake(message_type)
+    try:
+        return parser(_Reader(body))
+    except _Truncated:
+        return ProtocolError(f"handshake message type {message_type} is truncated or malformed")
+
+
+def _client_hello(reader: _Reader) -> ClientHello:
+    version = reader.integer(2)
+    reader.take(32)
+    reader.vector(1)
+    suites_bytes = reader.vector(2)
+    suites = tuple(
+        int.from_bytes(suites_bytes[i : i + 2], "big") for i in range(0, len(suites_bytes) - 1, 2)
+    )
+    reader.vector(1)
+    server_name = None
+    supported: tuple[int, ...] = ()
+    if reader.remaining() >= 2:
+        for ext_type, ext in _extensions(_Reader(reader.vector(2))):
+            if ext_type == EXTENSION_SERVER_NAME:
+                server_name = _server_name(ext)
+            elif ext_type == EXTENSION_SUPPORTED_VERSIONS:
+                versions = _Reader(ext).vector(1)
+                supported = tuple(
+                    int.from_bytes(versions[i : i + 2], "big")
+                    for i in range(0, len(versions) - 1, 2)
+                )
+    return ClientHello(version, suites, server_name, supported)
+
+
+def _server_hello(reader: _Reader) -> ServerHello:
+    version = reader.integer(2)
+    random = reader.take(32)
+    reader.vector(1)
+    suite = reader.integer(2)
+    reader.integer(1)
+    selected = None
+    if reader.remaining() >= 2:
+        for ext_type, ext in _extensions(_Reader(reader.vector(2))):
+            if ext_type == EXTENSION_SUPPORTED_VERSIONS and len(ext) == 2:
+                selected = int.from_bytes(ext, "big")
+    return ServerHello(version, suite, selected, random == _HELLO_RETRY_RANDOM)
+
+
+def _certificate_list(body: bytes) -> CertificateMessage:
+    """Certificates of a TLS <= 1.2 Certificate message, keeping all that lengths allow."""
+    reader = _Reader(body)
+    certificates: list[bytes] = []
+    problem = None
+    try:
+        declared = reader.integer(3)
+        if declared != reader.remaining():
+            problem = (
+                f"certificate list claims {declared} bytes, the message holds {reader.remaining()}"
+            )
+        while reader.remaining() > 0:
+            if len(certificates) == MAX_CHAIN_CERTIFICATES:
+                problem = f"more than {MAX_CHAIN_CERTIFICATES} certificates; the rest were skipped"
+                break
+            certificates.append(reader.vector(3))
+    except _Truncated:
+        problem = problem or "certificate list is truncated"
+    return CertificateMessage(tuple(certificates), problem)
+
+
+def _certificate_request(reader: _Reader) -> CertificateRequest:
+    """TLS 1.0-1.2 CertificateRequest. A 1.2 request carries signature algorithms first."""
+    body = reader.data
+    for has_signature_algorithms in (True, False):
+        attempt = _Reader(body)
+        try:
+            attempt.vector(1)
+            if has_signature_algorithms:
+                attempt.vector(2)
+            names = _Reader(attempt.vector(2))
+            if attempt.remaining():
+                continue
+            ca_names = []
+            while names.remaining():
+                ca_names.append(names.vector(2))
+            return CertificateRequest(tuple(ca_names))
+        except _Truncated:
+            continue
+    return CertificateRequest((), "certificate request is malformed")
+
+
+def _extensions(reader: _Reader):
+    while reader.remaining() >= 4:
+        ext_type = reader.integer(2)
+        yield ext_type, reader.vector(2)
+
+
+def _server_name(ext: bytes) -> str | None:
+    names = _Reader(_Reader(ext).vector(2))
+    while names.remaining() >= 3:
+        name_type = names.integer(1)
+        name = names.vector(2)
+        if name_type == 0:
+            return name.decode("ascii", "replace")
+    return None
+
+
+_PARSERS = {
+    CLIENT_HELLO: _client_hello,
+    SERVER_HELLO: _server_hello,
+    CERTIFICATE: lambda reader: _certificate_list(reader.data),
+    CERTIFICATE_REQUEST: _certificate_request,
+}
+
+
+def parse_sslv2_client_hello(body: bytes) -> TlsEvent:
+    """An SSLv2-format ClientHello (RFC 5246, E.2): 3-byte cipher specs, no extensions."""
+    reader = _Reader(body)
+    try:
+        if reader.integer(1) != CLIENT_HELLO:
+            return ProtocolError("SSLv2 record is not a ClientHello")
+        version = reader.integer(2)
+        specs_length = reader.integer(2)
+        reader.integer(2)
+        reader.integer(2)
+        specs = reader.take(specs_length)
+    except _Truncated:
+        return ProtocolError("SSLv2 ClientHello is truncated")
+    suites = tuple(
+        int.from_bytes(specs[i + 1 : i + 3], "big")
+        for i in range(0, len(specs) - 2, 3)
+        if specs[i] == 0
+    )
+    return ClientHello(version, suites, None, (), sslv2_format=True)

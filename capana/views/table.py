@@ -1,0 +1,91 @@
+"""The terminal view: per capture, one line per handshake, the phone's certificate first."""
+
+from __future__ import annotations
+
+from capana.certificates import Certificate
+from capana.classify import common_name
+from capana.report import HandshakeReport, Report
+from capana.views.records import iso
+
+_COLUMNS = (
+    "time",
+    "client",
+    "server",
+    "service",
+    "tls",
+    "client cert",
+    "issuer",
+    "verdict",
+    "outcome",
+)
+
+
+def render_table(report: Report) -> str:
+    lines: list[str] = []
+    for capture in report.captures:
+        span = f"{iso(capture.start)} .. {iso(capture.end)}" if capture.start else "no packets"
+        lines.append(f"{capture.path}: {capture.packets} packets, {span}")
+        lines += [f"  error: {error}" for error in capture.errors]
+        lines += [f"  warning: {warning}" for warning in capture.warnings]
+        rows = [_row(r) for r in report.handshakes if r.handshake.capture == capture.path]
+        if rows:
+            lines += ["  " + line for line in _aligned([_COLUMNS, *rows])]
+        else:
+            lines.append("  no TLS handshakes")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _row(record: HandshakeReport) -> tuple[str, ...]:
+    handshake = record.handshake
+    time = handshake.start.strftime("%H:%M:%S.%f")[:-3] if handshake.start else "-"
+    return (
+        time,
+        handshake.client,
+        handshake.server,
+        handshake.service,
+        (handshake.tls_version or "-").replace("TLS ", ""),
+        _client_certificate(record),
+        _issuer(record),
+        _verdict(record),
+        _outcome(record),
+    )
+
+
+def _client_certificate(record: HandshakeReport) -> str:
+    leaf = record.client_leaf
+    if leaf is None:
+        return record.handshake.client_cert_status
+    identity = leaf.classification.device or common_name(leaf.label) or leaf.sha256[:12]
+    return f"{leaf.kind} {identity}"
+
+
+def _issuer(record: HandshakeReport) -> str:
+    leaf = record.client_leaf
+    if leaf is None or not isinstance(leaf.certificate, Certificate):
+        return "-"
+    return common_name(leaf.certificate.issuer) or leaf.certificate.issuer
+
+
+def _verdict(record: HandshakeReport) -> str:
+    validation = record.validation
+    if validation.status == "not_checked":
+        return "-"
+    return f"{validation.status} ({validation.store or 'default'})"
+
+
+def _outcome(record: HandshakeReport) -> str:
+    handshake = record.handshake
+    fatal = [a for a in handshake.alerts if a.level in ("fatal", "encrypted")]
+    if fatal:
+        alert = fatal[0]
+        return f"{handshake.outcome}: {alert.sender} {alert.description or 'encrypted alert'}"
+    return handshake.outcome
+
+
+def _aligned(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
