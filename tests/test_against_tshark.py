@@ -1,0 +1,53 @@
+"""capana extracts the same certificates as tshark, from the same senders, on every capture."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tshark_oracle import TSHARK, tshark_certificates
+
+from capana import analyze
+from capana.analyzer import capture_files
+
+PROJECT = Path(__file__).resolve().parent.parent
+SHIPPED = sorted(capture_files(PROJECT / "pcaps"))
+SHARED = sorted(capture_files(PROJECT.parent / "shared" / "data" / "pcaps"))
+
+pytestmark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installed")
+
+
+def capana_certificates(capture: Path) -> set[tuple[str, str]]:
+    report = analyze(capture)
+    seen = set()
+    for record in report.handshakes:
+        handshake = record.handshake
+        seen |= {(handshake.client, cert.sha256) for cert in record.client_chain}
+        seen |= {(handshake.server, cert.sha256) for cert in record.server_chain}
+    return seen
+
+
+@pytest.mark.parametrize("capture", SHIPPED, ids=lambda p: p.name)
+def test_shipped_capture_agrees_with_tshark(capture: Path) -> None:
+    assert capana_certificates(capture) == tshark_certificates(capture)
+
+
+@pytest.mark.parametrize("capture", SHARED, ids=lambda p: p.name)
+def test_real_public_capture_agrees_with_tshark(capture: Path) -> None:
+    expected = tshark_certificates(capture)
+    assert capana_certificates(capture) == expected
+
+
+def test_real_captures_with_client_certificates_are_found(shared_data: Path) -> None:
+    """The MANIFEST's captures with a client certificate: capana finds it, as the client's."""
+    cases = {
+        "zeek_tls_client-certificate.pcap": "johanna@corelight.com",
+        "suricata-verify_tls-client-auth.pcap": "SampleClientJane",
+        "arkime_ssl-selfsign.pcap": "CN=MO",
+        "ndpi_tls_client_certificate_with_missing_server_one.pcapng": "AnyDesk Client",
+    }
+    for name, subject_part in cases.items():
+        report = analyze(shared_data / "pcaps" / name)
+        leaves = [r.client_leaf for r in report.handshakes if r.client_leaf]
+        assert leaves, name
+        assert any(subject_part in leaf.label for leaf in leaves), name
