@@ -2,7 +2,7 @@
 trust it? Reads pcap/pcapng captures; ``analyze`` is the one door.
 
 >>> import capana
->>> report = capana.analyze("pcaps/phone-reboot.pcapng", trust="pcaps/phone-reboot-trust")  # doctest: +SKIP
+>>> report = capana.analyze("pcaps/phone-reboot.pcapng", trust="pcaps/phone-reboot-trust")
 """
 
 from capana.analyzer import analyze
