@@ -10,7 +10,8 @@ the child's issuer is a candidate, ranked by AKI/SKI; an edge exists only when t
 verifies the child's signature. A path ends at any store certificate (CUCM trusts CAPFs and
 manufacturing CAs directly, so an anchor need not be self-signed). Bounds: at most MAX_DEPTH
 certificates on a path and MAX_SIGNATURE_CHECKS signature checks per chain, so a hostile peer
-sending many same-name certificates costs O(MAX_SIGNATURE_CHECKS), never exponential work.
+sending many same-name certificates (even ones signing each other) costs at most
+MAX_SIGNATURE_CHECKS signature checks and MAX_STEPS partial paths, never exponential work.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ Role = Literal["client", "server"]
 
 MAX_DEPTH = 8  # certificates on one path, anchor included
 MAX_SIGNATURE_CHECKS = 64  # per chain
+MAX_STEPS = 512  # partial paths explored per chain (cached edges can still branch)
 
 # Critical extensions a validator may accept (OpenSSL's list, minus those nobody here enforces:
 # name constraints and policy mappings are refused rather than ignored).
@@ -146,6 +148,7 @@ class _PathSearch:
         for cert in by_sha.values():
             self.by_subject.setdefault(cert.subject_key, []).append(cert)
         self.checks = 0
+        self.steps = 0
         self.edges: dict[tuple[str, str], str | None] = {}
         self.best: _Verdict | None = None
         self.longest: tuple[Certificate, ...] = (leaf,)
@@ -161,6 +164,10 @@ class _PathSearch:
 
     def _extend(self, path: tuple[Certificate, ...]) -> None:
         top = path[-1]
+        self.steps += 1
+        if self.steps > MAX_STEPS:
+            self.misses.append(f"path search stopped after {MAX_STEPS} steps")
+            return
         if len(path) > len(self.longest):
             self.longest = path
         if top.sha256 in self.anchors:

@@ -10,6 +10,7 @@ of the same thing and does not apply to ``openssl verify``.
 from __future__ import annotations
 
 import base64
+import itertools
 import shutil
 import subprocess
 import time
@@ -412,6 +413,22 @@ def test_search_work_is_bounded(world: World) -> None:
     )
     started = time.perf_counter()
     result = validate_chain(_chain((world.lsc_new, *impostors)), _store((world.capf_old,)), CAPTURE)
+    assert result.status == "untrusted"
+    assert time.perf_counter() - started < 2
+
+
+def test_mutually_signing_impostors_cannot_blow_up_the_search(world: World) -> None:
+    """Same-name CAs that all sign each other: many paths, none anchored; the search stops."""
+    name = world.capf_new.cert.subject
+    keys = [world.key(letter) for letter in "abcdefghij"]
+    window = {"not_before": utc(2020), "not_after": utc(2030)}
+    issuers = [issue(name, key=key, ca=True, **window) for key in keys]
+    mesh = [
+        issue(name, issuer=signer, key=key, ca=True, serial=n, **window)
+        for n, (key, signer) in enumerate(itertools.product(keys, issuers), start=1)
+    ]
+    started = time.perf_counter()
+    result = validate_chain(_chain((world.lsc_new, *mesh)), _store((world.stranger,)), CAPTURE)
     assert result.status == "untrusted"
     assert time.perf_counter() - started < 2
 
