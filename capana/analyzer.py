@@ -8,6 +8,8 @@ from pathlib import Path
 
 from capana.certificates import AnyCertificate, Certificate, name_key
 from capana.classify import Classification, classify
+from capana.devices import group_devices
+from capana.findings import diagnose
 from capana.handshake import Handshake
 from capana.report import CertificateReport, HandshakeReport, Report
 from capana.scan import ProgressCallback, scan_capture
@@ -48,7 +50,7 @@ def analyze(
         captures.append(summary)
         records.extend(judge(handshake, stores, summary.start) for handshake in handshakes)
     names = tuple(sorted(name or "default" for name in stores))
-    return Report(tuple(captures), tuple(records), names)
+    return Report(tuple(captures), tuple(records), group_devices(records), names)
 
 
 def capture_files(paths: str | Path | Iterable[str | Path]) -> Iterator[Path]:
@@ -99,22 +101,35 @@ def judge(
     all_stores = tuple(stores.values())
     client_chain = tuple(_certificate_report(c, all_stores) for c in handshake.client_chain)
     server_chain = tuple(_certificate_report(c, all_stores) for c in handshake.server_chain)
+    validation = validate_chain(handshake.client_chain, store, moment, role="client")
+    requested = issuer_requested(handshake)
+    leaf = client_chain[0].classification if client_chain else None
+    findings = diagnose(
+        handshake,
+        validation,
+        issuer_requested=requested,
+        kind=leaf.kind if leaf else None,
+        device=leaf.device if leaf else None,
+        store=store,
+    )
     return HandshakeReport(
         handshake=handshake,
         client_chain=client_chain,
         server_chain=server_chain,
-        validation=validate_chain(handshake.client_chain, store, moment, role="client"),
+        validation=validation,
         server_validation=validate_chain(
             handshake.server_chain, stores.get(None), moment, role="server"
         ),
-        issuer_requested=issuer_requested(handshake),
+        issuer_requested=requested,
+        findings=findings,
     )
 
 
 def issuer_requested(handshake: Handshake) -> bool | None:
     """Is the client leaf's issuer among the CA names the server asked for? None: can't tell."""
     leaf = handshake.client_leaf
-    if handshake.requested_ca_names is None or not isinstance(leaf, Certificate):
+    # An empty list in a CertificateRequest means the server names no CA: any may do.
+    if not handshake.requested_ca_names or not isinstance(leaf, Certificate):
         return None
     requested = {name_key(name) for name in handshake.requested_ca_names}
     return leaf.issuer_key in requested

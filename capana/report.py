@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from capana.certificates import AnyCertificate, Certificate
 from capana.classify import Classification
+from capana.findings import SEVERITY_RANK, Finding
 from capana.handshake import Handshake
 from capana.scan import CaptureSummary
 from capana.validation import Validation
+
+if TYPE_CHECKING:
+    from capana.devices import Device
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,7 @@ class HandshakeReport:
     validation: Validation
     server_validation: Validation
     issuer_requested: bool | None
+    findings: tuple[Finding, ...] = ()
 
     @property
     def client_leaf(self) -> CertificateReport | None:
@@ -55,6 +61,7 @@ class Report:
 
     captures: tuple[CaptureSummary, ...]
     handshakes: tuple[HandshakeReport, ...]
+    devices: tuple[Device, ...] = ()
     trust_stores: tuple[str, ...] = ()
 
     @property
@@ -65,6 +72,15 @@ class Report:
             for cert in record.client_chain + record.server_chain:
                 seen.setdefault(cert.sha256, cert)
         return tuple(seen.values())
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        return tuple(f for record in self.handshakes for f in record.findings)
+
+    def has_finding(self, severity: str) -> bool:
+        """Is there a finding of ``severity`` or worse?"""
+        floor = SEVERITY_RANK[severity]
+        return any(SEVERITY_RANK[f.severity] >= floor for f in self.findings)
 
     @property
     def errors(self) -> tuple[str, ...]:

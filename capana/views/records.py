@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from capana.certificates import Certificate
+from capana.devices import Device
 from capana.handshake import AlertSeen
 from capana.report import CertificateReport, HandshakeReport, Report
 from capana.scan import CaptureSummary
@@ -15,8 +16,43 @@ from capana.scan import CaptureSummary
 def report_record(report: Report) -> dict[str, Any]:
     return {
         "captures": [capture_record(capture) for capture in report.captures],
+        "devices": [device_record(device) for device in report.devices],
         "handshakes": [handshake_record(record) for record in report.handshakes],
     }
+
+
+def device_record(device: Device) -> dict[str, Any]:
+    worst = device.worst
+    return {
+        "device": device.name,
+        "model": device.model,
+        "addresses": list(device.addresses),
+        "services": list(device.services),
+        "kinds": list(device.kinds),
+        "switched_lsc_mic": device.switched,
+        "certificates": [
+            {"sha256": c.sha256, "kind": c.kind, "subject": c.label, "issuer": _issuer(c)}
+            for c in device.certificates
+        ],
+        "connections": [
+            {
+                "client": r.handshake.client,
+                "server": r.handshake.server,
+                "service": r.handshake.service,
+                "start": iso(r.handshake.start),
+                "certificate": r.client_leaf.sha256 if r.client_leaf else None,
+                "validation": r.validation.status,
+                "outcome": r.handshake.outcome,
+            }
+            for r in device.handshakes
+        ],
+        "worst_finding": worst.to_dict() if worst else None,
+    }
+
+
+def _issuer(report: CertificateReport) -> str | None:
+    cert = report.certificate
+    return cert.issuer if isinstance(cert, Certificate) else None
 
 
 def capture_record(capture: CaptureSummary) -> dict[str, Any]:
@@ -56,7 +92,7 @@ def handshake_record(record: HandshakeReport) -> dict[str, Any]:
         "problems": list(handshake.problems),
         "validation": record.validation.to_dict(),
         "server_validation": record.server_validation.to_dict(),
-        "findings": [],
+        "findings": [finding.to_dict() for finding in record.findings],
     }
 
 

@@ -1,0 +1,413 @@
+"""Findings: what a support engineer would say about one handshake, and what to do.
+
+Each finding has a stable ``code`` (the README's "Findings" table lists them all), a severity,
+a message naming the phone and the certificate, advice in CUCM's words, and the evidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from capana.certificates import Certificate
+from capana.classify import common_name
+from capana.domain import MANUFACTURING_CA_NAMES
+from capana.handshake import Handshake
+from capana.truststore import TrustStore
+from capana.validation import Validation, verify_signature
+
+Severity = Literal["info", "warning", "error"]
+SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "error": 2}
+
+# Alerts by which a server says it refused the client's certificate.
+_CERTIFICATE_ALERTS = frozenset(
+    {
+        "unknown_ca",
+        "bad_certificate",
+        "certificate_unknown",
+        "certificate_expired",
+        "unsupported_certificate",
+        "certificate_revoked",
+        "access_denied",
+        "decrypt_error",
+    }
+)
+_PHONE_SERVICES = frozenset({"sccp-tls", "sip-tls", "capf", "tvs"})
+_MIN_RSA_BITS = 2048
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    severity: Severity
+    message: str
+    advice: str
+    evidence: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "message": self.message,
+            "advice": self.advice,
+            "evidence": self.evidence,
+        }
+
+
+# code -> (severity, one-line title). The README's table is checked against this.
+CATALOGUE: dict[str, tuple[Severity, str]] = {
+    "lsc-from-other-cluster": (
+        "error",
+        "LSC from another cluster's CAPF; server said unknown_ca",
+    ),
+    "lsc-issuer-not-trusted": ("error", "LSC whose CAPF is not in the trust store"),
+    "capf-regenerated": ("error", "store holds a CAPF of the same name with another key"),
+    "forged-manufacturing-ca": (
+        "error",
+        "Cisco manufacturing CA named, signature fails",
+    ),
+    "mic-ca-missing": ("error", "MIC whose manufacturing CA or root is not in the trust store"),
+    "certificate-expired": ("error", "a certificate on the path had expired at capture time"),
+    "certificate-not-yet-valid": (
+        "error",
+        "a certificate on the path not yet valid then",
+    ),
+    "chain-invalid": ("error", "a path exists but breaks the rules (CA flag, pathLen, keyUsage)"),
+    "issuer-not-requested": (
+        "warning",
+        "CertificateRequest does not list the issuer",
+    ),
+    "server-rejected-certificate": ("error", "the server refused the phone's certificate (alert)"),
+    "verdict-disagrees-with-server": ("warning", "capana's verdict and the server's differ"),
+    "no-client-certificate": (
+        "warning",
+        "asked for a certificate, the phone sent none",
+    ),
+    "certificate-not-requested": ("info", "the server did not ask the phone for a certificate"),
+    "tls13-certificate-encrypted": ("info", "TLS 1.3: the phone's certificate is encrypted"),
+    "weak-signature": ("info", "SHA-1 signature on the phone's certificate or its CA"),
+    "short-rsa-key": ("info", "RSA key shorter than 2048 bits"),
+    "mic-without-eku-or-san": ("info", "certificate without extendedKeyUsage or subjectAltName"),
+    "capture-gap": ("warning", "the capture misses TCP data of this handshake"),
+    "capture-snaplen": ("warning", "the capture cut packets short (snaplen)"),
+    "handshake-incomplete": ("warning", "the capture ends before the handshake does"),
+}
+
+
+def _finding(code: str, message: str, advice: str, **evidence: Any) -> Finding:
+    severity = CATALOGUE[code][0]
+    return Finding(code, severity, message, advice, evidence)
+
+
+@dataclass(frozen=True)
+class _Case:
+    """Everything the rules look at for one handshake."""
+
+    handshake: Handshake
+    validation: Validation
+    issuer_requested: bool | None
+    kind: str | None
+    device: str | None
+    store: TrustStore | None
+
+    @property
+    def leaf(self) -> Certificate | None:
+        leaf = self.handshake.client_leaf
+        return leaf if isinstance(leaf, Certificate) else None
+
+    @property
+    def phone(self) -> str:
+        return self.device or self.handshake.client
+
+    @property
+    def server_alert(self) -> str | None:
+        fatal = [a for a in self.handshake.alerts if a.sender == "server" and a.level == "fatal"]
+        return fatal[0].description if fatal else None
+
+    @property
+    def store_name(self) -> str:
+        return _store_label(self.store)
+
+
+def diagnose(
+    handshake: Handshake,
+    validation: Validation,
+    *,
+    issuer_requested: bool | None,
+    kind: str | None,
+    device: str | None,
+    store: TrustStore | None,
+) -> tuple[Finding, ...]:
+    """Every finding for one handshake, most severe first. ``kind``/``device``: the leaf's."""
+    case = _Case(handshake, validation, issuer_requested, kind, device, store)
+    found = [finding for rule in _RULES for finding in rule(case)]
+    return tuple(sorted(found, key=lambda f: -SEVERITY_RANK[f.severity]))
+
+
+# Rules: each yields zero or more findings. --------------------------------------------------
+
+
+def _trust_rules(case: _Case) -> Iterator[Finding]:
+    leaf, validation, kind = case.leaf, case.validation, case.kind
+    if leaf is None or validation.status in ("trusted", "not_checked"):
+        return
+    issuer_cn = common_name(leaf.issuer) or leaf.issuer
+    same_name = _same_name_other_key(leaf, case.store)
+    if validation.status in ("expired", "not_yet_valid"):
+        yield _dated(case, leaf)
+    elif validation.status == "invalid":
+        yield _finding(
+            "chain-invalid",
+            f"{case.phone}: the chain of {kind} {leaf.subject} breaks the path rules: "
+            + "; ".join(validation.reasons),
+            "Re-issue the certificate from a proper CA (CA:TRUE, keyCertSign); for a CAPF, "
+            "since CUCM 14SU2 regenerate it with CA:TRUE, pathlen:0 and keyCertSign.",
+            reasons=list(validation.reasons),
+        )
+    elif kind == "MIC" and issuer_cn in MANUFACTURING_CA_NAMES and same_name:
+        yield _finding(
+            "forged-manufacturing-ca",
+            f"{case.phone}: certificate {leaf.subject} names '{issuer_cn}' as issuer, but the "
+            f"signature does not verify with the '{issuer_cn}' certificate in {case.store_name}",
+            "Treat this device as suspect (forged or corrupted MIC): do not add its issuer to any "
+            "trust store. Check the phone's identity and contact Cisco TAC.",
+            issuer=leaf.issuer,
+            store_certificates=[c.sha256 for c in same_name],
+        )
+    elif kind == "MIC":
+        yield _finding(
+            "mic-ca-missing",
+            f"{case.phone}: MIC issued by '{issuer_cn}', which {case.store_name} does not hold "
+            "(with its root)",
+            f"Restore '{issuer_cn}' and its Cisco root to {case.store_name} (they are in CUCM's "
+            "default CA list, 'show cert default-ca-list'), or install an LSC on the phone "
+            "(Certificate Operation = Install/Upgrade).",
+            issuer=leaf.issuer,
+        )
+    elif same_name:
+        yield _finding(
+            "capf-regenerated",
+            f"{case.phone}: {kind} issued by '{issuer_cn}'; {case.store_name} holds a "
+            f"'{issuer_cn}' with another key (a regenerated CAPF)",
+            f"Put the old '{issuer_cn}' certificate back in CallManager-trust and CAPF-trust "
+            "(and on ISE/ASA if used) until every phone has an LSC from the new CAPF, or "
+            "reissue the LSC (Certificate Operation = Install/Upgrade).",
+            issuer=leaf.issuer,
+            store_certificates=[c.sha256 for c in same_name],
+        )
+    elif kind == "LSC" and case.server_alert == "unknown_ca":
+        yield _finding(
+            "lsc-from-other-cluster",
+            f"{case.phone}: LSC issued by '{issuer_cn}', which {case.store_name} does not hold, "
+            "and the server answered unknown_ca: the phone still has the LSC of another cluster",
+            "Register the phone with a non-secure profile, delete the old LSC (Certificate "
+            "Operation = Delete), install an LSC from this cluster's CAPF, then apply the secure "
+            "profile; or register secure with the MIC and no LSC.",
+            issuer=leaf.issuer,
+        )
+    elif kind == "LSC":
+        yield _finding(
+            "lsc-issuer-not-trusted",
+            f"{case.phone}: LSC issued by '{issuer_cn}', which {case.store_name} does not hold",
+            f"If '{issuer_cn}' is this cluster's CAPF, add its certificate to CallManager-trust "
+            "(and CAPF-trust); if the phone came from another cluster, delete its LSC and "
+            "install one from this cluster's CAPF.",
+            issuer=leaf.issuer,
+        )
+
+
+def _dated(case: _Case, leaf: Certificate) -> Finding:
+    expired = case.validation.status == "expired"
+    code = "certificate-expired" if expired else "certificate-not-yet-valid"
+    when = case.handshake.start.isoformat() if case.handshake.start else "capture time"
+    if case.kind == "MIC":
+        advice = (
+            "A MIC cannot be renewed: install an LSC (Certificate Operation = Install/Upgrade, "
+            "authentication by an existing certificate is refused, use a null string or "
+            "authentication string)."
+            if expired
+            else "Check the phone's clock and the CA dates."
+        )
+    else:
+        advice = (
+            "Reissue the LSC (Certificate Operation = Install/Upgrade) or renew the CA "
+            "certificate in CallManager-trust."
+            if expired
+            else "Check clocks (NTP) on the phone and CAPF, and the CA certificate's dates."
+        )
+    return _finding(
+        code,
+        f"{case.phone}: {case.kind} {leaf.subject} out of its validity at {when}: "
+        + "; ".join(case.validation.reasons),
+        advice,
+        not_before=leaf.not_before.isoformat(),
+        not_after=leaf.not_after.isoformat(),
+    )
+
+
+def _alert_rules(case: _Case) -> Iterator[Finding]:
+    alert = case.server_alert
+    status = case.validation.status
+    if (
+        alert is None
+        and case.handshake.outcome == "established"
+        and status
+        in (
+            "untrusted",
+            "invalid",
+        )
+    ):
+        yield _finding(
+            "verdict-disagrees-with-server",
+            f"{case.phone}: the server accepted a certificate that capana calls {status} "
+            f"against {case.store_name}",
+            "The trust store given to capana is not the server's: export CallManager-trust "
+            "(or CAPF-trust) from this server and run again.",
+            server_outcome=case.handshake.outcome,
+        )
+    if alert not in _CERTIFICATE_ALERTS:
+        return
+    if status == "trusted":
+        yield _finding(
+            "verdict-disagrees-with-server",
+            f"{case.phone}: capana trusts the certificate against {case.store_name}, but the "
+            f"server answered {alert}",
+            "The trust store given to capana is not the server's (or CallManager was not "
+            "restarted after a trust change): export this server's CallManager-trust and compare.",
+            server_alert=alert,
+        )
+    elif status == "not_checked" and case.handshake.client_cert_status == "present":
+        yield _finding(
+            "server-rejected-certificate",
+            f"{case.phone}: the server refused the phone's certificate ({alert})",
+            "Run capana with --trust pointing at this server's CallManager-trust export to see "
+            "which CA is missing; unknown_ca means the issuer is not in the server's trust store.",
+            server_alert=alert,
+        )
+
+
+def _request_rules(case: _Case) -> Iterator[Finding]:
+    handshake = case.handshake
+    status = handshake.client_cert_status
+    if status == "absent":
+        yield _finding(
+            "no-client-certificate",
+            f"{case.phone}: the server asked for a certificate and the phone sent none",
+            "The phone has neither LSC nor a usable MIC for this service: check the phone's "
+            "security settings and install an LSC (Certificate Operation = Install/Upgrade).",
+        )
+    elif status == "not_requested" and handshake.service in _PHONE_SERVICES:
+        yield _finding(
+            "certificate-not-requested",
+            f"{case.phone}: the server did not ask for a certificate on {handshake.service}",
+            "Nothing to check on the phone's side here; a secure (authenticated/encrypted) "
+            "device profile makes CallManager ask for the phone's certificate.",
+        )
+    elif status == "encrypted":
+        yield _finding(
+            "tls13-certificate-encrypted",
+            f"{case.phone}: TLS 1.3, the phone's certificate is encrypted in the capture",
+            "Capture again with the session keys (an NSS key log) to see it, or note that phones "
+            "in Authenticated mode stay below TLS 1.3.",
+        )
+    if case.issuer_requested is False and case.leaf is not None:
+        issuer_cn = common_name(case.leaf.issuer) or case.leaf.issuer
+        yield _finding(
+            "issuer-not-requested",
+            f"{case.phone}: the server's CertificateRequest does not list '{issuer_cn}', the "
+            "issuer of the phone's certificate",
+            f"The server's trust store lacks '{issuer_cn}': add that CA certificate to "
+            "CallManager-trust (and restart CallManager), or give the phone an LSC from a CAPF "
+            "it lists.",
+            requested_ca_names=list(handshake.requested_ca_names or ()),
+        )
+
+
+def _certificate_quality_rules(case: _Case) -> Iterator[Finding]:
+    leaf = case.leaf
+    if leaf is None:
+        return
+    if leaf.signature_hash == "sha1" or any("weak signature" in r for r in case.validation.reasons):
+        yield _finding(
+            "weak-signature",
+            f"{case.phone}: SHA-1 signature on the certificate or its CA",
+            "CUCM accepts SHA-1 MICs; plan an LSC signed with SHA-256 for the long run.",
+        )
+    if leaf.public_key.startswith("RSA ") and int(leaf.public_key.split()[1]) < _MIN_RSA_BITS:
+        yield _finding(
+            "short-rsa-key",
+            f"{case.phone}: {leaf.public_key} key",
+            "Reissue the LSC with a key size of 2048 bits or more (CAPF settings: Key Size).",
+        )
+    if not leaf.extended_key_usage or not leaf.subject_alt_names:
+        yield _finding(
+            "mic-without-eku-or-san",
+            f"{case.phone}: certificate without "
+            + " or ".join(
+                n
+                for n, v in (
+                    ("extendedKeyUsage", leaf.extended_key_usage),
+                    ("subjectAltName", leaf.subject_alt_names),
+                )
+                if not v
+            ),
+            "Normal for Cisco MICs and accepted by CUCM; strict web-PKI validators refuse them.",
+        )
+
+
+def _capture_rules(case: _Case) -> Iterator[Finding]:
+    handshake = case.handshake
+    if handshake.gaps:
+        yield _finding(
+            "capture-gap",
+            f"{case.phone}: {handshake.gaps} stretch(es) of TCP data missing from the capture",
+            "Capture again closer to the phone (SPAN drops packets under load) so the verdict "
+            "rests on the whole handshake.",
+            gaps=handshake.gaps,
+        )
+    if any("snaplen" in problem for problem in handshake.problems):
+        yield _finding(
+            "capture-snaplen",
+            f"{case.phone}: packets were cut short by the capture's snaplen",
+            "Capture with the full packet length (tcpdump -s 0).",
+        )
+    if handshake.outcome == "incomplete" and not handshake.gaps:
+        yield _finding(
+            "handshake-incomplete",
+            f"{case.phone}: the capture ends (or the connection closes) before the handshake "
+            "finishes",
+            "Capture the whole phone reboot, from power-on until registration.",
+        )
+
+
+_RULES: tuple[Callable[[_Case], Iterator[Finding]], ...] = (
+    _trust_rules,
+    _alert_rules,
+    _request_rules,
+    _certificate_quality_rules,
+    _capture_rules,
+)
+
+
+def _same_name_other_key(leaf: Certificate, store: TrustStore | None) -> list[Certificate]:
+    """Store certificates named as the leaf's issuer whose key did not sign the leaf."""
+    if store is None:
+        return []
+    return [
+        cert
+        for cert in store.certificates
+        if cert.subject_key == leaf.issuer_key and verify_signature(leaf, cert) is not None
+    ]
+
+
+def _store_label(store: TrustStore | None) -> str:
+    if store is None:
+        return "no trust store"
+    names = {
+        "callmanager": "CallManager-trust",
+        "capf": "CAPF-trust",
+        "ise": "the ISE trust store",
+        "asa": "the ASA trust store",
+    }
+    return names.get(store.name or "", "the trust store given")
