@@ -38,6 +38,27 @@ _VERSIONS = {
     "1.2": SSL.TLS1_2_VERSION,
     "1.3": SSL.TLS1_3_VERSION,
 }
+# RFC 8446 / RFC 5246 alert descriptions that these handshakes can produce.
+ALERT_NAMES = {
+    0: "close_notify",
+    10: "unexpected_message",
+    20: "bad_record_mac",
+    40: "handshake_failure",
+    42: "bad_certificate",
+    43: "unsupported_certificate",
+    44: "certificate_revoked",
+    45: "certificate_expired",
+    46: "certificate_unknown",
+    48: "unknown_ca",
+    49: "access_denied",
+    50: "decode_error",
+    51: "decrypt_error",
+    70: "protocol_version",
+    71: "insufficient_security",
+    80: "internal_error",
+    109: "missing_extension",
+    116: "certificate_required",
+}
 _BIO_CHUNK = 65536
 _X509_V_ERR_INVALID_PURPOSE = 26
 
@@ -58,6 +79,10 @@ class Alert:
     level: int  # 1 warning, 2 fatal
     description: int  # RFC 8446 code, e.g. 48 unknown_ca
 
+    @property
+    def name(self) -> str:
+        return ALERT_NAMES.get(self.description, f"alert_{self.description}")
+
 
 @dataclass(frozen=True)
 class HandshakeBytes:
@@ -67,7 +92,7 @@ class HandshakeBytes:
     keylog: tuple[str, ...]
     established: bool
     alerts: tuple[Alert, ...]
-    version: str | None
+    version: str | None  # "TLSv1.2"; None when no ServerHello was processed
     cipher: str | None
     client_error: str | None = None
     server_error: str | None = None
@@ -163,11 +188,20 @@ def run_handshake(
         keylog=tuple(recorder.keylog),
         established=established,
         alerts=tuple(recorder.alerts),
-        version=client.get_protocol_version_name() if established else None,
+        version=_negotiated(client),
         cipher=client.get_cipher_name() if established else None,
         client_error=errors["client"],
         server_error=errors["server"],
     )
+
+
+def record_offsets(data: bytes) -> list[int]:
+    """Where each TLS record starts in ``data`` (a flight), for cutting segments at odd places."""
+    offsets, at = [], 0
+    while at + 5 <= len(data):
+        offsets.append(at)
+        at += 5 + int.from_bytes(data[at + 3 : at + 5], "big")
+    return offsets
 
 
 def _context(
@@ -297,3 +331,8 @@ def _close(client: SSL.Connection, server: SSL.Connection, flights: list[Flight]
     server.shutdown()
     _transfer(server, client, flights)
     _drain_reads(client)
+
+
+def _negotiated(conn: SSL.Connection) -> str | None:
+    name = conn.get_protocol_version_name()
+    return name if name.startswith("TLS") else None

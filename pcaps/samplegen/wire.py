@@ -284,6 +284,10 @@ class TcpConversation:
         """Positions in ``segments`` of the segments carrying ``sender``'s data."""
         return [i for i, seg in enumerate(self.segments) if seg.sender == sender and seg.payload]
 
+    def indices_in(self, sender: Sender, start: int, end: int) -> list[int]:
+        """Positions of ``sender``'s data segments that begin within stream bytes [start, end)."""
+        return [i for i in self.data_indices(sender) if start <= self.segments[i].offset < end]
+
     def swap(self, i: int, j: int) -> None:
         """Capture segments ``i`` and ``j`` in each other's place (out-of-order arrival)."""
         a, b = self.segments[i], self.segments[j]
