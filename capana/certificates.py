@@ -242,7 +242,11 @@ def _from_asn1crypto(der: bytes, digest: str, note: str) -> Certificate:
         subject_alt_names=tuple(str(v) for v in cert.valid_domains + cert.valid_ips),
         subject_key_id=cert.key_identifier,
         authority_key_id=aki["key_identifier"].native if aki else None,
-        critical_extensions=frozenset(cert.critical_extensions),
+        critical_extensions=frozenset(
+            extension["extn_id"].dotted
+            for extension in tbs["extensions"]
+            if extension["critical"].native
+        ),
         subject_key=name_key(subject),
         issuer_key=name_key(issuer),
         tbs_der=tbs.dump(),

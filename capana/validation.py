@@ -22,7 +22,6 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Literal
 
-from asn1crypto import x509 as asn1_x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
@@ -280,7 +279,7 @@ def _judge(path: tuple[Certificate, ...], at: datetime) -> _Verdict:
     for cert in path:
         broken += [
             f"unsupported critical extension {oid} in {cert.subject}"
-            for oid in sorted(_critical_oids(cert) - _UNDERSTOOD_CRITICAL)
+            for oid in sorted(cert.critical_extensions - _UNDERSTOOD_CRITICAL)
         ]
     dates = [_date_problem(cert, at) for cert in path]
     status: Status = "trusted"
@@ -332,14 +331,6 @@ def _eku_notes(leaf: Certificate, role: Role | None) -> list[str]:
     if role is None or not eku or any(u in eku for u in (*_EKU_NAMES[role], *_ANY_EKU)):
         return []
     return [f"leaf extendedKeyUsage lacks {_EKU_NAMES[role][0]} ({', '.join(eku)})"]
-
-
-def _critical_oids(cert: Certificate) -> frozenset[str]:
-    # The asn1crypto fallback names extensions ("key_usage"); cryptography gives dotted OIDs.
-    return frozenset(
-        oid if oid[:1].isdigit() else asn1_x509.ExtensionId.unmap(oid)
-        for oid in cert.critical_extensions
-    )
 
 
 def _key_ids_match(child: Certificate, issuer: Certificate) -> bool:
