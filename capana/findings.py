@@ -340,7 +340,7 @@ def _certificate_quality_rules(case: _Case) -> Iterator[Finding]:
             f"{case.phone}: {leaf.public_key} key",
             "Reissue the LSC with a key size of 2048 bits or more (CAPF settings: Key Size).",
         )
-    if not leaf.extended_key_usage or not leaf.subject_alt_names:
+    if case.kind == "MIC" and not (leaf.extended_key_usage and leaf.subject_alt_names):
         yield _finding(
             "mic-without-eku-or-san",
             f"{case.phone}: certificate without "

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import textwrap
+
 from capana.certificates import Certificate
 from capana.classify import common_name
+from capana.devices import Device
+from capana.findings import Finding
 from capana.report import HandshakeReport, Report
 from capana.views.records import iso
+
+_DEVICE_COLUMNS = ("device", "model", "address", "services", "cert", "issuer", "verdict", "worst")
 
 _COLUMNS = (
     "time",
@@ -21,7 +27,8 @@ _COLUMNS = (
 
 
 def render_table(report: Report) -> str:
-    lines: list[str] = []
+    """Phones first (one line each, findings under them), then every handshake per capture."""
+    lines = _device_block(report) if report.devices else []
     for capture in report.captures:
         span = f"{iso(capture.start)} .. {iso(capture.end)}" if capture.start else "no packets"
         lines.append(f"{capture.path}: {capture.packets} packets, {span}")
@@ -88,4 +95,52 @@ def _aligned(rows: list[tuple[str, ...]]) -> list[str]:
     return [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in rows
+    ]
+
+
+def _device_block(report: Report) -> list[str]:
+    lines = [f"{len(report.devices)} device(s)"]
+    rows = [_DEVICE_COLUMNS, *(_device_row(device) for device in report.devices)]
+    aligned = _aligned(rows)
+    lines.append("  " + aligned[0])
+    for device, line in zip(report.devices, aligned[1:], strict=True):
+        lines.append("  " + line)
+        by_code: dict[str, list[Finding]] = {}
+        for finding in device.findings:
+            by_code.setdefault(finding.code, []).append(finding)
+        for same in by_code.values():
+            lines += _finding_lines(same[0], len(same))
+    lines.append("")
+    return lines
+
+
+def _device_row(device: Device) -> tuple[str, ...]:
+    leaves = device.certificates
+    issuers = {
+        common_name(c.certificate.issuer) or c.certificate.issuer
+        for c in leaves
+        if isinstance(c.certificate, Certificate)
+    }
+    verdicts = dict.fromkeys(r.validation.status for r in device.handshakes)
+    worst = device.worst
+    return (
+        device.name,
+        device.model or "-",
+        ",".join(device.addresses),
+        ",".join(device.services),
+        "+".join(device.kinds) or "-",
+        ",".join(sorted(issuers)) or "-",
+        ",".join(v for v in verdicts if v != "not_checked") or "-",
+        f"{worst.severity}: {worst.code}" if worst else "ok",
+    )
+
+
+def _finding_lines(finding: Finding, times: int) -> list[str]:
+    """A finding, once per code and device (``times``: on how many connections)."""
+    wrap = textwrap.TextWrapper(width=100, initial_indent="      ", subsequent_indent="        ")
+    count = f" (on {times} connections)" if times > 1 else ""
+    return [
+        f"    {finding.severity.upper()} {finding.code}{count}",
+        *wrap.wrap(finding.message),
+        *wrap.wrap("fix: " + finding.advice),
     ]
