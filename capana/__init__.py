@@ -9,3 +9,10 @@ from capana.analyzer import analyze
 from capana.report import CertificateReport, HandshakeReport, Report
 
 __all__ = ["CertificateReport", "HandshakeReport", "Report", "analyze"]
+
+
+def scapy_ext(ext: object) -> None:
+    """scapy's extension hook, called for each top-level package of the distribution.
+
+    Nothing to register here: the ``dissectors`` package registers the contrib modules.
+    """

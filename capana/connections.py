@@ -9,6 +9,7 @@ evicted TLS connection is reported with what it had shown and a note saying so.
 from __future__ import annotations
 
 from capana import tls
+from capana.domain import SERVICE_BY_PORT, service_for
 from capana.handshake import CLIENT, SERVER, Handshake, HandshakeTracker
 from capana.packets import (
     FLAG_ACK,
@@ -20,7 +21,6 @@ from capana.packets import (
     endpoint_text,
     reverse_key,
 )
-from capana.services import SERVICE_BY_PORT, service_for
 from capana.tcp import TcpStream
 
 MAX_CONNECTIONS = 100_000

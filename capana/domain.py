@@ -68,3 +68,27 @@ TRUST_STORE_BY_PORT: Mapping[int, str] = MappingProxyType(
         443: "asa",
     }
 )
+
+
+# TLS services by the server's TCP port. Any other port is TLS only when its first bytes carry a
+# ClientHello; such connections are the generic service.
+SERVICE_BY_PORT: Mapping[int, str] = MappingProxyType(
+    {
+        2443: "sccp-tls",
+        5061: "sip-tls",
+        3804: "capf",
+        2445: "tvs",
+        443: "https",
+        8443: "https",
+        9443: "https",
+        9444: "https",
+    }
+)
+GENERIC_TLS_SERVICE = "tls"
+# The ports only Cisco's services use (443 is everyone's HTTPS).
+CISCO_TLS_PORTS: tuple[int, ...] = tuple(port for port in SERVICE_BY_PORT if port != 443)
+
+
+def service_for(server_port: int) -> str:
+    """The service name of a TLS connection to ``server_port``."""
+    return SERVICE_BY_PORT.get(server_port, GENERIC_TLS_SERVICE)

@@ -60,11 +60,11 @@ from scapy.sessions import TCPSession
 
 from capana.certificates import Certificate, parse_certificate
 from capana.classify import classify
+from capana.domain import CISCO_TLS_PORTS
 
 __all__ = ["CISCO_TLS_PORTS", "CiscoPhoneCert", "phone_certificates"]
 
 # SCCP-TLS, SIP-TLS, CAPF, TVS, then the HTTPS ports of CUCM and the phones (scapy has 443).
-CISCO_TLS_PORTS: tuple[int, ...] = (2443, 5061, 3804, 2445, 8443, 9443, 9444)
 
 
 @dataclass(frozen=True)
