@@ -317,9 +317,9 @@ def _request_rules(case: _Case) -> Iterator[Finding]:
             "issuer-not-requested",
             f"{case.phone}: the server's CertificateRequest does not list '{issuer_cn}', the "
             "issuer of the phone's certificate",
-            f"The server's trust store lacks '{issuer_cn}': add that CA certificate to "
-            "CallManager-trust (and restart CallManager), or give the phone an LSC from a CAPF "
-            "it lists.",
+            f"The server's trust store lacks '{issuer_cn}'. If it belongs to this cluster, add "
+            "it to CallManager-trust and restart CallManager; otherwise give the phone an LSC "
+            "from a CAPF the request lists.",
             requested_ca_names=list(handshake.requested_ca_names or ()),
         )
 
