@@ -44,6 +44,8 @@ _HELLO_RETRY_RANDOM = bytes.fromhex(
 # Bounds. A handshake message may claim 16 MiB; no honest certificate chain needs more than
 # MAX_HANDSHAKE_MESSAGE, and no phone sends more than MAX_CHAIN_CERTIFICATES certificates.
 MAX_HANDSHAKE_MESSAGE = 1 << 20
+# TLSCiphertext.length may not exceed 2^14 + 2048 (RFC 5246, 6.2.3); a longer claim is not TLS.
+MAX_RECORD_LENGTH = (1 << 14) + 2048
 MAX_CHAIN_CERTIFICATES = 64
 
 VERSION_NAMES = {
@@ -167,8 +169,8 @@ TlsEvent = (
 class TlsDirection:
     """Parses the records one peer sent. Feed in-order bytes; read events back.
 
-    Buffers: ``_pending`` holds at most one incomplete record header plus body (< 64 KiB + the
-    last feed); ``_handshake`` holds at most one incomplete handshake message, capped at
+    Buffers: ``_pending`` holds at most one incomplete record (MAX_RECORD_LENGTH + 5) plus the
+    last feed; ``_handshake`` holds at most one incomplete handshake message, capped at
     MAX_HANDSHAKE_MESSAGE. Consumed bytes are dropped by compaction, so cost is O(n) overall.
     """
 
@@ -197,6 +199,13 @@ class TlsDirection:
             if content_type not in _RECORD_TYPES or major != 3:
                 self._fail(
                     events, f"not a TLS record (bytes {bytes(buffer[start : start + 5]).hex()})"
+                )
+                break
+            if length > MAX_RECORD_LENGTH:
+                self._fail(
+                    events,
+                    f"record type {content_type} claims {length} bytes, "
+                    f"over the TLS limit of {MAX_RECORD_LENGTH}",
                 )
                 break
             end = start + 5 + length
