@@ -232,7 +232,7 @@ class TlsDirection:
                 events.append(Alert(None, None))
             else:
                 events.append(Alert(body[0], body[1]))
-        elif content_type == HANDSHAKE and not self._encrypted:
+        elif content_type == HANDSHAKE and (not self._encrypted or _whole_hello(body)):
             self._handshake_bytes(body, events)
         else:
             events.append(EncryptedRecord(content_type, len(body)))
@@ -265,6 +265,20 @@ class TlsDirection:
         self.records += 1
         events.append(parse_sslv2_client_hello(bytes(buffer[2 : 2 + length])))
         return 2 + length
+
+
+def _whole_hello(body: bytes) -> bool:
+    """Is this record body exactly one ClientHello or ServerHello?
+
+    TLS 1.3 peers send a compatibility ChangeCipherSpec after a HelloRetryRequest, and the
+    hellos after it are still plaintext (RFC 8446, D.4). An encrypted TLS 1.2 Finished passes
+    this test by chance with odds of about 2^-31.
+    """
+    return (
+        len(body) >= 4
+        and body[0] in (CLIENT_HELLO, SERVER_HELLO)
+        and int.from_bytes(body[1:4], "big") == len(body) - 4
+    )
 
 
 # Message parsers: each takes the message body and returns an event, never raises. ------------
