@@ -174,6 +174,7 @@ class Scenario:
     trust: tuple[str, ...]  # SHA-256 of each certificate in trust_dir
     keylog: Path | None = None
     issued: Mapping[str, Issued] = field(default_factory=dict, repr=False)
+    packets: tuple[Packet, ...] = field(default=(), repr=False)  # unframed, to re-write elsewhere
 
 
 @dataclass(frozen=True)
@@ -446,7 +447,8 @@ def phone_reboot(
     if background:
         packets.append(_background(plan[0][0], plan[1][0], start))
     trust_folder = trust_dir or out / "phone-reboot-trust"
-    capture = _write(out / name, [(Link(macs=_macs(p for p, *_ in plan)), merge(*packets))])
+    everything = merge(*packets)
+    capture = _write(out / name, [(Link(macs=_macs(p for p, *_ in plan)), everything)])
     return Scenario(
         "phone-reboot",
         capture,
@@ -455,6 +457,7 @@ def phone_reboot(
         write_trust_dir(trust_folder, trust),
         tuple(_fingerprint(item) for item in trust),
         issued=issued,
+        packets=tuple(everything),
     )
 
 
@@ -493,12 +496,15 @@ def _single(
     suffix: str = ".pcap",
     handshake: Mapping | None = None,
     capture_time: datetime = CAPTURE_TIME,
+    client_port: int | None = None,
     **writer_options,
 ) -> Scenario:
     """One phone, one TLS connection, one capture file (``name`` + ``suffix``).
 
-    ``handshake`` passes options to ``run_handshake``; ``writer_options`` to the file writer
-    (``nanosecond``, ``big_endian``, ``snaplen``).
+    Options common to the single-connection scenarios: ``layout``, ``link``, ``suffix``
+    (".pcap", ".pcapng", ".pcap.gz"), ``handshake`` (passed to ``run_handshake``),
+    ``capture_time``, ``client_port``; the rest go to the file writer (``nanosecond``,
+    ``big_endian``, ``snaplen``).
     """
     layout = layout or Layout()
     handshake = dict(handshake or {})
@@ -515,7 +521,7 @@ def _single(
         server_chain=server_chain,
         **handshake,
     )
-    client, server = (client_ip, phone.port), (server_ip, port)
+    client, server = (client_ip, client_port or phone.port), (server_ip, port)
     packets, gaps = _lay(client, server, capture_time + timedelta(seconds=1), result, layout)
     facts = _facts(
         client,
@@ -545,6 +551,7 @@ def _single(
         tuple(_fingerprint(item) for item in trust),
         keylog,
         {**issued, "callmanager": server_chain[0], "capf": cluster.capf},
+        tuple(packets),
     )
 
 

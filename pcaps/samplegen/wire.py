@@ -23,7 +23,7 @@ import ipaddress
 import itertools
 import struct
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -549,10 +549,7 @@ def write_pcapng(
     so Wireshark decrypts the TLS sessions without a separate file.
     """
     order = ">" if big_endian else "<"
-    tagged = [
-        ((packet.time_ns, index, packet) for packet in packets)
-        for index, (_, packets) in enumerate(interfaces)
-    ]
+    tagged = [_tagged(index, packets) for index, (_, packets) in enumerate(interfaces)]
     with _open(path) as out:
         out.write(_block(order, 0x0A0D0D0A, struct.pack(order + "IHHq", 0x1A2B3C4D, 1, 0, -1)))
         for link, _ in interfaces:
@@ -571,6 +568,10 @@ def write_pcapng(
             ) + _pad(kept)
             out.write(_block(order, 6, body))
     return Path(path)
+
+
+def _tagged(index: int, packets: Iterable[Packet]) -> Iterator[tuple[int, int, Packet]]:
+    return ((packet.time_ns, index, packet) for packet in packets)
 
 
 def _interface_body(order: str, link: Link, nanosecond: bool, snaplen: int) -> bytes:
