@@ -1,34 +1,57 @@
-"""The ``capana`` command line."""
+"""The ``capana`` command line: arguments in, a view of the report out, an exit code to gate on."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TextIO
 
-from capana.analyzer import analyze
+from capana.parallel import analyze_files
 from capana.report import Report
 from capana.truststore import TrustStoreError
+from capana.views.csv import render_csv
+from capana.views.html import render_html
 from capana.views.json import render_json, render_jsonl
+from capana.views.pem import certificate_files
 from capana.views.table import render_table
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 RENDERERS: dict[str, Callable[[Report], str]] = {
     "table": render_table,
     "json": render_json,
     "jsonl": render_jsonl,
+    "csv": render_csv,
+    "html": render_html,
 }
+# --format, when not given, from the --output file's suffix.
+_SUFFIX_FORMATS = {".json": "json", ".jsonl": "jsonl", ".csv": "csv", ".html": "html"}
+FAIL_ON = ("error", "warning", "never")
+
+# A file at least this large gets a progress bar (when stderr is a terminal).
+LARGE_FILE = 32 << 20
 
 EXAMPLES = """\
 examples:
   capana scan phone-reboot.pcapng
   capana scan reboot.pcap --trust CallManager-trust/
   capana scan reboot.pcap --trust callmanager=cm-trust.pem --trust capf=capf-trust.p7b
-  capana scan big-lab-capture.pcap --format json > report.json
+  capana scan captures/ --jobs 4 --format jsonl > handshakes.jsonl
+  capana scan reboot.pcap --trust cm-trust/ --format html -o report.html
+  capana scan reboot.pcap --format csv -o handshakes.csv --export-certs certs/
+  capana scan reboot.pcap --trust cm-trust/ --fail-on error || echo "phones need attention"
+
+exit status:
+  0  analysed; no finding at or above --fail-on (always, with the default --fail-on never)
+  1  a finding of the --fail-on severity or worse (error > warning > info)
+  2  usage error, unreadable capture or trust store, no capture found, or internal error
 """
 
 
@@ -41,14 +64,21 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"capana {_version()}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     scan = commands.add_parser(
         "scan",
         help="analyse pcap/pcapng captures (files or folders, also .gz)",
+        description="Analyse captures: every TLS handshake, the certificate each phone "
+        "presented (LSC or MIC), the verdict against the trust stores, and findings.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    scan.add_argument("paths", nargs="+", metavar="PATH", help="capture files or folders")
+    scan.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="capture files, or folders searched for *.pcap, *.pcapng, *.cap (and .gz)",
+    )
     scan.add_argument(
         "--trust",
         action="append",
@@ -57,33 +87,154 @@ def build_parser() -> argparse.ArgumentParser:
         help="trust store: PEM/DER file, .p7b or folder; NAME is callmanager, capf, ise, "
         "asa or a port (repeatable; without NAME: the default for every handshake)",
     )
-    scan.add_argument("--format", choices=sorted(RENDERERS), default="table")
-    scan.add_argument("--output", "-o", metavar="FILE", help="write the report here")
-    scan.add_argument("--debug", action="store_true", help="show tracebacks")
+    scan.add_argument(
+        "--format",
+        choices=list(RENDERERS),
+        help="table (default), json, jsonl (one handshake per line), csv (one handshake "
+        "per row, the phone's certificate flattened) or html (one self-contained page); "
+        "guessed from the --output suffix when not given",
+    )
+    scan.add_argument("--output", "-o", metavar="FILE", help="write the report here, not stdout")
+    scan.add_argument(
+        "--fail-on",
+        choices=FAIL_ON,
+        default="never",
+        help="exit 1 when a finding of this severity or worse exists (default: never)",
+    )
+    scan.add_argument(
+        "--jobs",
+        "-j",
+        type=_jobs,
+        default=1,
+        metavar="N",
+        help="analyse up to N files in parallel processes (0: one per CPU; default 1); "
+        "the report is the same as with one",
+    )
+    scan.add_argument(
+        "--export-certs",
+        metavar="DIR",
+        help="write every distinct certificate as PEM to DIR, named "
+        "<device-or-cn>_<role>_<sha256[:12]>.pem",
+    )
+    scan.add_argument("--debug", action="store_true", help="show tracebacks on internal errors")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        report = analyze(args.paths, trust=args.trust or None)
-    except TrustStoreError as error:
-        print(f"capana: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return _scan(args)
+    except KeyboardInterrupt:
+        print("capana: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except Exception as error:
         if args.debug:
             raise
         print(f"capana: internal error: {error!r} (run with --debug for details)", file=sys.stderr)
         return EXIT_USAGE
-    text = RENDERERS[args.format](report)
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as output:
-            output.write(text)
-    else:
-        sys.stdout.write(text)
+
+
+def _scan(args: argparse.Namespace) -> int:
+    bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+    try:
+        report = analyze_files(args.paths, trust=args.trust or None, jobs=args.jobs, progress=bar)
+    except TrustStoreError as error:
+        print(f"capana: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        if bar is not None:
+            bar.close()
+    if not report.captures:
+        print(f"capana: no capture files in {', '.join(args.paths)}", file=sys.stderr)
+        return EXIT_USAGE
+    text = RENDERERS[_format(args)](report)
+    try:
+        _write(text, args.output)
+        if args.export_certs:
+            _export(report, Path(args.export_certs))
+    except OSError as error:
+        print(f"capana: cannot write: {error}", file=sys.stderr)
+        return EXIT_USAGE
     for error in report.errors:
         print(f"capana: {error}", file=sys.stderr)
-    return EXIT_USAGE if any(not c.readable for c in report.captures) else EXIT_OK
+    return exit_code(report, args.fail_on)
+
+
+def exit_code(report: Report, fail_on: str) -> int:
+    """2 for an unreadable capture, else 1 when --fail-on is met, else 0."""
+    if any(not capture.readable for capture in report.captures):
+        return EXIT_USAGE
+    if fail_on != "never" and report.has_finding(fail_on):
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def _format(args: argparse.Namespace) -> str:
+    if args.format:
+        return args.format
+    suffix = Path(args.output).suffix.lower() if args.output else ""
+    return _SUFFIX_FORMATS.get(suffix, "table")
+
+
+def _write(text: str, output: str | None) -> None:
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        return
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `capana scan ... | head`: the reader had enough
+        # Point stdout at /dev/null so the flush at interpreter exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _export(report: Report, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    files = certificate_files(report)
+    for name, pem in files.items():
+        (folder / name).write_text(pem, encoding="ascii")
+    print(f"capana: wrote {len(files)} certificate(s) to {folder}", file=sys.stderr)
+
+
+class ProgressBar:
+    """``[#####.....]  42%  512/1210 MiB`` on a terminal, redrawn in place; files under
+    ``minimum`` bytes draw nothing."""
+
+    WIDTH = 30
+
+    def __init__(self, stream: TextIO, minimum: int = LARGE_FILE) -> None:
+        self.stream = stream
+        self.minimum = minimum
+        self.drawn = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if total < self.minimum or total <= 0:
+            return
+        share = min(done / total, 1.0)
+        filled = int(share * self.WIDTH)
+        bar = "#" * filled + "." * (self.WIDTH - filled)
+        mib = 1 << 20
+        line = f"\rcapana [{bar}] {share:4.0%}  {done // mib}/{total // mib} MiB"
+        self.stream.write(line)
+        self.stream.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        """Erase the bar so the report's own lines start clean."""
+        if self.drawn:
+            self.stream.write("\r" + " " * 72 + "\r")
+            self.stream.flush()
+            self.drawn = False
+
+
+def _jobs(text: str) -> int:
+    try:
+        jobs = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if jobs < 0:
+        raise argparse.ArgumentTypeError("must be 0 (one per CPU) or more")
+    return jobs
 
 
 def _version() -> str:

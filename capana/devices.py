@@ -41,6 +41,20 @@ class Device:
     def worst(self) -> Finding | None:
         return max(self.findings, key=lambda f: SEVERITY_RANK[f.severity], default=None)
 
+    def __repr__(self) -> str:
+        worst = self.worst
+        news = f"worst {worst.severity} {worst.code}" if worst else "no finding"
+        presented = "+".join(self.kinds) or "no certificate"
+        return (
+            f"<Device {self.name} {self.model or '?'} at {', '.join(self.addresses)}: "
+            f"{presented}, {len(self.handshakes)} handshake(s), {news}>"
+        )
+
+    def _repr_html_(self) -> str:
+        from capana.views.html import device_fragment
+
+        return device_fragment(self)
+
 
 def group_devices(handshakes: Iterable[HandshakeReport]) -> tuple[Device, ...]:
     """Group handshakes by the device name in the client leaf, falling back to the client IP.

@@ -130,3 +130,132 @@ def iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
     return moment.isoformat().replace("+00:00", "Z")
+
+
+# Flat rows: one level of scalars, for CSV and pandas. Built from the records above so every
+# view shows the same values under the same names.
+
+_LEAF_FIELDS = (
+    "kind",
+    "subject",
+    "issuer",
+    "serial",
+    "not_before",
+    "not_after",
+    "signature_algorithm",
+    "public_key",
+    "sha256",
+)
+
+
+# The keys of handshake_row, in order (a CSV header needs them when there is no handshake).
+HANDSHAKE_COLUMNS = (
+    "capture",
+    "start",
+    "client",
+    "server",
+    "service",
+    "transport",
+    "tls_version",
+    "cipher_suite",
+    "sni",
+    "client_cert_status",
+    "device",
+    "model",
+    *(f"leaf_{name}" for name in _LEAF_FIELDS),
+    "chain_length",
+    "issuer_requested",
+    "validation",
+    "trust_store",
+    "validation_reasons",
+    "server_subject",
+    "server_validation",
+    "outcome",
+    "alerts",
+    "gaps",
+    "worst_severity",
+    "findings",
+)
+
+
+def handshake_row(record: HandshakeReport) -> dict[str, Any]:
+    """One handshake, the phone's leaf certificate flattened into ``leaf_*`` columns."""
+    data = handshake_record(record)
+    chain = data["client_chain"]
+    leaf = chain[0] if chain else {}
+    server = data["server_chain"][0] if data["server_chain"] else {}
+    validation = data["validation"]
+    findings = data["findings"]
+    return {
+        "capture": data["capture"],
+        "start": data["start"],
+        "client": data["client"],
+        "server": data["server"],
+        "service": data["service"],
+        "transport": data["transport"],
+        "tls_version": data["tls_version"],
+        "cipher_suite": data["cipher_suite"],
+        "sni": data["sni"],
+        "client_cert_status": data["client_cert_status"],
+        "device": leaf.get("device"),
+        "model": leaf.get("model"),
+        **{f"leaf_{name}": leaf.get(name) for name in _LEAF_FIELDS},
+        "chain_length": len(chain),
+        "issuer_requested": data["issuer_requested"],
+        "validation": validation["status"],
+        "trust_store": validation["store"],
+        "validation_reasons": "; ".join(validation["reasons"]),
+        "server_subject": server.get("subject"),
+        "server_validation": data["server_validation"]["status"],
+        "outcome": data["outcome"],
+        "alerts": "; ".join(_alert_text(alert) for alert in data["alerts"]),
+        "gaps": data["gaps"],
+        "worst_severity": findings[0]["severity"] if findings else None,
+        "findings": " ".join(finding["code"] for finding in findings),
+    }
+
+
+def device_row(device: Device) -> dict[str, Any]:
+    """One device: what it presented, the verdicts it got, and its worst finding."""
+    data = device_record(device)
+    worst = data["worst_finding"]
+    return {
+        "device": data["device"],
+        "model": data["model"],
+        "addresses": ", ".join(data["addresses"]),
+        "services": ", ".join(data["services"]),
+        "kinds": "+".join(data["kinds"]),
+        "switched_lsc_mic": data["switched_lsc_mic"],
+        "issuers": ", ".join(dict.fromkeys(c["issuer"] or "" for c in data["certificates"])),
+        "connections": len(data["connections"]),
+        "validation": ", ".join(dict.fromkeys(c["validation"] for c in data["connections"])),
+        "worst_severity": worst["severity"] if worst else None,
+        "worst_finding": worst["code"] if worst else None,
+    }
+
+
+def certificate_row(report: CertificateReport) -> dict[str, Any]:
+    """One distinct certificate, without its DER."""
+    data = certificate_record(report)
+    del data["der_b64"]
+    return data
+
+
+def finding_rows(device: Device) -> list[dict[str, Any]]:
+    """Every finding of a device, one row per connection it was found on."""
+    return [
+        {
+            "device": device.name,
+            "client": record.handshake.client,
+            "server": record.handshake.server,
+            "service": record.handshake.service,
+            "start": iso(record.handshake.start),
+            **{key: value for key, value in finding.to_dict().items() if key != "evidence"},
+        }
+        for record in device.handshakes
+        for finding in record.findings
+    ]
+
+
+def _alert_text(alert: dict[str, Any]) -> str:
+    return f"{alert['from']} {alert['level']} {alert['description'] or 'encrypted'}"
