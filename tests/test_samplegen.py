@@ -342,3 +342,22 @@ def test_run_handshake_keeps_openssl_verdict_and_keys(cluster):
     assert result.fatal_alert is not None and result.fatal_alert.name == "unknown_ca"
     assert result.keylog and result.keylog[0].startswith("CLIENT_RANDOM ")
     assert [flight.sender for flight in result.flights] == ["client", "server", "client", "server"]
+
+
+def test_overlap_with_different_bytes():
+    conv = TcpConversation(("10.0.0.1", 1000), ("10.0.0.2", 2443), scenarios.CAPTURE_TIME, mss=100)
+    conv.open()
+    data = bytes(range(250))
+    conv.send("client", data)
+    first = conv.data_indices("client")[0]
+    conv.overlap(first, back=10, length=30, same=False)
+    extra = conv.segments[first + 1]
+    assert extra.offset == 90 and extra.seq == conv.segments[first].seq + 90
+    assert extra.payload[:10] != data[90:100] and extra.payload[10:] == data[100:120]
+    assert conv.sent("client") == data  # the stream itself is unchanged
+
+
+def test_a_site_sized_reboot(tmp_path, cluster):
+    scenario = scenarios.phone_reboot(tmp_path, cluster=cluster, phones=8, background=False)
+    devices = {conn.device for conn in scenario.connections}
+    assert len(devices) == 8 and len(scenario.connections) == 9

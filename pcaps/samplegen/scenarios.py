@@ -392,12 +392,14 @@ def phone_reboot(
     start: datetime = CAPTURE_TIME,
     background: bool = True,
     trust_dir: Path | None = None,
+    phones: int = 5,
 ) -> Scenario:
     """A few phones rebooting against one CUCM, as a SPAN of the publisher's port shows it.
 
     Two LSC phones (SCCP, SIP), two MIC phones (SIP, SCCP), and a phone moved from another
     cluster whose LSC is refused with unknown_ca (it retries once); TFTP/HTTP config downloads,
-    DNS and RTP around them; one handshake reordered, one retransmitted.
+    DNS and RTP around them; one handshake reordered, one retransmitted. ``phones`` > 5 adds
+    well-behaved LSC and MIC phones (SCCP and SIP) for a site-sized reboot (at most 200).
     """
     cluster = cluster or build_cluster(keys or KeyRing())
     old_capf = _other_cluster_capf(cluster.keys)
@@ -407,6 +409,16 @@ def phone_reboot(
         (_phone(13, "CP-7841"), "MIC", SIP_TLS, Layout(odd_splits=True)),
         (_phone(14, "CP-8851"), "MIC", SCCP_TLS, Layout(duplicate=True)),
         (_phone(15, "CP-8865"), "moved", SCCP_TLS, Layout()),
+    ]
+    models = ("CP-8861", "CP-8845", "CP-7841", "CP-8851", "CP-8865")
+    plan += [
+        (
+            _phone(11 + n, models[n % 5]),
+            ("MIC", "LSC")[n % 2],
+            (SIP_TLS, SCCP_TLS)[n % 3 > 0],
+            Layout(),
+        )
+        for n in range(5, phones)
     ]
     server_ip = CUCM_V4
     trust = cluster.callmanager_trust()
