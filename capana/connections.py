@@ -209,9 +209,9 @@ class ConnectionTable:
         self._table.pop(segment.reverse_key, None)
 
     def _evict(self) -> None:
-        """Drop the oldest tenth of the table (dicts keep insertion order)."""
+        """Drop the oldest tenth of the table, at least one entry (dicts keep insertion order)."""
         table = self._table
-        for _ in range(len(table) // 10):
+        for _ in range(max(1, len(table) // 10)):
             connection = table.pop(next(iter(table)))
             if connection is not None and connection.tracker is not None:
                 self.evicted += 1
