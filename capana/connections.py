@@ -52,7 +52,9 @@ class Connection:
         """Take a payload; False when the connection's first bytes turn out not to be TLS."""
         if segment.missing and "snaplen" not in "".join(self.problems):
             self.problems.append(f"{sender} data cut by the capture's snaplen")
-        ready = self.streams[sender].add(segment.seq, segment.payload)
+        stream = self.streams[sender]
+        gaps = stream.gaps
+        ready = stream.add(segment.seq, segment.payload)
         if not ready:
             return True
         if self.tracker is None:
@@ -60,6 +62,9 @@ class Connection:
                 return False
             self.directions = {CLIENT: tls.TlsDirection(), SERVER: tls.TlsDirection()}
             self.tracker = HandshakeTracker()
+        elif stream.gaps != gaps:  # too much waited behind a hole: it was skipped
+            self._after_gap(sender, ready, timestamp)
+            return not self.tracker.hopeless
         self._feed(sender, ready, timestamp)
         return not self.tracker.hopeless
 
@@ -86,11 +91,17 @@ class Connection:
         assert self.directions is not None
         for sender, stream in self.streams.items():
             while stream.pending:
-                after_gap = stream.skip_gap()
-                # Bytes after a hole start mid-record; only a record boundary can resync.
-                if tls.looks_like_tls_record(after_gap):
-                    self.directions[sender] = tls.TlsDirection()
-                    self._feed(sender, after_gap, 0.0)
+                self._after_gap(sender, stream.skip_gap(), 0.0)
+
+    def _after_gap(self, sender: str, data: bytes, timestamp: float) -> None:
+        """Bytes after a hole start mid-record; only a record boundary can resync."""
+        assert self.directions is not None and self.tracker is not None
+        self.tracker.lost_data(sender)
+        self.directions[sender] = direction = tls.TlsDirection()
+        if tls.looks_like_tls_record(data):
+            self._feed(sender, data, timestamp)
+        else:
+            direction.failed = True  # what follows cannot be framed either
 
     def handshake(self, capture: str) -> Handshake | None:
         """The handshake's facts, or None when no hello was ever seen."""

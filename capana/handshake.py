@@ -62,6 +62,7 @@ class _Side:
     message_types: set[int] = field(default_factory=set)
     changed_cipher: bool = False
     encrypted_records: int = 0
+    lost_handshake_bytes: bool = False  # a gap before its ChangeCipherSpec
 
 
 class HandshakeTracker:
@@ -103,6 +104,12 @@ class HandshakeTracker:
         if self.tls13:
             return False
         return client.encrypted_records > 0 and server.encrypted_records > 0
+
+    def lost_data(self, sender: str) -> None:
+        """The capture lacks some of ``sender``'s bytes here: what they held is unknown."""
+        side = self._sides[sender]
+        if not side.changed_cipher:
+            side.lost_handshake_bytes = True
 
     def on_event(self, sender: str, event: tls.TlsEvent, timestamp: float) -> None:
         self._records += 1
@@ -198,8 +205,12 @@ class HandshakeTracker:
         if client.certificates is not None:
             return "present" if client.certificates.certificates else "absent"
         if self._request is not None:
+            if client.lost_handshake_bytes:
+                return "unknown"  # its Certificate may have been in the hole
             sent_key_exchange = tls.CLIENT_KEY_EXCHANGE in client.message_types
             return "absent" if sent_key_exchange or client.changed_cipher else "unknown"
+        if server.lost_handshake_bytes:
+            return "unknown"  # the CertificateRequest may have been in the hole
         if tls.SERVER_HELLO_DONE in server.message_types or server.changed_cipher:
             return "not_requested"
         return "unknown"
