@@ -24,13 +24,23 @@ from capana.packets import (
 from capana.tcp import TcpStream
 
 MAX_CONNECTIONS = 100_000
+# A record header and the handshake type: enough to tell a ClientHello from anything else.
+_BYTES_TO_DECIDE = 6
 _MASK = 0xFFFFFFFF
 
 
 class Connection:
     """A TCP connection that is TLS, or whose first bytes have not been seen yet."""
 
-    __slots__ = ("client_key", "closing", "directions", "problems", "streams", "tracker")
+    __slots__ = (
+        "client_key",
+        "closing",
+        "directions",
+        "heads",
+        "problems",
+        "streams",
+        "tracker",
+    )
 
     def __init__(self, client_key: bytes, client_isn: int | None, server_isn: int | None) -> None:
         self.client_key = client_key
@@ -38,6 +48,8 @@ class Connection:
         # Created once the first bytes look like TLS: most connections never get that far.
         self.directions: dict[str, tls.TlsDirection] | None = None
         self.tracker: HandshakeTracker | None = None
+        # First bytes too few to decide on (a segment cut inside the record header), per side.
+        self.heads: dict[str, bytes] | None = None
         self.problems: list[str] = []
         self.closing = 0
 
@@ -58,10 +70,18 @@ class Connection:
         if not ready:
             return True
         if self.tracker is None:
+            heads = self.heads or {}
+            ready = heads.pop(sender, b"") + ready
+            if len(ready) < _BYTES_TO_DECIDE:
+                self.heads = {**heads, sender: ready}
+                return True
             if not self._starts_tls(sender, ready):
                 return False
             self.directions = {CLIENT: tls.TlsDirection(), SERVER: tls.TlsDirection()}
             self.tracker = HandshakeTracker()
+            for other, held in heads.items():
+                self._feed(other, held, timestamp)
+            self.heads = None
         elif stream.gaps != gaps:  # too much waited behind a hole: it was skipped
             self._after_gap(sender, ready, timestamp)
             return not self.tracker.hopeless
