@@ -218,3 +218,18 @@ def test_too_many_open_connections_evicts_the_oldest_with_a_note():
     assert table.evicted >= 1
     notes = [h for h in found if any("evicted" in p for p in h.problems)]
     assert len(notes) == table.evicted
+
+
+@pytest.mark.parametrize("cut", [1, 3, 5])
+@pytest.mark.parametrize("server", [CUCM, ("10.1.1.5", 40443)], ids=["cisco_port", "other_port"])
+def test_client_hello_cut_inside_its_record_header(cut, server):
+    """The decision "is this TLS" waits until the record header and handshake type are in."""
+    result = real_handshake()
+    conv = wire.TcpConversation(PHONE, server, WHEN)
+    conv.open()
+    conv.send("client", result.flights[0].data, cuts=[cut])
+    for flight in result.flights[1:]:
+        conv.send(flight.sender, flight.data)
+    conv.close()
+    handshake = only(handshakes(conv.packets()))
+    assert chains(handshake) == expected_chains()

@@ -1,0 +1,258 @@
+"""capana.scan end to end: capture files written from real OpenSSL handshakes, read back.
+
+Each test writes a small capture with ``samplegen.wire`` (every link type, pcap and pcapng,
+damaged TCP, snaplen, non-TLS traffic, hostile TLS lengths) and checks what ``scan_capture``
+says about it: the handshakes, their chains by SHA-256, and the capture's errors.
+"""
+
+from __future__ import annotations
+
+import struct
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from samplegen import pki, wire
+from samplegen.tlsrun import record_offsets
+from test_tls import SERVER_NAME, real_handshake, test_pki
+
+from capana.scan import scan_capture
+
+PHONE = ("10.1.1.20", 51234)
+PHONE_V6 = ("fd00:20::20", 51234)
+CUCM = ("10.1.1.5", 2443)
+CUCM_V6 = ("fd00:10::5", 2443)
+WHEN = datetime(2024, 3, 1, 9, 0, tzinfo=timezone.utc)
+
+
+def tls_packets(
+    result=None,
+    *,
+    client=PHONE,
+    server=CUCM,
+    start: datetime = WHEN,
+    odd_splits: bool = False,
+    **options,
+) -> list[wire.Packet]:
+    """One TCP connection carrying a real handshake; ``odd_splits`` cuts inside record headers."""
+    result = result or real_handshake()
+    conv = wire.TcpConversation(client, server, start, **options)
+    conv.open()
+    for flight in result.flights:
+        cuts = [at + 3 for at in record_offsets(flight.data)] if odd_splits else ()
+        conv.send(flight.sender, flight.data, cuts=cuts)
+    conv.close()
+    return conv.packets()
+
+
+def scan(path: Path):
+    summary, handshakes = scan_capture(path)
+    assert summary.errors == ()
+    return summary, handshakes
+
+
+def only(handshakes):
+    assert len(handshakes) == 1, handshakes
+    return handshakes[0]
+
+
+def client_and_server_chains(handshake) -> tuple[list[str], list[str]]:
+    return (
+        [certificate.sha256 for certificate in handshake.client_chain],
+        [certificate.sha256 for certificate in handshake.server_chain],
+    )
+
+
+def expected_chains() -> tuple[list[str], list[str]]:
+    ca, server, phone = test_pki()
+    return [pki.fingerprint(phone)], [pki.fingerprint(server), pki.fingerprint(ca)]
+
+
+LINKS = {
+    "ethernet": wire.Link(),
+    "802.1q": wire.Link(vlans=(110,)),
+    "qinq": wire.Link(vlans=(200, 110)),
+    "sll": wire.Link("sll", capture_host=CUCM[0]),
+    "sll2": wire.Link("sll2", capture_host=CUCM[0]),
+    "raw": wire.Link("raw"),
+    "bsd_loopback": wire.Link("null"),
+}
+
+
+@pytest.mark.parametrize("suffix", [".pcap", ".pcapng", ".pcapng.gz"])
+@pytest.mark.parametrize("link", LINKS)
+def test_every_link_type_and_file_format(tmp_path, link, suffix):
+    path = tmp_path / f"capture{suffix}"
+    packets = tls_packets()
+    if suffix == ".pcap":
+        wire.write_pcap(path, packets, link=LINKS[link], nanosecond=True)
+    else:
+        wire.write_pcapng(path, [(LINKS[link], packets)], big_endian=link == "sll2")
+    summary, handshakes = scan(path)
+    handshake = only(handshakes)
+    assert summary.packets == len(packets)
+    assert client_and_server_chains(handshake) == expected_chains()
+    assert handshake.start == packets[3].time  # the ClientHello, after SYN, SYN-ACK, ACK
+    assert handshake.sni == SERVER_NAME
+
+
+def test_pcapng_with_interfaces_of_different_link_types(tmp_path):
+    """A SPAN port on a VLAN and a Linux host's "any" capture, in one file."""
+    later = WHEN + timedelta(seconds=2)
+    phone2 = ("10.1.1.21", 50002)
+    path = wire.write_pcapng(
+        tmp_path / "two.pcapng",
+        [
+            (wire.Link(vlans=(110,)), tls_packets(start=later)),
+            (wire.Link("sll2", name="any"), tls_packets(client=phone2, start=WHEN)),
+        ],
+    )
+    _, handshakes = scan(path)
+    assert [h.client for h in handshakes] == ["10.1.1.21:50002", "10.1.1.20:51234"]
+
+
+def test_ipv6_with_extension_headers_and_damage(tmp_path):
+    conv = wire.TcpConversation(PHONE_V6, CUCM_V6, WHEN, ipv6_ext=True, mss=1200)
+    conv.open()
+    for flight in real_handshake().flights:
+        conv.send(flight.sender, flight.data)
+    conv.close()
+    server_data = conv.data_indices("server")
+    conv.swap(server_data[0], server_data[1])
+    conv.retransmit(conv.data_indices("client")[1])
+    path = wire.write_pcap(tmp_path / "v6.pcap", conv.packets())
+    handshake = only(scan(path)[1])
+    assert handshake.client == "[fd00:20::20]:51234"
+    assert handshake.server == "[fd00:10::5]:2443"
+    assert client_and_server_chains(handshake) == expected_chains()
+
+
+def test_records_cut_inside_their_headers(tmp_path):
+    path = wire.write_pcap(tmp_path / "odd.pcap", tls_packets(odd_splits=True, mss=300))
+    handshake = only(scan(path)[1])
+    assert client_and_server_chains(handshake) == expected_chains()
+    assert handshake.outcome == "established"
+
+
+@pytest.mark.parametrize(
+    ("options", "version", "status", "outcome", "alert"),
+    [
+        ({"version": "1.0"}, "TLS 1.0", "present", "established", None),
+        ({"version": "1.1"}, "TLS 1.1", "present", "established", None),
+        ({}, "TLS 1.2", "present", "established", None),
+        ({"version": "1.3"}, "TLS 1.3", "encrypted", "established", None),
+        ({"trusted": False}, "TLS 1.2", "present", "rejected", ("server", "fatal", "unknown_ca")),
+        ({"version": "1.3", "trusted": False}, "TLS 1.3", "encrypted", "rejected", None),
+        ({"request": False}, "TLS 1.2", "not_requested", "established", None),
+    ],
+)
+def test_handshake_facts_end_to_end(tmp_path, options, version, status, outcome, alert):
+    path = wire.write_pcap(tmp_path / "one.pcap", tls_packets(real_handshake(**options)))
+    handshake = only(scan(path)[1])
+    assert (handshake.tls_version, handshake.client_cert_status, handshake.outcome) == (
+        version,
+        status,
+        outcome,
+    )
+    if alert:
+        assert (handshake.alerts[0].sender, handshake.alerts[0].level) == alert[:2]
+        assert handshake.alerts[0].description == alert[2]
+
+
+def test_tls_on_a_non_standard_port(tmp_path):
+    path = wire.write_pcap(tmp_path / "port.pcap", tls_packets(server=("10.1.1.5", 40443)))
+    handshake = only(scan(path)[1])
+    assert handshake.service == "tls"
+    assert client_and_server_chains(handshake) == expected_chains()
+
+
+@pytest.mark.parametrize("snaplen", [200, 600, 1000])
+def test_snaplen_cut_capture_says_unknown_and_why(tmp_path, snaplen):
+    """The ClientHello fits; the certificates do not. Nothing crashes, nothing is guessed."""
+    path = wire.write_pcap(tmp_path / "cut.pcap", tls_packets(), snaplen=snaplen)
+    handshake = only(scan(path)[1])
+    assert handshake.client_cert_status == "unknown"
+    assert handshake.client_chain == ()
+    assert any("snaplen" in problem for problem in handshake.problems)
+
+
+def test_lost_segment_is_a_gap_and_the_certificate_is_not_made_up(tmp_path):
+    conv = wire.TcpConversation(PHONE, CUCM, WHEN)
+    conv.open()
+    for flight in real_handshake().flights:
+        conv.send(flight.sender, flight.data, cuts=record_offsets(flight.data))
+    conv.close()
+    conv.drop(conv.data_indices("client")[1])  # the phone's Certificate record
+    path = wire.write_pcap(tmp_path / "gap.pcap", conv.packets())
+    handshake = only(scan(path)[1])
+    assert handshake.gaps == 1
+    assert handshake.client_chain == ()
+    assert handshake.client_cert_status == "unknown"
+
+
+def write_frames(path: Path, frames: list[bytes], linktype: int = 1) -> Path:
+    """A pcap of hand-made frames (what wire.Link cannot frame, e.g. ARP)."""
+    header = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, linktype)
+    seconds = int(WHEN.timestamp())
+    records = b"".join(
+        struct.pack("<IIII", seconds, n, len(frame), len(frame)) + frame
+        for n, frame in enumerate(frames)
+    )
+    path.write_bytes(header + records)
+    return path
+
+
+def test_capture_without_tls_is_an_empty_report_without_errors(tmp_path):
+    phone, cucm = PHONE, ("10.1.1.5", 2000)
+    packets = wire.merge(
+        wire.rtp_stream(("10.1.1.20", 20000), ("10.1.1.21", 20002), WHEN, count=20),
+        wire.dns_exchange(("10.1.1.20", 40000), ("10.1.1.1", 53), WHEN, "cucm.example.com"),
+        wire.plain_tcp(phone, cucm, WHEN, [("client", b"\x0c\x00\x00\x00" * 4)] * 3),
+        wire.plain_tcp(phone, CUCM, WHEN, [("client", b"REGISTER sip:cucm SIP/2.0\r\n\r\n")]),
+    )
+    link = wire.Link()
+    arp = bytes.fromhex("ffffffffffff02000000000108060001080006040001") + bytes(20)
+    frames = [link.frame(packet) for packet in packets] + [arp]
+    summary, handshakes = scan(write_frames(tmp_path / "plain.pcap", frames))
+    assert handshakes == []
+    assert summary.packets == len(frames)
+    assert summary.warnings == ()
+
+
+def test_empty_capture(tmp_path):
+    summary, handshakes = scan(write_frames(tmp_path / "empty.pcap", []))
+    assert (summary.packets, handshakes) == (0, [])
+
+
+def hostile_server_flight(kind: str) -> bytes:
+    if kind == "record_length_0xffff":
+        return struct.pack(">BHH", 22, 0x0303, 0xFFFF) + bytes(3000)
+    if kind == "handshake_length_2_24":
+        body = bytes([11]) + (2**24 - 1).to_bytes(3, "big") + bytes(1000)
+        return struct.pack(">BHH", 22, 0x0303, len(body)) + body
+    _, server, _ = test_pki()
+    entries = len(server.der).to_bytes(3, "big") + server.der
+    body = (len(entries) + 70000).to_bytes(3, "big") + entries
+    message = bytes([11]) + len(body).to_bytes(3, "big") + body
+    hello = real_handshake().flights[1].data
+    first_record = hello[: 5 + int.from_bytes(hello[3:5], "big")]
+    return first_record + struct.pack(">BHH", 22, 0x0303, len(message)) + message
+
+
+@pytest.mark.parametrize(
+    ("kind", "problem"),
+    [
+        ("record_length_0xffff", "claims 65535 bytes"),
+        ("handshake_length_2_24", "claims 16777215 bytes"),
+        ("certificate_list_too_long", "certificate list claims"),
+    ],
+)
+def test_hostile_lengths_are_problems_not_exceptions(tmp_path, kind, problem):
+    conv = wire.TcpConversation(PHONE, CUCM, WHEN)
+    conv.open()
+    conv.send("client", real_handshake().flights[0].data)
+    conv.send("server", hostile_server_flight(kind))
+    conv.close()
+    handshake = only(scan(wire.write_pcap(tmp_path / "hostile.pcap", conv.packets()))[1])
+    assert any(problem in text for text in handshake.problems), handshake.problems
+    assert handshake.outcome == "incomplete"
