@@ -160,6 +160,11 @@ class ConnectionTable:
         # Both direction keys of a connection map to it; None marks one that is not TLS.
         self._table: dict[bytes, Connection | None] = {}
 
+    @property
+    def flows(self) -> dict[bytes, Connection | None]:
+        """Read-only view for fast paths: segment key -> connection, None when not TLS."""
+        return self._table
+
     def add(self, segment: TcpSegment, timestamp: float) -> None:
         connection = self._table.get(segment.key, False)
         flags = segment.flags

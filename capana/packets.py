@@ -24,7 +24,9 @@ LINKTYPE_LINUX_SLL2 = 276
 _ETHERTYPE_IPV4 = 0x0800
 _ETHERTYPE_IPV6 = 0x86DD
 _VLAN_ETHERTYPES = frozenset({0x8100, 0x88A8, 0x9100})
-_IPPROTO_TCP = 6
+IPPROTO_TCP = 6
+# Untagged Ethernet + IPv4 without options + TCP without options: the shortest TCP frame.
+ETHERNET_IPV4_TCP_MIN = 14 + 20 + 20
 # IPv6 extension headers that can stand before TCP: hop-by-hop, routing, destination options,
 # fragment and authentication header.
 _IPV6_EXTENSIONS = frozenset({0, 43, 60, 44, 51})
@@ -93,7 +95,7 @@ def decode_tcp(linktype: int, frame: bytes, wire_length: int) -> TcpSegment | No
 
 
 def _tcp_over_ipv4(frame: bytes, ip: int, wire_length: int) -> TcpSegment | None:
-    if frame[ip + 9] != _IPPROTO_TCP:
+    if frame[ip + 9] != IPPROTO_TCP:
         return None
     # A fragment (offset set, or more-fragments) is not a whole segment; TCP avoids them.
     if (frame[ip + 6] & 0x3F) or frame[ip + 7]:
@@ -123,7 +125,7 @@ def _tcp_over_ipv6(frame: bytes, ip: int, wire_length: int) -> TcpSegment | None
             length = (frame[offset + 1] + 1) * 8
         next_header = frame[offset]
         offset += length
-    if next_header != _IPPROTO_TCP:
+    if next_header != IPPROTO_TCP:
         return None
     return _tcp(frame, offset, end, frame[ip + 8 : ip + 24], frame[ip + 24 : ip + 40], wire_length)
 
