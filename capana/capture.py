@@ -22,7 +22,7 @@ import struct
 import zlib
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 # Link types (https://www.tcpdump.org/linktypes.html); frames are decoded elsewhere.
 LINKTYPE_NULL = 0
@@ -79,8 +79,7 @@ class CaptureInfo:
     keylog: list[bytes] = field(default_factory=list)  # TLS key log lines from pcapng DSBs
 
 
-@dataclass(frozen=True)
-class _Interface:
+class _Interface(NamedTuple):
     """A pcapng interface: timestamp ticks / units + offset = epoch seconds."""
 
     linktype: int
@@ -330,7 +329,8 @@ class CaptureReader:
     def _pcapng_records(self, buf: bytes, endian: str) -> Generator[Packet, None, None]:
         """Walk pcapng blocks: well-formed Enhanced Packet Blocks fast, the rest one by one."""
         block_header = struct.Struct(endian + "II").unpack_from
-        epb = struct.Struct(endian + "5I").unpack_from
+        trailer = struct.Struct(endian + "I").unpack_from
+        epb = struct.Struct(endian + "7I").unpack_from  # EPB header with its block header
         interfaces: list[_Interface] = []
         off, n = 0, 0
         low, high, last_ts = math.inf, -math.inf, 0.0
@@ -339,25 +339,30 @@ class CaptureReader:
             while True:
                 end = len(buf)
                 nif = len(interfaces)
-                while off + 8 <= end:
-                    btype, blen = block_header(buf, off)
+                stop = end - 28
+                while off <= stop:
+                    btype, blen, ifid, ts_high, ts_low, caplen, wirelen = epb(buf, off)
                     nxt = off + blen
-                    if btype != _EPB or nxt > end or blen < 32 or blen & 3:
+                    if (
+                        btype != _EPB
+                        or nxt > end
+                        or blen & 3
+                        or ifid >= nif
+                        or caplen > blen - 32
+                        or trailer(buf, nxt - 4)[0] != blen
+                    ):
                         break
-                    ifid, ts_high, ts_low, caplen, wirelen = epb(buf, off + 8)
-                    if ifid >= nif or caplen > blen - 32 or block_header(buf, nxt - 8)[1] != blen:
-                        break
-                    face = interfaces[ifid]
-                    ts = ((ts_high << 32) | ts_low) / face.units + face.offset
+                    linktype, snaplen, units, offset = interfaces[ifid]
+                    ts = ((ts_high << 32) | ts_low) / units + offset
                     if ts < low:
                         low = ts
                     if ts > high:
                         high = ts
                     last_ts = ts
                     if caplen < wirelen:
-                        cut[face.snaplen] = cut.get(face.snaplen, 0) + 1
+                        cut[snaplen] = cut.get(snaplen, 0) + 1
                     n += 1
-                    yield ts, face.linktype, buf[off + 28 : off + 28 + caplen], wirelen
+                    yield ts, linktype, buf[off + 28 : off + 28 + caplen], wirelen
                     off = nxt
                 # Slow path: one block of any other kind, a damaged block, or more input.
                 if off + 12 > end:
@@ -374,7 +379,8 @@ class CaptureReader:
                         self._fail(at, n + 1, "bad byte-order magic in section header")
                         return
                     block_header = struct.Struct(endian + "II").unpack_from
-                    epb = struct.Struct(endian + "5I").unpack_from
+                    trailer = struct.Struct(endian + "I").unpack_from
+                    epb = struct.Struct(endian + "7I").unpack_from
                 btype, blen = block_header(buf, off)
                 if blen < 12 or blen & 3 or blen > self._max_record:
                     self._fail(at, n + 1, f"bad block length {blen}")
@@ -386,9 +392,9 @@ class CaptureReader:
                         self._fail_short(len(buf), blen, n + 1, "block")
                         return
                     continue  # the block is buffered now; read its header again
-                trailer = block_header(buf, off + blen - 8)[1]
-                if trailer != blen:
-                    self._fail(at, n + 1, f"block length {blen} but trailing length {trailer}")
+                trailing = trailer(buf, off + blen - 4)[0]
+                if trailing != blen:
+                    self._fail(at, n + 1, f"block length {blen} but trailing length {trailing}")
                     return
                 body = buf[off + 8 : off + blen - 4]
                 off += blen
