@@ -1,0 +1,93 @@
+"""The pytest plugin as a lab's test suite uses it: loaded by its entry point, run by pytester."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+PCAPS = Path(__file__).resolve().parent.parent / "pcaps"
+
+LAB_TESTS = f"""
+from capana.pytest_plugin import (
+    assert_all_phones_used,
+    assert_device_used,
+    assert_no_findings,
+    assert_no_rejected_handshakes,
+)
+
+REBOOT = {str(PCAPS / "phone-reboot.pcapng")!r}
+TRUST = {str(PCAPS / "phone-reboot-trust")!r}
+
+
+def test_mics(capana_report):
+    report = capana_report(REBOOT, trust=TRUST)
+    assert_device_used(report, "SEP2C3124C9F80D", kind="MIC", issuer="Cisco Manufacturing CA SHA2")
+    assert_device_used(report, "SEP2C3124C9F80B", kind="LSC", issuer="CAPF-0992727f")
+
+
+def test_all_lsc_from_our_capf(capana_report):
+    assert_all_phones_used(capana_report(REBOOT, trust=TRUST), kind="LSC", issuer="CAPF-0992727f")
+
+
+def test_nothing_rejected(capana_report):
+    assert_no_rejected_handshakes(capana_report(REBOOT, trust=TRUST))
+
+
+def test_no_errors(capana_report):
+    assert_no_findings(capana_report(REBOOT, trust=TRUST), severity="error")
+
+
+def test_moved_phone_is_a_mic(capana_report):
+    assert_device_used(capana_report(REBOOT, trust=TRUST), "SEP2C3124C9F80F", kind="MIC")
+
+
+def test_unknown_phone(capana_report):
+    assert_device_used(capana_report(REBOOT), "SEP000000000000", kind="LSC")
+"""
+
+
+def test_lab_suite_failures_name_the_phone_and_the_reason(pytester: pytest.Pytester) -> None:
+    # The plugin is not named here: pytest finds it through capana's pytest11 entry point.
+    pytester.makepyfile(test_lab=LAB_TESTS)
+    outcome = pytester.runpytest("-p", "no:cacheprovider")
+    outcome.assert_outcomes(passed=1, failed=5)
+    text = outcome.stdout.str()
+    # Two MIC phones and the phone with another cluster's LSC, each by name, model and address.
+    assert "3 of 5 phone(s) did not present an LSC from CAPF-0992727f:" in text
+    assert (
+        "SEP2C3124C9F80D (CP-7841, 10.20.1.23): presented a MIC issued by "
+        "Cisco Manufacturing CA SHA2 on sip-tls" in text
+    )
+    assert (
+        "SEP2C3124C9F80F (CP-8865, 10.20.1.25): presented a LSC issued by CAPF-5b1e77a3, "
+        "not CAPF-0992727f" in text
+    )
+    assert "2 handshake(s) rejected:" in text
+    assert (
+        "SEP2C3124C9F80F (CP-8865, 10.20.1.25): 10.20.1.25:50355 -> 10.10.1.5:2443 (sccp-tls): "
+        "server sent unknown_ca, phone presented LSC from CAPF-5b1e77a3; lsc-from-other-cluster"
+        in text
+    )
+    assert "error lsc-from-other-cluster: SEP2C3124C9F80F: LSC issued by 'CAPF-5b1e77a3'" in text
+    assert "presented a LSC issued by CAPF-5b1e77a3 on sccp-tls" in text
+    assert "SEP000000000000 is not in the capture (devices seen: SEP2C3124C9F80B," in text
+    # The helpers hide their own frames: the traceback points at the lab's test.
+    assert "pytest_plugin.py" not in text
+
+
+def test_unreadable_capture_fails_the_test(pytester: pytest.Pytester) -> None:
+    (pytester.path / "notes.pcap").write_text("not a capture")
+    pytester.makepyfile(
+        """
+        from capana.pytest_plugin import assert_no_rejected_handshakes
+
+        def test_capture(capana_report):
+            assert_no_rejected_handshakes(capana_report("notes.pcap"))
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*capana: *notes.pcap: not a pcap or pcapng file*"])

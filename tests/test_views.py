@@ -1,0 +1,106 @@
+"""The views and the notebook API: every rendering is a function of one Report."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from pathlib import Path
+
+import pytest
+
+import capana
+from capana.parallel import merge_reports
+from capana.report import Report
+from capana.views.csv import render_csv
+from capana.views.html import render_html
+from capana.views.pem import certificate_files
+from capana.views.records import HANDSHAKE_COLUMNS, handshake_row
+
+PCAPS = Path(__file__).resolve().parent.parent / "pcaps"
+
+
+@pytest.fixture(scope="module")
+def report() -> Report:
+    return capana.analyze(PCAPS / "phone-reboot.pcapng", trust=PCAPS / "phone-reboot-trust")
+
+
+def test_reprs_are_one_short_line(report: Report) -> None:
+    assert repr(report) == "<Report 1 capture, 6 handshakes, 5 devices, 2 errors, 2 warnings>"
+    moved = report.devices[-1]
+    assert repr(moved) == (
+        "<Device SEP2C3124C9F80F CP-8865 at 10.20.1.25: LSC, 2 handshake(s), "
+        "worst error lsc-from-other-cluster>"
+    )
+    assert repr(moved.handshakes[0]) == (
+        "<HandshakeReport 10.20.1.25:50355 -> 10.10.1.5:2443 sccp-tls: "
+        "LSC SEP2C3124C9F80F, untrusted, rejected>"
+    )
+    leaf = moved.certificates[0]
+    assert (
+        repr(leaf)
+        == f"<CertificateReport LSC SEP2C3124C9F80F from CAPF-5b1e77a3, sha256 {leaf.sha256[:12]}>"
+    )
+    for thing in (report, moved, moved.handshakes[0], leaf):
+        assert "\n" not in repr(thing) and len(repr(thing)) < 120
+
+
+def test_html_fragments_for_notebooks(report: Report) -> None:
+    page = report._repr_html_()
+    assert page.startswith("<style>") and "<table class='devices'>" in page
+    assert page.count("<tr>") > len(report.devices) + len(report.handshakes)
+    moved = report.devices[-1]
+    assert "lsc-from-other-cluster" in moved._repr_html_()
+    assert "unknown_ca" in moved.handshakes[0]._repr_html_()
+    assert "CAPF-5b1e77a3" in moved.certificates[0]._repr_html_()
+
+
+def test_html_escapes_what_the_capture_says(report: Report) -> None:
+    hostile = Report(captures=(), handshakes=(), devices=(), trust_stores=("<script>x</script>",))
+    assert "<script>" not in render_html(hostile)
+
+
+def test_csv_row_per_handshake_with_the_leaf_flattened(report: Report) -> None:
+    rows = list(csv.DictReader(io.StringIO(render_csv(report))))
+    assert [row["device"] for row in rows] == [
+        r.client_leaf.classification.device for r in report.handshakes if r.client_leaf
+    ]
+    assert {row["leaf_kind"] for row in rows} == {"LSC", "MIC"}
+    assert list(handshake_row(report.handshakes[0])) == list(HANDSHAKE_COLUMNS)
+    empty = Report(captures=(), handshakes=())
+    assert render_csv(empty) == ",".join(HANDSHAKE_COLUMNS) + "\n"
+
+
+def test_certificate_files_are_distinct_and_named_by_device_and_role(report: Report) -> None:
+    files = certificate_files(report)
+    assert len(files) == len(report.certificates)
+    roles = {name.split("_")[-2] for name in files}
+    assert roles == {"lsc", "mic", "server"}
+    assert all(pem.startswith("-----BEGIN CERTIFICATE-----\n") for pem in files.values())
+
+
+def test_parallel_merge_is_the_serial_report() -> None:
+    files = sorted(PCAPS.glob("*.pcap*"))
+    trust = PCAPS / "phone-reboot-trust"
+    serial = capana.analyze(files, trust=trust)
+    merged = merge_reports([capana.analyze(path, trust=trust) for path in files])
+    assert merged == serial
+
+
+def test_dataframes(report: Report) -> None:
+    pytest.importorskip("pandas", reason="pandas not installed: pip install -e '.[notebook]'")
+    handshakes = report.to_pandas()
+    assert list(handshakes.columns) == list(HANDSHAKE_COLUMNS)
+    assert str(handshakes["start"].dtype).startswith("datetime64")
+    frames = report.frames()
+    assert list(frames.devices["device"]) == [d.name for d in report.devices]
+    assert len(frames.certificates) == len(report.certificates)
+    assert set(frames.findings["code"]) == {f.code for f in report.findings}
+
+
+def test_dataframes_without_pandas_say_how_to_install(
+    report: Report, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas now raises ImportError
+    with pytest.raises(ImportError, match=r"pip install 'capana\[notebook\]'"):
+        report.to_pandas()
