@@ -521,16 +521,3 @@ def test_real_manufacturing_ca_look_alike_is_untrusted(
     bundle = (shared_data / "certs/cisco_manufacturing_ca.pem").read_bytes()
     bundle += (shared_data / ROOT_2048).read_bytes()
     assert not openssl_accepts(bundle, fake_mic.pem + fake_ca.pem, utc(2020, 6, 1), tmp_path)
-
-
-def test_validations_per_second(world: World, capsys: pytest.CaptureFixture[str]) -> None:
-    """A 3-certificate chain (leaf, intermediate, root anchor): report the rate."""
-    chain, store = _chain((world.mic_sha2, world.mfg_sha2)), _store((world.root_m2,))
-    rounds = 300
-    started = time.perf_counter()
-    for _ in range(rounds):
-        assert validate_chain(chain, store, CAPTURE).status == "trusted"
-    rate = rounds / (time.perf_counter() - started)
-    with capsys.disabled():
-        print(f"\n3-certificate chain: {rate:.0f} validations/s")
-    assert rate > 100
