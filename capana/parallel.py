@@ -8,6 +8,7 @@ grouping devices over all handshakes gives the report a single ``analyze`` call 
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -37,7 +38,7 @@ def analyze_files(
         return analyze(files, trust=stores, progress=progress)
     sizes = [_size(path) for path in files]
     parts: list[Report | None] = [None] * len(files)
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=_quiet_on_interrupt) as pool:
         pending = {pool.submit(analyze, path, stores): i for i, path in enumerate(files)}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -58,6 +59,11 @@ def merge_reports(parts: Sequence[Report]) -> Report:
         devices=group_devices(handshakes),
         trust_stores=parts[0].trust_stores if parts else (),
     )
+
+
+def _quiet_on_interrupt() -> None:
+    """Ctrl-C in a worker: exit at once, no traceback; the parent reports the interrupt."""
+    signal.signal(signal.SIGINT, lambda *_: os._exit(130))
 
 
 def _size(path: Path) -> int:
