@@ -21,6 +21,7 @@ from capana.packets import (
     endpoint_text,
     reverse_key,
 )
+from capana.session_keys import SecretsLookup, SessionKeys
 from capana.tcp import TcpStream
 
 MAX_CONNECTIONS = 100_000
@@ -37,13 +38,23 @@ class Connection:
         "closing",
         "directions",
         "heads",
+        "keys",
         "problems",
+        "session_keys",
         "streams",
         "tracker",
     )
 
-    def __init__(self, client_key: bytes, client_isn: int | None, server_isn: int | None) -> None:
+    def __init__(
+        self,
+        client_key: bytes,
+        client_isn: int | None,
+        server_isn: int | None,
+        keys: SecretsLookup | None = None,
+    ) -> None:
         self.client_key = client_key
+        self.keys = keys  # a key log's secrets by client random, to read TLS 1.3 handshakes
+        self.session_keys: SessionKeys | None = None
         self.streams = {CLIENT: TcpStream(client_isn), SERVER: TcpStream(server_isn)}
         # Created once the first bytes look like TLS: most connections never get that far.
         self.directions: dict[str, tls.TlsDirection] | None = None
@@ -78,6 +89,9 @@ class Connection:
             if not self._starts_tls(sender, ready):
                 return False
             self.directions = {CLIENT: tls.TlsDirection(), SERVER: tls.TlsDirection()}
+            if self.keys is not None:
+                self.session_keys = SessionKeys(self.keys)
+                self.session_keys.attach(self.directions[CLIENT], self.directions[SERVER])
             self.tracker = HandshakeTracker()
             for other, held in heads.items():
                 self._feed(other, held, timestamp)
@@ -129,6 +143,7 @@ class Connection:
             return None
         client_address, client_port = endpoint(self.client_key)
         server_address, server_port = endpoint(self.client_key, destination=True)
+        keys = self.session_keys
         conflicts = tuple(
             f"{sender}: {stream.conflicts} overlapping segments with different contents"
             for sender, stream in self.streams.items()
@@ -141,7 +156,8 @@ class Connection:
             server_port=server_port,
             service=service_for(server_port),
             gaps=sum(stream.gaps for stream in self.streams.values()),
-            problems=tuple(self.problems) + conflicts,
+            problems=tuple(self.problems) + conflicts + tuple(keys.problems if keys else ()),
+            decryption=keys.status if keys else None,
         )
 
 
@@ -152,8 +168,14 @@ class ConnectionTable:
     one dict lookup. Finished handshakes accumulate in ``completed``; the caller drains it.
     """
 
-    def __init__(self, capture: str, max_connections: int = MAX_CONNECTIONS) -> None:
+    def __init__(
+        self,
+        capture: str,
+        max_connections: int = MAX_CONNECTIONS,
+        keys: SecretsLookup | None = None,
+    ) -> None:
         self.capture = capture
+        self.keys = keys
         self.max_connections = max_connections
         self.evicted = 0
         self.completed: list[Handshake] = []
@@ -212,9 +234,9 @@ class ConnectionTable:
             self._forget(segment)  # a new connection on the same addresses and ports
             self._report(connection)
         if segment.flags & FLAG_ACK:
-            self._remember(segment, Connection(segment.reverse_key, None, next_seq))
+            self._remember(segment, Connection(segment.reverse_key, None, next_seq, self.keys))
         else:
-            self._remember(segment, Connection(segment.key, next_seq, None))
+            self._remember(segment, Connection(segment.key, next_seq, None, self.keys))
 
     def _first_payload(self, segment: TcpSegment) -> Connection | None:
         """A connection seen without its SYN: decide from its first bytes who is the client."""
@@ -229,7 +251,7 @@ class ConnectionTable:
         else:
             self._remember(segment, None)
             return None
-        connection = Connection(client_key, None, None)
+        connection = Connection(client_key, None, None, self.keys)
         self._remember(segment, connection)
         return connection
 

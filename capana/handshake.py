@@ -47,6 +47,9 @@ class Handshake:
     outcome: str
     gaps: int
     problems: tuple[str, ...] = ()
+    # With a key log: "decrypted" (TLS 1.3 handshake read), "failed" (its records did not open),
+    # "not_needed" (a TLS <= 1.2 session: certificates in clear); None: no keys for it.
+    decryption: str | None = None
 
     @property
     def client_leaf(self) -> AnyCertificate | None:
@@ -137,6 +140,28 @@ class HandshakeTracker:
             self._encrypted_record(sender, side, event)
         elif isinstance(event, tls.ProtocolError):
             self._problems.append(f"{sender}: {event.message}")
+        elif isinstance(event, tls.DecryptionFailed):
+            self._problems.append(f"{sender}: key log secret did not decrypt: {event.message}")
+        if (
+            self.tls13
+            and self._tls13_verdict is None
+            and not isinstance(event, tls.EncryptedRecord)
+        ):
+            self._tls13_decrypted_progress(sender, event)
+
+    def _client_flight_sent(self) -> bool:
+        """Has the client sent what follows the server's TLS 1.3 flight (encrypted or read)?"""
+        client = self._sides[CLIENT]
+        return client.encrypted_records > 0 or tls.FINISHED in client.message_types
+
+    def _tls13_decrypted_progress(self, sender: str, event: tls.TlsEvent) -> None:
+        """With keys: the server's first record after the client's flight, read, is the verdict."""
+        if sender != SERVER or not self._client_flight_sent():
+            return
+        if isinstance(event, tls.Alert):
+            self._tls13_verdict = "rejected"
+        elif isinstance(event, tls.OtherHandshake | tls.ApplicationData):
+            self._tls13_verdict = "established"
 
     def _encrypted_record(self, sender: str, side: _Side, event: tls.EncryptedRecord) -> None:
         side.encrypted_records += 1
@@ -144,9 +169,10 @@ class HandshakeTracker:
             return
         # TLS 1.3 without keys: the client's flight (its certificate among it) is encrypted.
         # The first record the server sends after it either is an alert (19 bytes) or is not.
-        other = self._sides[CLIENT if sender == SERVER else SERVER]
-        if sender == SERVER and other.encrypted_records == 0:
+        if sender == SERVER and not self._client_flight_sent():
             return
+        if sender == CLIENT and tls.FINISHED in side.message_types:
+            return  # its handshake was read: what follows is application data
         if event.length == _TLS13_ENCRYPTED_ALERT_LENGTH:
             self._alerts.append(AlertSeen(sender, "encrypted", None))
             self._tls13_verdict = "rejected"
@@ -163,6 +189,7 @@ class HandshakeTracker:
         service: str,
         gaps: int,
         problems: tuple[str, ...] = (),
+        decryption: str | None = None,
     ) -> Handshake:
         client_side, server_side = self._sides[CLIENT], self._sides[SERVER]
         return Handshake(
@@ -190,6 +217,7 @@ class HandshakeTracker:
             outcome=self._outcome(),
             gaps=gaps,
             problems=tuple(self._problems) + problems,
+            decryption=decryption,
         )
 
     def _version(self) -> int | None:
@@ -200,8 +228,10 @@ class HandshakeTracker:
 
     def _client_cert_status(self) -> str:
         client, server = self._sides[CLIENT], self._sides[SERVER]
-        if self.tls13:
-            return "encrypted"
+        if self.tls13 and client.certificates is None:
+            # Read with a key log, a server Finished without a CertificateRequest before it.
+            finished = tls.FINISHED in server.message_types
+            return "not_requested" if finished and self._request is None else "encrypted"
         if client.certificates is not None:
             return "present" if client.certificates.certificates else "absent"
         if self._request is not None:

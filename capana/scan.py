@@ -10,6 +10,7 @@ from pathlib import Path
 from capana.capture import CaptureError, CaptureReader, Packet
 from capana.connections import ConnectionTable
 from capana.handshake import Handshake
+from capana.keylog import CaptureKeys, KeyLog, KeyLogError
 from capana.packets import (
     ETHERNET_IPV4_TCP_MIN,
     FLAG_FIN,
@@ -45,15 +46,28 @@ class CaptureSummary:
 
 
 def scan_capture(
-    path: str | Path, progress: ProgressCallback | None = None
+    path: str | Path,
+    progress: ProgressCallback | None = None,
+    keylog: str | Path | KeyLog | None = None,
 ) -> tuple[CaptureSummary, list[Handshake]]:
-    """Every TLS handshake in one capture file, by start time. Never raises on bad input."""
+    """Every TLS handshake in one capture file, by start time. Never raises on bad input.
+
+    ``keylog`` (a key log file or a loaded :class:`KeyLog`) adds to the key log lines of the
+    capture's own Decryption Secrets Blocks, which are always used to read TLS 1.3 handshakes.
+    """
     name = str(path)
+    key_errors: tuple[str, ...] = ()
+    if isinstance(keylog, str | Path):
+        try:
+            keylog = KeyLog.read(keylog)
+        except KeyLogError as error:
+            keylog, key_errors = None, (str(error),)
     try:
         reader = CaptureReader(path)
     except CaptureError as error:
-        return CaptureSummary(name, None, 0, None, None, (str(error),), ()), []
-    table = ConnectionTable(name)
+        return CaptureSummary(name, None, 0, None, None, (str(error), *key_errors), ()), []
+    keys = CaptureKeys(reader.info.keylog, keylog)
+    table = ConnectionTable(name, keys=keys)
     flows = table.flows
     handshakes: list[Handshake] = []
     with reader:
@@ -84,6 +98,7 @@ def scan_capture(
         handshakes.extend(table.completed)
         info = reader.info
     warnings = list(info.warnings)
+    warnings += [f"key log: {problem}" for problem in keys.problems]
     if table.evicted:
         warnings.append(
             f"{table.evicted} TLS connections were evicted before their end: "
@@ -95,7 +110,7 @@ def scan_capture(
         packets=info.packets,
         start=_utc(info.start),
         end=_utc(info.end),
-        errors=tuple(info.errors),
+        errors=tuple(info.errors) + key_errors,
         warnings=tuple(warnings),
         keylog=tuple(info.keylog),
     )

@@ -12,7 +12,9 @@ parsers below read only the fields capana reports, with every length checked aga
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from scapy.layers.tls.crypto.suites import _tls_cipher_suites
 from scapy.layers.tls.record import _tls_alert_description
@@ -34,6 +36,7 @@ FINISHED = 20
 
 EXTENSION_SERVER_NAME = 0
 EXTENSION_SUPPORTED_VERSIONS = 43
+EXTENSION_CERTIFICATE_AUTHORITIES = 47
 
 TLS13 = 0x0304
 # ServerHello.random of a HelloRetryRequest (RFC 8446, 4.1.3).
@@ -98,6 +101,7 @@ class ClientHello:
     server_name: str | None
     supported_versions: tuple[int, ...]
     sslv2_format: bool = False
+    random: bytes = b""  # names the session in a key log
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,20 @@ class EncryptedRecord:
 
 
 @dataclass(frozen=True)
+class ApplicationData:
+    """A decrypted application data record; its content is not read."""
+
+    length: int
+
+
+@dataclass(frozen=True)
+class DecryptionFailed:
+    """A record did not decrypt with the key log's secret; later records stay encrypted."""
+
+    message: str
+
+
+@dataclass(frozen=True)
 class ProtocolError:
     """The bytes stopped being TLS; nothing further is read from this direction."""
 
@@ -162,8 +180,25 @@ TlsEvent = (
     | Alert
     | ChangeCipherSpec
     | EncryptedRecord
+    | ApplicationData
+    | DecryptionFailed
     | ProtocolError
 )
+
+
+class RecordDecryptor(Protocol):
+    """Opens one direction's protected records (see :class:`capana.tls13.HandshakeDecryptor`)."""
+
+    @property
+    def active(self) -> bool: ...
+
+    def open(self, header: bytes, ciphertext: bytes) -> tuple[int, bytes]:
+        """(inner content type, content); raises ValueError when the record does not open."""
+        ...
+
+    def finished(self) -> None:
+        """This peer's Finished was read."""
+        ...
 
 
 class TlsDirection:
@@ -172,14 +207,20 @@ class TlsDirection:
     Buffers: ``_pending`` holds at most one incomplete record (MAX_RECORD_LENGTH + 5) plus the
     last feed; ``_handshake`` holds at most one incomplete handshake message, capped at
     MAX_HANDSHAKE_MESSAGE. Consumed bytes are dropped by compaction, so cost is O(n) overall.
+
+    With a key log: ``on_hello`` is called with each hello as soon as it is parsed, so that the
+    caller can set ``decryptor`` before the next record of the same feed; from then on TLS 1.3
+    protected records are opened and their contents reported like plaintext ones.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_hello: Callable[[ClientHello | ServerHello], None] | None = None) -> None:
         self._pending = bytearray()
         self._handshake = bytearray()
         self._encrypted = False
         self.failed = False
         self.records = 0
+        self.on_hello = on_hello
+        self.decryptor: RecordDecryptor | None = None
 
     def feed(self, data: bytes) -> list[TlsEvent]:
         if self.failed:
@@ -212,7 +253,12 @@ class TlsDirection:
             if end > len(buffer):
                 break
             self.records += 1
-            self._record(content_type, bytes(buffer[start + 5 : end]), events)
+            if content_type == APPLICATION_DATA and self.decryptor is not None:
+                self._decrypt(
+                    bytes(buffer[start : start + 5]), bytes(buffer[start + 5 : end]), events
+                )
+            else:
+                self._record(content_type, bytes(buffer[start + 5 : end]), events)
             start = end
         del buffer[:start]
         return events
@@ -237,7 +283,30 @@ class TlsDirection:
         else:
             events.append(EncryptedRecord(content_type, len(body)))
 
-    def _handshake_bytes(self, body: bytes, events: list[TlsEvent]) -> None:
+    def _decrypt(self, header: bytes, ciphertext: bytes, events: list[TlsEvent]) -> None:
+        """A TLS 1.3 protected record: its inner record, or EncryptedRecord if it won't open."""
+        decryptor = self.decryptor
+        assert decryptor is not None
+        try:
+            inner_type, content = decryptor.open(header, ciphertext)
+        except ValueError as error:
+            self.decryptor = None
+            events.append(DecryptionFailed(str(error)))
+            events.append(EncryptedRecord(APPLICATION_DATA, len(ciphertext)))
+            return
+        if inner_type == HANDSHAKE:
+            self._handshake_bytes(content, events, tls13=True)
+        elif inner_type == ALERT:
+            level, description = (content[0], content[1]) if len(content) == 2 else (None, None)
+            events.append(Alert(level, description))
+        elif inner_type == APPLICATION_DATA:
+            events.append(ApplicationData(len(content)))
+        else:
+            self._fail(events, f"decrypted record has content type {inner_type}")
+        if self.decryptor is not None and not self.decryptor.active:
+            self.decryptor = None
+
+    def _handshake_bytes(self, body: bytes, events: list[TlsEvent], tls13: bool = False) -> None:
         buffer = self._handshake
         buffer += body
         start = 0
@@ -254,8 +323,13 @@ class TlsDirection:
             end = start + 4 + length
             if end > len(buffer):
                 break
-            events.append(parse_handshake_message(message_type, bytes(buffer[start + 4 : end])))
+            event = parse_handshake_message(message_type, bytes(buffer[start + 4 : end]), tls13)
+            events.append(event)
             start = end
+            if isinstance(event, ClientHello | ServerHello) and self.on_hello is not None:
+                self.on_hello(event)
+            elif message_type == FINISHED and tls13 and self.decryptor is not None:
+                self.decryptor.finished()
         del buffer[:start]
 
     def _sslv2_hello(self, buffer: bytearray, events: list[TlsEvent]) -> int:
@@ -316,8 +390,9 @@ class _Truncated(Exception):
     """A length field claimed more bytes than the message holds."""
 
 
-def parse_handshake_message(message_type: int, body: bytes) -> TlsEvent:
-    parser = _PARSERS.get(message_type)
+def parse_handshake_message(message_type: int, body: bytes, tls13: bool = False) -> TlsEvent:
+    """One handshake message; ``tls13`` for the forms only TLS 1.3 (encrypted) messages take."""
+    parser = (tls13 and _TLS13_PARSERS.get(message_type)) or _PARSERS.get(message_type)
     if parser is None:
         return OtherHandshake(message_type)
     try:
@@ -328,7 +403,7 @@ def parse_handshake_message(message_type: int, body: bytes) -> TlsEvent:
 
 def _client_hello(reader: _Reader) -> ClientHello:
     version = reader.integer(2)
-    reader.take(32)
+    random = reader.take(32)
     reader.vector(1)
     suites_bytes = reader.vector(2)
     suites = tuple(
@@ -347,7 +422,7 @@ def _client_hello(reader: _Reader) -> ClientHello:
                     int.from_bytes(versions[i : i + 2], "big")
                     for i in range(0, len(versions) - 1, 2)
                 )
-    return ClientHello(version, suites, server_name, supported)
+    return ClientHello(version, suites, server_name, supported, random=random)
 
 
 def _server_hello(reader: _Reader) -> ServerHello:
@@ -406,6 +481,38 @@ def _certificate_request(reader: _Reader) -> CertificateRequest:
     return CertificateRequest((), "certificate request is malformed")
 
 
+def _tls13_certificate(reader: _Reader) -> CertificateMessage:
+    """TLS 1.3 Certificate: a request context, then entries of certificate + extensions."""
+    certificates: list[bytes] = []
+    problem = None
+    try:
+        reader.vector(1)  # certificate_request_context
+        entries = _Reader(reader.vector(3))
+        if reader.remaining():
+            problem = f"{reader.remaining()} bytes after the certificate list"
+        while entries.remaining() > 0:
+            if len(certificates) == MAX_CHAIN_CERTIFICATES:
+                problem = f"more than {MAX_CHAIN_CERTIFICATES} certificates; the rest were skipped"
+                break
+            certificates.append(entries.vector(3))
+            entries.vector(2)  # per-certificate extensions (OCSP status, SCTs)
+    except _Truncated:
+        problem = problem or "certificate list is truncated"
+    return CertificateMessage(tuple(certificates), problem)
+
+
+def _tls13_certificate_request(reader: _Reader) -> CertificateRequest:
+    """TLS 1.3 CertificateRequest: CA names sit in the certificate_authorities extension."""
+    reader.vector(1)  # certificate_request_context
+    ca_names: list[bytes] = []
+    for ext_type, ext in _extensions(_Reader(reader.vector(2))):
+        if ext_type == EXTENSION_CERTIFICATE_AUTHORITIES:
+            names = _Reader(_Reader(ext).vector(2))
+            while names.remaining():
+                ca_names.append(names.vector(2))
+    return CertificateRequest(tuple(ca_names))
+
+
 def _extensions(reader: _Reader):
     while reader.remaining() >= 4:
         ext_type = reader.integer(2)
@@ -427,6 +534,10 @@ _PARSERS = {
     SERVER_HELLO: _server_hello,
     CERTIFICATE: lambda reader: _certificate_list(reader.data),
     CERTIFICATE_REQUEST: _certificate_request,
+}
+_TLS13_PARSERS = {
+    CERTIFICATE: _tls13_certificate,
+    CERTIFICATE_REQUEST: _tls13_certificate_request,
 }
 
 
