@@ -74,9 +74,10 @@ def scan_capture(
         records = reader if progress is None else _reporting(reader, progress)
         for timestamp, linktype, frame, wire_length in records:
             # Fast path for untagged Ethernet + IPv4 without options, where the segment key
-            # (addresses + ports) is bytes 26..38: a packet that is not TCP, or that belongs to
-            # a flow known not to be TLS and is no SYN, FIN or RST, is dropped after a few byte
-            # comparisons and one dict lookup. Everything else takes the full decode below.
+            # (addresses + ports) is bytes 26..38. Dropped after a few byte comparisons: a
+            # packet that is not TCP, and a segment with no SYN, FIN or RST that belongs to a
+            # flow known not to be TLS (one dict lookup) or carries no payload (the table
+            # would ignore it). Everything else takes the full decode below.
             if (
                 linktype == LINKTYPE_ETHERNET
                 and len(frame) >= ETHERNET_IPV4_TCP_MIN
@@ -86,7 +87,10 @@ def scan_capture(
             ):
                 if frame[23] != IPPROTO_TCP:
                     continue
-                if not frame[47] & _OPEN_OR_CLOSE and flows.get(frame[26:38], 0) is None:
+                if not frame[47] & _OPEN_OR_CLOSE and (
+                    flows.get(frame[26:38], 0) is None
+                    or (frame[16] << 8 | frame[17]) <= 20 + (frame[46] >> 4) * 4
+                ):
                     continue
             segment = decode_tcp(linktype, frame, wire_length)
             if segment is not None:
