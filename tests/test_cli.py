@@ -92,7 +92,7 @@ def test_jobs_give_the_serial_report_for_a_folder(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     serial = capana.analyze(PCAPS, trust=str(TRUST))
     assert out.read_text(encoding="utf-8") == render_json(serial)
-    assert len(serial.captures) == 4
+    assert len(serial.captures) > 1
 
 
 def test_html_page_is_self_contained(tmp_path: Path) -> None:
