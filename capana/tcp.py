@@ -3,22 +3,38 @@
 Goals: every byte that was captured comes out once, in sequence order, whatever order the
 segments arrived in (retransmissions, duplicates, overlaps, reordering, sequence wrap-around).
 A stretch the capture lacks is never invented: it is counted as a gap and skipped.
-Bound: at most MAX_BUFFERED bytes wait ahead of a hole; past that the hole is declared a gap.
-The last OVERLAP_WINDOW bytes delivered are kept to compare with data sent again over them.
+Bound: at most MAX_BUFFERED bytes in at most MAX_HELD_SEGMENTS segments wait ahead of a hole;
+past either the hole is declared a gap. Held segments sit in a heap by position, so each is
+pushed and popped once: O(n log n) in the segments held, never quadratic (tiny segments behind
+a hole would otherwise be a DoS). The last OVERLAP_WINDOW bytes delivered are kept to compare
+with data sent again over them.
 """
 
 from __future__ import annotations
 
+import heapq
+
 _MASK = 0xFFFFFFFF
 _HALF = 1 << 31
 MAX_BUFFERED = 1 << 20
+MAX_HELD_SEGMENTS = 4096  # 1-byte segments must not cost 100 bytes of overhead each
 OVERLAP_WINDOW = 4096
 
 
 class TcpStream:
     """One direction's bytes. ``next_seq`` is the sequence number of the next byte expected."""
 
-    __slots__ = ("_tail", "conflicts", "gaps", "next_seq", "pending", "pending_bytes")
+    __slots__ = (
+        "_heap",
+        "_position",
+        "_start",
+        "_tail",
+        "conflicts",
+        "gaps",
+        "next_seq",
+        "pending",
+        "pending_bytes",
+    )
 
     def __init__(self, next_seq: int | None = None) -> None:
         self.next_seq = next_seq
@@ -27,41 +43,60 @@ class TcpStream:
         self.gaps = 0
         self.conflicts = 0
         self._tail = b""  # the last bytes delivered, ending at next_seq
+        # Held segments as (position, seq); position counts bytes from any fixed origin and
+        # does not wrap, so the heap orders them even across sequence wrap-around.
+        self._heap: list[tuple[int, int]] = []
+        self._position = 0  # position of next_seq
+        self._start: int | None = None  # first seq seen when joined mid-stream (no SYN)
 
     def add(self, seq: int, payload: bytes) -> bytes:
         """Take a segment; return the bytes that became contiguous (often ``b""``)."""
         if self.next_seq is None:
             self.next_seq = seq  # joined mid-stream: the first byte seen is where we start
+            self._start = seq
         offset = (seq - self.next_seq) & _MASK
         if offset >= _HALF:  # starts before what we already have
             overlap = (self.next_seq - seq) & _MASK
+            self._before_start(seq)
             self._compare_delivered(payload, overlap)
             if overlap >= len(payload):
                 return b""
             payload = payload[overlap:]
             offset = 0
         if offset:
-            self._hold(seq, payload)
-            if self.pending_bytes > MAX_BUFFERED:
+            self._hold(seq, payload, offset)
+            if self.pending_bytes > MAX_BUFFERED or len(self.pending) > MAX_HELD_SEGMENTS:
                 return self.skip_gap()
             return b""
-        self.next_seq = (self.next_seq + len(payload)) & _MASK
-        self._tail = (self._tail + payload)[-OVERLAP_WINDOW:]
+        self._deliver(payload)
         if not self.pending:
             return payload
         return payload + self._drain()
 
     def skip_gap(self) -> bytes:
         """Declare the hole before the earliest held segment lost; return what follows it."""
-        if not self.pending or self.next_seq is None:
+        while self._heap and self._heap[0][1] not in self.pending:
+            heapq.heappop(self._heap)  # superseded entry
+        if not self._heap or self.next_seq is None:
             return b""
-        earliest = min(self.pending, key=lambda seq: (seq - self.next_seq) & _MASK)
-        self.next_seq = earliest
+        self._position, self.next_seq = self._heap[0]
         self.gaps += 1
         self._tail = b""
         return self._drain()
 
-    def _hold(self, seq: int, payload: bytes) -> None:
+    def _before_start(self, seq: int) -> None:
+        """Bytes from before the first one seen of a stream joined mid-way came too late."""
+        start = self._start
+        if start is not None and 0 < (start - seq) & _MASK < _HALF:
+            self.gaps += 1  # what came before the start was already passed over
+            self._start = None
+
+    def _deliver(self, payload: bytes) -> None:
+        self.next_seq = (self.next_seq + len(payload)) & _MASK  # type: ignore[operator]
+        self._position += len(payload)
+        self._tail = (self._tail + payload)[-OVERLAP_WINDOW:]
+
+    def _hold(self, seq: int, payload: bytes, offset: int) -> None:
         held = self.pending.get(seq)
         if held is not None:
             common = min(len(held), len(payload))
@@ -70,27 +105,27 @@ class TcpStream:
             if len(held) >= len(payload):
                 return
             self.pending_bytes -= len(held)
+        else:
+            heapq.heappush(self._heap, (self._position + offset, seq))
         self.pending[seq] = payload
         self.pending_bytes += len(payload)
 
     def _drain(self) -> bytes:
+        """Deliver held segments that now start at or before ``next_seq``, in position order."""
         out = bytearray()
-        progress = True
-        while progress and self.pending:
-            progress = False
-            for seq in list(self.pending):
-                offset = (seq - self.next_seq) & _MASK
-                if offset and offset < _HALF:
-                    continue  # still ahead of a hole
-                payload = self.pending.pop(seq)
-                self.pending_bytes -= len(payload)
-                overlap = (self.next_seq - seq) & _MASK
-                self._compare_delivered(payload, overlap)
-                if overlap < len(payload):
-                    out += payload[overlap:]
-                    self._tail = (self._tail + payload[overlap:])[-OVERLAP_WINDOW:]
-                    self.next_seq = (seq + len(payload)) & _MASK
-                    progress = True
+        heap = self._heap
+        while heap and heap[0][0] <= self._position:
+            position, seq = heapq.heappop(heap)
+            payload = self.pending.pop(seq, None)
+            if payload is None:
+                continue
+            self.pending_bytes -= len(payload)
+            overlap = self._position - position
+            self._compare_delivered(payload, overlap)
+            if overlap < len(payload):
+                fresh = payload[overlap:]
+                out += fresh
+                self._deliver(fresh)
         return bytes(out)
 
     def _compare_delivered(self, payload: bytes, overlap: int) -> None:

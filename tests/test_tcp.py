@@ -8,11 +8,12 @@ segment order the way captures do.
 from __future__ import annotations
 
 import random
+import time
 
 import pytest
 from test_tls import real_handshake
 
-from capana.tcp import MAX_BUFFERED, TcpStream
+from capana.tcp import MAX_BUFFERED, MAX_HELD_SEGMENTS, TcpStream
 
 ISN = 0x6C00_0000
 
@@ -160,3 +161,38 @@ def test_bytes_waiting_behind_a_hole_are_bounded():
     assert stream.pending_bytes == 0
     assert out == chunk * (len(out) // len(chunk))
     assert len(out) > MAX_BUFFERED
+
+
+@pytest.mark.parametrize("order", ["ascending", "descending"])
+def test_tiny_segments_behind_a_hole_cost_n_log_n(order):
+    """1-byte segments held behind a hole (a DoS against a rescanning buffer) drain at once."""
+    count = MAX_HELD_SEGMENTS
+    positions = range(1, count + 1)
+    stream = TcpStream(ISN)
+    started = time.perf_counter()
+    for at in positions if order == "ascending" else reversed(positions):
+        assert stream.add(ISN + at, bytes([at & 0xFF])) == b""
+    out = stream.add(ISN, b"\0")
+    assert time.perf_counter() - started < 0.5
+    assert out == bytes(at & 0xFF for at in range(count + 1))
+    assert stream.gaps == 0 and not stream.pending
+
+
+def test_held_segments_are_bounded_in_number_not_only_in_bytes():
+    stream = TcpStream(ISN)
+    out = b""
+    for at in range(MAX_HELD_SEGMENTS + 1):
+        out += stream.add(ISN + 2 + 2 * at, b"x")  # every other byte missing
+    assert stream.gaps >= 1
+    assert len(stream.pending) <= MAX_HELD_SEGMENTS
+    assert out  # the rest flows again after the declared gap
+
+
+def test_joined_mid_stream_earlier_segments_arriving_late_are_a_gap():
+    """No SYN and the first two segments swapped: the first one's bytes are lost, and said so."""
+    data = server_bytes()
+    (seq0, first), (seq1, second), *rest = segments(data)
+    stream = TcpStream()
+    out = stream.add(seq1, second) + stream.add(seq0, first) + reassemble(stream, rest)
+    assert out == data[len(first) :]
+    assert stream.gaps == 1
