@@ -38,6 +38,7 @@ class Connection:
         "closing",
         "directions",
         "heads",
+        "isns",
         "keys",
         "problems",
         "session_keys",
@@ -55,14 +56,18 @@ class Connection:
         self.client_key = client_key
         self.keys = keys  # a key log's secrets by client random, to read TLS 1.3 handshakes
         self.session_keys: SessionKeys | None = None
-        self.streams = {CLIENT: TcpStream(client_isn), SERVER: TcpStream(server_isn)}
+        # The streams are made at the first payload: a connection that never carries one (or
+        # whose first bytes are not TLS) costs a third of the memory. Until then, each side's
+        # next sequence number as its SYN said.
+        self.streams: dict[str, TcpStream] | None = None
+        self.isns = (client_isn, server_isn)
         # Created once the first bytes look like TLS: most connections never get that far.
         self.directions: dict[str, tls.TlsDirection] | None = None
         self.tracker: HandshakeTracker | None = None
         # First bytes too few to decide on (a segment cut inside the record header), per side.
         self.heads: dict[str, bytes] | None = None
         self.problems: list[str] = []
-        self.closing = 0
+        self.closing = 0  # bit 1: the client sent FIN, bit 2: the server did; 3: over
 
     @property
     def server_port(self) -> int:
@@ -75,6 +80,9 @@ class Connection:
         """Take a payload; False when the connection's first bytes turn out not to be TLS."""
         if segment.missing and "snaplen" not in "".join(self.problems):
             self.problems.append(f"{sender} data cut by the capture's snaplen")
+        if self.streams is None:
+            client_isn, server_isn = self.isns
+            self.streams = {CLIENT: TcpStream(client_isn), SERVER: TcpStream(server_isn)}
         stream = self.streams[sender]
         gaps = stream.gaps
         ready = stream.add(segment.seq, segment.payload)
@@ -102,6 +110,21 @@ class Connection:
         self._feed(sender, ready, timestamp)
         return not self.tracker.hopeless
 
+    def syn(self, sender: str, next_seq: int) -> bool:
+        """A SYN from ``sender`` (the SYN-ACK, or sent again); False if it starts a new one."""
+        if self.streams is not None:
+            stream = self.streams[sender]
+            if stream.next_seq is not None and stream.next_seq != next_seq:
+                return False
+            stream.next_seq = next_seq
+            return True
+        client_isn, server_isn = self.isns
+        seen = client_isn if sender == CLIENT else server_isn
+        if seen is not None and seen != next_seq:
+            return False
+        self.isns = (next_seq, server_isn) if sender == CLIENT else (client_isn, next_seq)
+        return True
+
     def _starts_tls(self, sender: str, first_bytes: bytes) -> bool:
         if sender == CLIENT and tls.looks_like_client_hello(first_bytes):
             return True
@@ -122,7 +145,7 @@ class Connection:
         """The connection is over: what waits behind a hole is read after the gap."""
         if self.tracker is None:
             return
-        assert self.directions is not None
+        assert self.directions is not None and self.streams is not None
         for sender, stream in self.streams.items():
             while stream.pending:
                 self._after_gap(sender, stream.skip_gap(), 0.0)
@@ -141,6 +164,7 @@ class Connection:
         """The handshake's facts, or None when no hello was ever seen."""
         if self.tracker is None or not self.tracker.saw_any_hello:
             return None
+        assert self.streams is not None  # made before the tracker
         client_address, client_port = endpoint(self.client_key)
         server_address, server_port = endpoint(self.client_key, destination=True)
         keys = self.session_keys
@@ -212,8 +236,10 @@ class ConnectionTable:
                 self._report(connection)
                 return
         if flags & (FLAG_FIN | FLAG_RST):
-            connection.closing += 1 if flags & FLAG_FIN else 2
-            if connection.closing >= 2:
+            # A FIN sent again by the same side closes nothing more; a RST ends both.
+            side = 1 if connection.sender(segment) == CLIENT else 2
+            connection.closing |= side if flags & FLAG_FIN else 3
+            if connection.closing == 3:
                 self._forget(segment)
                 self._report(connection)
 
@@ -227,9 +253,7 @@ class ConnectionTable:
     def _syn(self, segment: TcpSegment, connection: Connection | None) -> None:
         next_seq = (segment.seq + 1) & _MASK
         if connection is not None:
-            stream = connection.streams[connection.sender(segment)]
-            if stream.next_seq is None or stream.next_seq == next_seq:
-                stream.next_seq = next_seq  # the SYN-ACK, or a SYN sent again
+            if connection.syn(connection.sender(segment), next_seq):
                 return
             self._forget(segment)  # a new connection on the same addresses and ports
             self._report(connection)
