@@ -233,3 +233,16 @@ def test_client_hello_cut_inside_its_record_header(cut, server):
     conv.close()
     handshake = only(handshakes(conv.packets()))
     assert chains(handshake) == expected_chains()
+
+
+def test_a_fin_sent_twice_by_one_side_is_still_a_half_close():
+    """The client's FIN sent again: the server's flight after it is the same handshake."""
+    result = real_handshake()
+    conv = wire.TcpConversation(PHONE, CUCM, WHEN)
+    conv.open()
+    conv.send("client", result.flights[0].data)
+    conv._emit("client", "FA", b"")  # a half-close before the server answered
+    conv.duplicate(len(conv.segments) - 1)
+    conv.send("server", result.flights[1].data)
+    handshake = only(handshakes(conv.packets()))
+    assert chains(handshake)[1] == expected_chains()[1]
