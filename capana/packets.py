@@ -102,6 +102,8 @@ def _tcp_over_ipv4(frame: bytes, ip: int, wire_length: int) -> TcpSegment | None
         return None
     header = (frame[ip] & 0x0F) * 4
     total = (frame[ip + 2] << 8) | frame[ip + 3]
+    if total == 0:  # TCP segmentation offload: the NIC fills it in after the capture
+        total = wire_length - ip
     addresses = frame[ip + 12 : ip + 20]
     return _tcp(frame, ip + header, ip + total, addresses[:4], addresses[4:], wire_length)
 

@@ -89,7 +89,7 @@ def scan_capture(
                     continue
                 if not frame[47] & _OPEN_OR_CLOSE and (
                     flows.get(frame[26:38], 0) is None
-                    or (frame[16] << 8 | frame[17]) <= 20 + (frame[46] >> 4) * 4
+                    or 0 < (frame[16] << 8 | frame[17]) <= 20 + (frame[46] >> 4) * 4
                 ):
                     continue
             segment = decode_tcp(linktype, frame, wire_length)

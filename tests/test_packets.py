@@ -199,3 +199,13 @@ def test_syn_flags():
 )
 def test_endpoint_text(address, port, text):
     assert endpoint_text(address, port) == text
+
+
+def test_ipv4_total_length_zero_is_tso_and_takes_the_captured_length():
+    """TCP segmentation offload: the capture sees IPv4 total length 0; the payload is all there."""
+    packet = bytearray(ip())
+    packet[2:4] = b"\0\0"
+    segment = decode_tcp(packets.LINKTYPE_RAW, bytes(packet), len(packet))
+    assert segment is not None
+    assert segment.payload == client_hello()
+    assert segment.missing == 0

@@ -256,3 +256,13 @@ def test_hostile_lengths_are_problems_not_exceptions(tmp_path, kind, problem):
     handshake = only(scan(wire.write_pcap(tmp_path / "hostile.pcap", conv.packets()))[1])
     assert any(problem in text for text in handshake.problems), handshake.problems
     assert handshake.outcome == "incomplete"
+
+
+def test_tso_capture_with_ipv4_total_length_zero(tmp_path):
+    """Captured on the sender before segmentation offload: every IPv4 total length reads 0."""
+    tso = [
+        wire.Packet(p.time_ns, p.src, p.dst, p.ip[:2] + b"\0\0" + p.ip[4:])
+        for p in tls_packets(mss=9000)
+    ]
+    _, handshakes = scan(wire.write_pcap(tmp_path / "tso.pcap", tso))
+    assert client_and_server_chains(only(handshakes)) == expected_chains()
