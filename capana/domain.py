@@ -58,6 +58,9 @@ TRUST_STORE_BY_SERVICE: Mapping[str, str] = MappingProxyType(
         "sip-tls": "callmanager",
         "capf": "capf",
         "eap-tls": "ise",
+        "peap": "ise",
+        "eap-ttls": "ise",
+        "teap": "ise",
     }
 )
 TRUST_STORE_BY_PORT: Mapping[int, str] = MappingProxyType(

@@ -50,6 +50,8 @@ class Handshake:
     # With a key log: "decrypted" (TLS 1.3 handshake read), "failed" (its records did not open),
     # "not_needed" (a TLS <= 1.2 session: certificates in clear); None: no keys for it.
     decryption: str | None = None
+    # 802.1X (transport "eapol" or "radius"): the identity from the EAP-Response/Identity.
+    eap_identity: str | None = None
 
     @property
     def client_leaf(self) -> AnyCertificate | None:

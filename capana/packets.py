@@ -25,6 +25,7 @@ _ETHERTYPE_IPV4 = 0x0800
 _ETHERTYPE_IPV6 = 0x86DD
 _VLAN_ETHERTYPES = frozenset({0x8100, 0x88A8, 0x9100})
 IPPROTO_TCP = 6
+IPPROTO_UDP = 17
 # Untagged Ethernet + IPv4 without options + TCP without options: the shortest TCP frame.
 ETHERNET_IPV4_TCP_MIN = 14 + 20 + 20
 # IPv6 extension headers that can stand before TCP: hop-by-hop, routing, destination options,
@@ -174,3 +175,47 @@ def endpoint(key: bytes, destination: bool = False) -> tuple[str, int]:
 def endpoint_text(address: str, port: int) -> str:
     """``10.1.1.5:2443`` or ``[fd00::1]:2443``."""
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+class UdpDatagram(NamedTuple):
+    """One UDP datagram (not a fragment): raw addresses (4 or 16 bytes), ports, payload."""
+
+    source: bytes
+    source_port: int
+    destination: bytes
+    destination_port: int
+    payload: bytes
+
+
+def decode_udp(linktype: int, frame: bytes, ports: frozenset[int]) -> UdpDatagram | None:
+    """The UDP datagram in ``frame`` if either port is in ``ports`` (IPv4, or IPv6 without
+    extension headers), else None. Costs a few comparisons for any other frame.
+    """
+    ip = ip_offset(linktype, frame)
+    if ip < 0 or len(frame) < ip + 28:
+        return None
+    if frame[ip] >> 4 == 4:
+        if frame[ip + 9] != IPPROTO_UDP or (frame[ip + 6] & 0x3F) or frame[ip + 7]:
+            return None
+        udp = ip + (frame[ip] & 0x0F) * 4
+    elif frame[ip] >> 4 == 6 and frame[ip + 6] == IPPROTO_UDP:
+        udp = ip + 40
+    else:
+        return None
+    if len(frame) < udp + 8:
+        return None
+    source_port = (frame[udp] << 8) | frame[udp + 1]
+    destination_port = (frame[udp + 2] << 8) | frame[udp + 3]
+    if source_port not in ports and destination_port not in ports:
+        return None
+    if udp == ip + 40:
+        source, destination = frame[ip + 8 : ip + 24], frame[ip + 24 : ip + 40]
+    else:
+        source, destination = frame[ip + 12 : ip + 16], frame[ip + 16 : ip + 20]
+    end = min(len(frame), udp + ((frame[udp + 4] << 8) | frame[udp + 5]))
+    return UdpDatagram(source, source_port, destination, destination_port, frame[udp + 8 : end])
+
+
+def address_text(raw: bytes) -> str:
+    """``10.1.1.5`` or ``fd00::1`` from 4 or 16 raw bytes."""
+    return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from capana.capture import CaptureError, CaptureReader, Packet
 from capana.connections import ConnectionTable
+from capana.dot1x import RADIUS_PORT_HIGH_BYTES, Dot1xTable
 from capana.handshake import Handshake
 from capana.keylog import CaptureKeys, KeyLog, KeyLogError
 from capana.packets import (
@@ -17,6 +18,7 @@ from capana.packets import (
     FLAG_RST,
     FLAG_SYN,
     IPPROTO_TCP,
+    IPPROTO_UDP,
     LINKTYPE_ETHERNET,
     decode_tcp,
 )
@@ -69,6 +71,7 @@ def scan_capture(
     keys = CaptureKeys(reader.info.keylog, keylog)
     table = ConnectionTable(name, keys=keys)
     flows = table.flows
+    dot1x = Dot1xTable(name)  # 802.1X: EAPOL and RADIUS, fed only frames TCP does not take
     handshakes: list[Handshake] = []
     with reader:
         records = reader if progress is None else _reporting(reader, progress)
@@ -86,6 +89,10 @@ def scan_capture(
                 and frame[14] == 0x45
             ):
                 if frame[23] != IPPROTO_TCP:
+                    if frame[23] == IPPROTO_UDP and (
+                        frame[34] in RADIUS_PORT_HIGH_BYTES or frame[36] in RADIUS_PORT_HIGH_BYTES
+                    ):
+                        dot1x.add(linktype, frame, timestamp)
                     continue
                 if not frame[47] & _OPEN_OR_CLOSE and (
                     flows.get(frame[26:38], 0) is None
@@ -98,8 +105,11 @@ def scan_capture(
                 if table.completed:
                     handshakes.extend(table.completed)
                     table.completed.clear()
+            else:
+                dot1x.add(linktype, frame, timestamp)
         table.finish()
         handshakes.extend(table.completed)
+        handshakes.extend(dot1x.finish())
         info = reader.info
     warnings = list(info.warnings)
     warnings += [f"key log: {problem}" for problem in keys.problems]
@@ -108,6 +118,8 @@ def scan_capture(
             f"{table.evicted} TLS connections were evicted before their end: "
             f"more than {table.max_connections} connections open at once"
         )
+    if dot1x.evicted:
+        warnings.append(f"{dot1x.evicted} 802.1X authentications were evicted before their end")
     summary = CaptureSummary(
         path=name,
         format=info.format,

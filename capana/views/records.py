@@ -79,6 +79,7 @@ def handshake_record(record: HandshakeReport) -> dict[str, Any]:
         "tls_version": handshake.tls_version,
         "cipher_suite": handshake.cipher_suite,
         "sni": handshake.sni,
+        "eap_identity": handshake.eap_identity,
         "client_cert_status": handshake.client_cert_status,
         "client_chain": [certificate_record(cert) for cert in record.client_chain],
         "server_chain": [certificate_record(cert) for cert in record.server_chain],

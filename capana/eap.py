@@ -1,0 +1,206 @@
+"""EAP-TLS (and the outer TLS of PEAP, TTLS, TEAP), sans-IO: EAP packets in, one handshake out.
+
+Nothing here knows about EAPOL or RADIUS. An :class:`EapTlsSession` is fed the EAP packets of
+one authentication in capture order, whichever way they travelled: the EAP code says who sent
+each one (Requests, Success and Failure come from the server, Responses from the peer). It joins
+the fragments of each TLS message (RFC 5216 2.1.5: L/M/S flags, TLS Message Length), feeds every
+whole message to a :class:`tls.TlsDirection` per side and folds the events into a
+:class:`HandshakeTracker`; EAP-Response/Identity gives the identity, EAP-Success/Failure the
+outcome.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+from capana import tls
+from capana.handshake import CLIENT, SERVER, Handshake, HandshakeTracker
+
+EAP_REQUEST = 1
+EAP_RESPONSE = 2
+EAP_SUCCESS = 3
+EAP_FAILURE = 4
+EAP_TYPE_IDENTITY = 1
+
+# EAP methods that run a TLS handshake in their outer layer, and the service each is reported as.
+TLS_METHODS = {13: "eap-tls", 21: "eap-ttls", 25: "peap", 55: "teap"}
+
+FLAG_LENGTH = 0x80  # L: a 4-byte TLS Message Length follows the flags
+FLAG_MORE = 0x40  # M: more fragments of this message follow
+FLAG_START = 0x20  # S: EAP-TLS Start, from the server
+FLAG_OUTER_TLVS = 0x10  # O (TEAP only): a 4-byte Outer TLV Length follows
+
+# Bounds: one TLS message (one side's flight) being joined, per direction. No honest flight is
+# near it (a phone's chain is a few KB); past it the message is dropped and the side marked lost.
+MAX_TLS_MESSAGE = 1 << 18
+MAX_IDENTITY = 256  # characters kept of an EAP identity
+
+
+class EapPacket(NamedTuple):
+    """One EAP packet (RFC 3748 4): ``method`` and ``data`` only for Request/Response."""
+
+    code: int
+    identifier: int
+    method: int | None
+    data: bytes
+
+
+def parse_eap(data: bytes) -> EapPacket | None:
+    """The EAP packet at the start of ``data`` (trailing padding ignored), or None if malformed."""
+    if len(data) < 4:
+        return None
+    code, identifier = data[0], data[1]
+    length = (data[2] << 8) | data[3]
+    if length < 4 or length > len(data) or code not in (1, 2, 3, 4):
+        return None
+    if code in (EAP_SUCCESS, EAP_FAILURE) or length == 4:
+        return EapPacket(code, identifier, None, b"")
+    return EapPacket(code, identifier, data[4], bytes(data[5:length]))
+
+
+class _Joiner:
+    """Joins one side's EAP-TLS fragments into whole TLS messages.
+
+    Buffer: at most one message being joined, capped at MAX_TLS_MESSAGE bytes.
+    """
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.expected: int | None = None  # from the L flag
+        self.joining = False  # the last fragment had M set
+        self.lost = False  # bytes of the message being joined are missing
+        self.last: tuple[int, bytes] | None = None  # (identifier, data) of the last fragment
+        self.duplicates = 0
+
+    def add(self, identifier: int, data: bytes) -> tuple[bytes | None, bool]:
+        """(a whole message or None, whether bytes before it were lost)."""
+        if (identifier, data) == self.last:
+            self.duplicates += 1  # a retransmission: already taken
+            return None, False
+        self.last = identifier, data
+        flags, offset = data[0], 1
+        if flags & FLAG_LENGTH:
+            if len(data) < 5:
+                return None, True
+            expected = int.from_bytes(data[1:5], "big")
+            offset = 5
+        if flags & FLAG_OUTER_TLVS:
+            offset += 4
+        payload = data[offset:]
+        if not payload:
+            return None, False  # an ACK of a fragment, or the server's Start
+        lost_before = False
+        if flags & FLAG_LENGTH:
+            if self.joining:  # the previous message never got its last fragment
+                lost_before = True
+            self._reset()
+            self.expected = expected
+        elif not self.joining and flags & FLAG_MORE:
+            self._reset()  # a fragmented message always starts with L: its start is lost
+            self.lost = True
+        self.buffer += payload
+        self.joining = bool(flags & FLAG_MORE)
+        if len(self.buffer) > MAX_TLS_MESSAGE:
+            self._reset()
+            self.lost = self.joining
+            return None, True
+        if self.joining:
+            return None, lost_before
+        message = bytes(self.buffer)
+        lost = self.lost or (self.expected is not None and self.expected != len(message))
+        self._reset()
+        return (None if lost else message), lost or lost_before
+
+    def _reset(self) -> None:
+        self.buffer.clear()
+        self.expected = None
+        self.joining = False
+        self.lost = False
+
+
+class EapTlsSession:
+    """One EAP authentication: identity, the TLS handshake of its method, and its outcome."""
+
+    def __init__(self) -> None:
+        self.identity: str | None = None
+        self.method: int | None = None
+        self.eap_outcome: str | None = None  # "established" on Success, "rejected" on Failure
+        self.start: float | None = None
+        self.tracker = HandshakeTracker()
+        self._directions = {CLIENT: tls.TlsDirection(), SERVER: tls.TlsDirection()}
+        self._joiners = {CLIENT: _Joiner(), SERVER: _Joiner()}
+        self._gaps = 0
+        self.problems: list[str] = []
+
+    @property
+    def done(self) -> bool:
+        return self.eap_outcome is not None
+
+    @property
+    def tls_started(self) -> bool:
+        return self.method is not None
+
+    def restarts(self, packet: EapPacket) -> bool:
+        """Does ``packet`` begin a new authentication rather than continue this one?"""
+        if self.done:
+            return True
+        identity = packet.code == EAP_RESPONSE and packet.method == EAP_TYPE_IDENTITY
+        start = (
+            packet.code == EAP_REQUEST
+            and packet.method in TLS_METHODS
+            and packet.data[:1] != b""
+            and packet.data[0] & FLAG_START
+        )
+        return self.tls_started and bool(identity or start)
+
+    def feed(self, packet: EapPacket, timestamp: float) -> None:
+        if self.start is None:
+            self.start = timestamp
+        if packet.code == EAP_SUCCESS:
+            self.eap_outcome = "established"
+        elif packet.code == EAP_FAILURE:
+            self.eap_outcome = "rejected"
+        elif packet.method == EAP_TYPE_IDENTITY and packet.code == EAP_RESPONSE:
+            self.identity = packet.data[:MAX_IDENTITY].decode("utf-8", "replace")
+        elif packet.method in TLS_METHODS and packet.data:
+            if self.method is None:
+                self.method = packet.method
+            if packet.method == self.method:
+                self._fragment(packet, timestamp)
+
+    def _fragment(self, packet: EapPacket, timestamp: float) -> None:
+        sender = CLIENT if packet.code == EAP_RESPONSE else SERVER
+        message, lost = self._joiners[sender].add(packet.identifier, packet.data)
+        if lost:
+            self._gaps += 1
+            self.tracker.lost_data(sender)
+            # What follows a hole starts a fresh message: a record boundary, unless it is lost too.
+            self._directions[sender] = tls.TlsDirection()
+        if message is not None:
+            for event in self._directions[sender].feed(message):
+                self.tracker.on_event(sender, event, timestamp)
+
+    def handshake(
+        self, *, capture: str, transport: str, client: str, server: str, server_port: int
+    ) -> Handshake | None:
+        """The authentication as a handshake, or None when it never reached a TLS hello."""
+        if not self.tracker.saw_any_hello:
+            return None
+        duplicates = sum(joiner.duplicates for joiner in self._joiners.values())
+        notes = (f"{duplicates} EAP-TLS fragments seen twice",) if duplicates else ()
+        result = self.tracker.result(
+            capture=capture,
+            client=client,
+            server=server,
+            server_port=server_port,
+            service=TLS_METHODS.get(self.method or 13, "eap-tls"),
+            gaps=self._gaps,
+            problems=tuple(self.problems) + notes,
+        )
+        return dataclasses.replace(
+            result,
+            transport=transport,
+            outcome=self.eap_outcome or result.outcome,
+            eap_identity=self.identity,
+        )

@@ -1,0 +1,119 @@
+"""802.1X on the access port: EAPOL frames (IEEE 802.1X-2010 11.3) to EAP-TLS sessions.
+
+Sessions are keyed by the supplicant's MAC: a supplicant sends to the PAE group address
+(01:80:c2:00:00:03), not to the authenticator, so the authenticator's MAC is learnt from the
+frames it sends. State is bounded: at most ``max_sessions`` open sessions, the oldest reported
+(with a note) when more appear.
+"""
+
+from __future__ import annotations
+
+from capana.eap import EAP_RESPONSE, EapTlsSession, parse_eap
+from capana.handshake import Handshake
+from capana.packets import LINKTYPE_ETHERNET
+
+ETHERTYPE_EAPOL = 0x888E
+_VLAN_ETHERTYPES = frozenset({0x8100, 0x88A8, 0x9100})
+_MAX_VLAN_TAGS = 4
+EAPOL_EAP_PACKET = 0  # EAPOL packet type; 1 Start, 2 Logoff, 3 Key, ... carry no EAP
+MAX_SESSIONS = 10_000
+
+
+def eapol_eap(linktype: int, frame: bytes) -> tuple[bytes, bytes, bytes] | None:
+    """(destination MAC, source MAC, EAP packet) of an EAPOL EAP-Packet frame, else None."""
+    if linktype != LINKTYPE_ETHERNET:
+        return None
+    offset = 12
+    for _ in range(_MAX_VLAN_TAGS + 1):
+        if len(frame) < offset + 2:
+            return None
+        ethertype = (frame[offset] << 8) | frame[offset + 1]
+        if ethertype == ETHERTYPE_EAPOL:
+            break
+        if ethertype not in _VLAN_ETHERTYPES:
+            return None
+        offset += 4
+    else:
+        return None
+    body = offset + 2  # version (1-3), packet type, body length
+    if len(frame) < body + 4 or not 1 <= frame[body] <= 3 or frame[body + 1] != EAPOL_EAP_PACKET:
+        return None
+    length = (frame[body + 2] << 8) | frame[body + 3]
+    return frame[0:6], frame[6:12], frame[body + 4 : body + 4 + length]
+
+
+def mac_text(raw: bytes) -> str:
+    """``00:aa:bb:cc:00:11``."""
+    return raw.hex(":")
+
+
+class _EapolSession:
+    __slots__ = ("authenticator", "eap", "supplicant")
+
+    def __init__(self, supplicant: bytes) -> None:
+        self.supplicant = supplicant
+        self.authenticator: bytes | None = None
+        self.eap = EapTlsSession()
+
+
+class EapolTable:
+    """Follows the 802.1X authentications of one capture; finished ones land in ``completed``."""
+
+    def __init__(self, capture: str, max_sessions: int = MAX_SESSIONS) -> None:
+        self.capture = capture
+        self.max_sessions = max_sessions
+        self.completed: list[Handshake] = []
+        self.evicted = 0
+        self._sessions: dict[bytes, _EapolSession] = {}
+
+    def add(self, linktype: int, frame: bytes, timestamp: float) -> bool:
+        """Take a frame; False when it is not an EAPOL EAP-Packet."""
+        found = eapol_eap(linktype, frame)
+        if found is None:
+            return False
+        destination, source, data = found
+        packet = parse_eap(data)
+        if packet is None:
+            return True
+        from_supplicant = packet.code == EAP_RESPONSE
+        supplicant = source if from_supplicant else destination
+        if supplicant[0] & 1:
+            return True  # a Request/Identity to the group address: not for one supplicant yet
+        session = self._sessions.get(supplicant)
+        if session is not None and session.eap.restarts(packet):
+            self._report(self._sessions.pop(supplicant))
+            session = None
+        if session is None:
+            session = self._sessions[supplicant] = _EapolSession(supplicant)
+            if len(self._sessions) > self.max_sessions:
+                self._evict()
+        if not from_supplicant:
+            session.authenticator = source
+        session.eap.feed(packet, timestamp)
+        if session.eap.done:
+            self._report(self._sessions.pop(supplicant))
+        return True
+
+    def finish(self) -> None:
+        """End of capture: report every authentication still open."""
+        for session in self._sessions.values():
+            self._report(session)
+        self._sessions.clear()
+
+    def _evict(self) -> None:
+        oldest = self._sessions.pop(next(iter(self._sessions)))
+        if oldest.eap.tls_started:
+            self.evicted += 1
+            oldest.eap.problems.append("evicted: too many 802.1X sessions open at once")
+        self._report(oldest)
+
+    def _report(self, session: _EapolSession) -> None:
+        handshake = session.eap.handshake(
+            capture=self.capture,
+            transport="eapol",
+            client=mac_text(session.supplicant),
+            server=mac_text(session.authenticator) if session.authenticator else "",
+            server_port=0,
+        )
+        if handshake is not None:
+            self.completed.append(handshake)

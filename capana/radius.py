@@ -1,0 +1,188 @@
+"""802.1X between switch and authentication server: RADIUS (RFC 2865, 3579) to EAP-TLS sessions.
+
+Each packet's EAP-Message attributes are joined into one EAP packet. An Access-Request belongs to
+the session whose Access-Challenge gave its State, else to the session of its Calling-Station-Id
+(the phone's MAC) on the same NAS and server; a Challenge, Accept or Reject belongs to the
+session of the Request with its identifier. Access-Accept/Reject end the session.
+
+State is bounded: each session holds at most one key of each kind (State, station, pending
+identifier) and at most ``max_sessions`` are open; the oldest is reported (with a note) beyond.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+from capana.eap import EapTlsSession, parse_eap
+from capana.handshake import Handshake
+from capana.packets import UdpDatagram, address_text, endpoint_text
+
+RADIUS_PORTS = frozenset({1812, 1645})
+ACCESS_REQUEST = 1
+ACCESS_ACCEPT = 2
+ACCESS_REJECT = 3
+ACCESS_CHALLENGE = 11
+ATTRIBUTE_STATE = 24
+ATTRIBUTE_CALLING_STATION_ID = 31
+ATTRIBUTE_EAP_MESSAGE = 79
+MAX_SESSIONS = 10_000
+_MAC = re.compile(r"[0-9a-fA-F]{12}")
+_MAC_SEPARATORS = str.maketrans("", "", ":-. ")
+
+
+class RadiusPacket(NamedTuple):
+    code: int
+    identifier: int
+    eap: bytes  # the EAP-Message attributes joined; empty when there are none
+    state: bytes | None
+    calling_station: str | None
+
+
+def parse_radius(data: bytes) -> RadiusPacket | None:
+    """The RADIUS packet in a UDP payload, or None when it is not one."""
+    if len(data) < 20:
+        return None
+    length = (data[2] << 8) | data[3]
+    if length < 20 or length > len(data):
+        return None
+    eap = bytearray()
+    state = station = None
+    offset = 20
+    while offset + 2 <= length:
+        kind, size = data[offset], data[offset + 1]
+        if size < 2 or offset + size > length:
+            return None
+        value = data[offset + 2 : offset + size]
+        if kind == ATTRIBUTE_EAP_MESSAGE:
+            eap += value
+        elif kind == ATTRIBUTE_STATE:
+            state = bytes(value)
+        elif kind == ATTRIBUTE_CALLING_STATION_ID:
+            station = normalized_mac(value.decode("utf-8", "replace"))
+        offset += size
+    return RadiusPacket(data[0], data[1], bytes(eap), state, station)
+
+
+def normalized_mac(text: str) -> str:
+    """``2C-31-24-C9-F8-E1`` (or ``2c31.24c9.f8e1``) as ``2c:31:24:c9:f8:e1``; else as given."""
+    digits = text.strip().translate(_MAC_SEPARATORS)
+    if not _MAC.fullmatch(digits):
+        return text.strip()
+    digits = digits.lower()
+    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
+
+
+Endpoints = tuple[bytes, int, bytes, int]  # NAS address and port, server address and port
+
+
+class _RadiusSession:
+    __slots__ = ("eap", "endpoints", "keys", "station")
+
+    def __init__(self, endpoints: Endpoints, station: str | None) -> None:
+        self.endpoints = endpoints
+        self.station = station
+        self.eap = EapTlsSession()
+        self.keys: dict[str, tuple] = {}  # kind -> its key in the table's index
+
+
+class RadiusTable:
+    """Follows the RADIUS EAP exchanges of one capture; finished ones land in ``completed``."""
+
+    def __init__(self, capture: str, max_sessions: int = MAX_SESSIONS) -> None:
+        self.capture = capture
+        self.max_sessions = max_sessions
+        self.completed: list[Handshake] = []
+        self.evicted = 0
+        self._index: dict[tuple, _RadiusSession] = {}  # state, station and pending keys
+        self._open: dict[int, _RadiusSession] = {}  # by id(), oldest first
+
+    def add(self, datagram: UdpDatagram, timestamp: float) -> None:
+        packet = parse_radius(datagram.payload)
+        if packet is None:
+            return
+        if packet.code == ACCESS_REQUEST and datagram.destination_port in RADIUS_PORTS:
+            nas = datagram.source, datagram.source_port
+            endpoints = (*nas, datagram.destination, datagram.destination_port)
+            self._request(endpoints, packet, timestamp)
+        elif packet.code in (ACCESS_ACCEPT, ACCESS_REJECT, ACCESS_CHALLENGE):
+            nas = datagram.destination, datagram.destination_port
+            endpoints = (*nas, datagram.source, datagram.source_port)
+            self._response(endpoints, packet, timestamp)
+
+    def finish(self) -> None:
+        """End of capture: report every exchange still open."""
+        for session in list(self._open.values()):
+            self._close(session)
+
+    def _request(self, endpoints: Endpoints, packet: RadiusPacket, timestamp: float) -> None:
+        session = None
+        if packet.state is not None:
+            session = self._index.get(("state", endpoints, packet.state))
+        if session is None and packet.calling_station is not None:
+            session = self._index.get(("station", endpoints, packet.calling_station))
+        eap = parse_eap(packet.eap) if packet.eap else None
+        if session is not None and eap is not None and session.eap.restarts(eap):
+            self._close(session)
+            session = None
+        if session is None:
+            session = self._open_session(endpoints, packet.calling_station)
+        self._key(session, "pending", (endpoints, packet.identifier))
+        if eap is not None:
+            session.eap.feed(eap, timestamp)
+
+    def _response(self, endpoints: Endpoints, packet: RadiusPacket, timestamp: float) -> None:
+        session = self._index.get(("pending", endpoints, packet.identifier))
+        if session is None:
+            return  # the answer to a request the capture does not hold
+        if packet.state is not None:
+            self._key(session, "state", (endpoints, packet.state))
+        eap = parse_eap(packet.eap) if packet.eap else None
+        if eap is not None:
+            session.eap.feed(eap, timestamp)
+        if packet.code == ACCESS_ACCEPT:
+            session.eap.eap_outcome = "established"
+        elif packet.code == ACCESS_REJECT:
+            session.eap.eap_outcome = "rejected"
+        if session.eap.done:
+            self._close(session)
+
+    def _open_session(self, endpoints: Endpoints, station: str | None) -> _RadiusSession:
+        session = _RadiusSession(endpoints, station)
+        self._open[id(session)] = session
+        if station is not None:
+            self._key(session, "station", (endpoints, station))
+        if len(self._open) > self.max_sessions:
+            oldest = next(iter(self._open.values()))
+            if oldest.eap.tls_started:
+                self.evicted += 1
+                oldest.eap.problems.append("evicted: too many RADIUS sessions open at once")
+            self._close(oldest)
+        return session
+
+    def _key(self, session: _RadiusSession, kind: str, key: tuple) -> None:
+        """Index ``session`` under ``key``, replacing its previous key of that kind."""
+        old = session.keys.get(kind)
+        if old is not None and self._index.get(old) is session:
+            del self._index[old]
+        session.keys[kind] = (kind, *key)
+        self._index[(kind, *key)] = session
+
+    def _close(self, session: _RadiusSession) -> None:
+        self._open.pop(id(session), None)
+        for key in session.keys.values():
+            if self._index.get(key) is session:
+                del self._index[key]
+        nas, nas_port, server, server_port = session.endpoints
+        nas_text = endpoint_text(address_text(nas), nas_port)
+        if session.station is None:
+            session.eap.problems.append(f"no Calling-Station-Id: client is the NAS {nas_text}")
+        handshake = session.eap.handshake(
+            capture=self.capture,
+            transport="radius",
+            client=session.station or nas_text,
+            server=endpoint_text(address_text(server), server_port),
+            server_port=server_port,
+        )
+        if handshake is not None:
+            self.completed.append(handshake)
