@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,13 @@ def test_moved_phone_is_a_mic(capana_report):
 def test_unknown_phone(capana_report):
     assert_device_used(capana_report(REBOOT), "SEP000000000000", kind="LSC")
 """
+
+
+def test_plugin_is_registered_for_pytest() -> None:
+    points = entry_points(group="pytest11")
+    assert any(p.value == "capana.pytest_plugin" for p in points), (
+        "capana's pytest11 entry point is missing: reinstall with pip install -e '.[test]'"
+    )
 
 
 def test_lab_suite_failures_name_the_phone_and_the_reason(pytester: pytest.Pytester) -> None:
