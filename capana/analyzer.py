@@ -11,6 +11,7 @@ from capana.classify import Classification, classify
 from capana.devices import group_devices
 from capana.findings import diagnose
 from capana.handshake import Handshake
+from capana.keylog import KeyLog
 from capana.report import CertificateReport, HandshakeReport, Report
 from capana.scan import ProgressCallback, scan_capture
 from capana.truststore import TrustStore, load_trust_store, parse_trust_option, store_for
@@ -35,18 +36,24 @@ def analyze(
     trust: TrustArgument = None,
     *,
     progress: ProgressCallback | None = None,
+    keylog: str | Path | KeyLog | None = None,
 ) -> Report:
     """Analyse capture files (folders are searched for captures) against trust stores.
+
+    ``keylog``, an NSS key log file (``SSLKEYLOGFILE``), lets TLS 1.3 handshakes be read; key
+    log lines in pcapng Decryption Secrets Blocks are always used. Raises KeyLogError if the
+    file cannot be read.
 
     >>> report = analyze("pcaps/phone-reboot.pcapng", trust="pcaps/phone-reboot-trust")
     >>> [h.client_leaf.kind for h in report.handshakes if h.client_leaf]  # doctest: +SKIP
     ['LSC', 'MIC', ...]
     """
     stores = load_stores(trust)
+    keys = KeyLog.read(keylog) if isinstance(keylog, str | Path) else keylog
     captures = []
     records = []
     for path in capture_files(paths):
-        summary, handshakes = scan_capture(path, progress)
+        summary, handshakes = scan_capture(path, progress, keys)
         captures.append(summary)
         records.extend(judge(handshake, stores, summary.start) for handshake in handshakes)
     names = tuple(sorted(name or "default" for name in stores))

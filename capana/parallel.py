@@ -15,6 +15,7 @@ from pathlib import Path
 
 from capana.analyzer import TrustArgument, analyze, capture_files, load_stores
 from capana.devices import group_devices
+from capana.keylog import KeyLog
 from capana.report import Report
 from capana.scan import ProgressCallback
 
@@ -25,21 +26,26 @@ def analyze_files(
     *,
     jobs: int = 1,
     progress: ProgressCallback | None = None,
+    keylog: str | Path | KeyLog | None = None,
 ) -> Report:
     """Like :func:`capana.analyze`, with up to ``jobs`` processes (0: one per CPU).
 
-    Trust stores are loaded once, here, so a bad store fails before any work starts. With one
-    job ``progress`` follows the bytes of each file; with more, the bytes of finished files.
+    Trust stores and the key log are loaded once, here, so a bad one fails before any work
+    starts. With one job ``progress`` follows the bytes of each file; with more, the bytes of
+    finished files.
     """
     files = list(capture_files(paths))
     stores = load_stores(trust)
+    keys = KeyLog.read(keylog) if isinstance(keylog, str | Path) else keylog
     workers = min(jobs or os.cpu_count() or 1, len(files))
     if workers <= 1:
-        return analyze(files, trust=stores, progress=progress)
+        return analyze(files, trust=stores, progress=progress, keylog=keys)
     sizes = [_size(path) for path in files]
     parts: list[Report | None] = [None] * len(files)
     with ProcessPoolExecutor(max_workers=workers, initializer=_quiet_on_interrupt) as pool:
-        pending = {pool.submit(analyze, path, stores): i for i, path in enumerate(files)}
+        pending = {
+            pool.submit(analyze, path, stores, keylog=keys): i for i, path in enumerate(files)
+        }
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:

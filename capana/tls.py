@@ -487,9 +487,12 @@ def _tls13_certificate(reader: _Reader) -> CertificateMessage:
     problem = None
     try:
         reader.vector(1)  # certificate_request_context
-        entries = _Reader(reader.vector(3))
-        if reader.remaining():
-            problem = f"{reader.remaining()} bytes after the certificate list"
+        declared = reader.integer(3)
+        if declared != reader.remaining():
+            problem = (
+                f"certificate list claims {declared} bytes, the message holds {reader.remaining()}"
+            )
+        entries = _Reader(reader.take(min(declared, reader.remaining())))
         while entries.remaining() > 0:
             if len(certificates) == MAX_CHAIN_CERTIFICATES:
                 problem = f"more than {MAX_CHAIN_CERTIFICATES} certificates; the rest were skipped"

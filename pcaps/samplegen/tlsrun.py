@@ -132,6 +132,7 @@ def run_handshake(
     max_version: str = "1.2",
     client_ciphers: str = PHONE_CIPHERS,
     server_ciphers: str = SERVER_CIPHERS,
+    tls13_ciphers: str | None = None,
     sni: str | None = None,
     check_purpose: bool = False,
     app_data: Sequence[tuple[Sender, bytes]] = (),
@@ -144,6 +145,7 @@ def run_handshake(
     ``app_data`` and ``close`` (close_notify both ways) apply only to an established session.
     ``check_purpose=False`` lets the server accept chains whose CA lacks clientAuth in its EKU:
     CUCM's CAPF certificate carries serverAuth only, yet CUCM accepts the LSCs it signs.
+    ``tls13_ciphers`` (e.g. "TLS_CHACHA20_POLY1305_SHA256") limits the TLS 1.3 suites both offer.
 
         result = run_handshake(server_chain=[cucm], client_chain=[lsc], trust=[capf.cert])
         assert result.established
@@ -160,6 +162,9 @@ def run_handshake(
         trust if ca_names is None else ca_names,
         check_purpose,
     )
+    if tls13_ciphers is not None:
+        for ctx in (server_ctx, client_ctx):
+            ctx.set_tls13_ciphersuites(tls13_ciphers.encode())
     client_ctx.set_keylog_callback(lambda _conn, line: recorder.keylog.append(line.decode()))
     client_ctx.set_verify(SSL.VERIFY_NONE)  # the phone's own check (ITL/CTL) is out of scope
 
