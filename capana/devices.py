@@ -45,10 +45,9 @@ class Device:
         worst = self.worst
         news = f"worst {worst.severity} {worst.code}" if worst else "no finding"
         presented = "+".join(self.kinds) or "no certificate"
-        return (
-            f"<Device {self.name} {self.model or '?'} at {', '.join(self.addresses)}: "
-            f"{presented}, {len(self.handshakes)} handshake(s), {news}>"
-        )
+        where = ", ".join(a for a in self.addresses if a != self.name)
+        label = " ".join(filter(None, [self.name, self.model, where and f"at {where}"]))
+        return f"<Device {label}: {presented}, {len(self.handshakes)} handshake(s), {news}>"
 
     def _repr_html_(self) -> str:
         from capana.views.html import device_fragment
