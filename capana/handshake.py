@@ -285,4 +285,7 @@ def _chain(message: tls.CertificateMessage | None) -> tuple[AnyCertificate, ...]
 def _utc(timestamp: float | None) -> datetime | None:
     if timestamp is None:
         return None
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc)
+    try:
+        return datetime.fromtimestamp(timestamp, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):  # a corrupt packet timestamp
+        return None

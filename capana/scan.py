@@ -120,12 +120,15 @@ def scan_capture(
         )
     if dot1x.evicted:
         warnings.append(f"{dot1x.evicted} 802.1X authentications were evicted before their end")
+    start, end = _utc(info.start), _utc(info.end)
+    if (start is None) != (info.start is None) or (end is None) != (info.end is None):
+        warnings.append("packet timestamps out of range: the capture time is unknown")
     summary = CaptureSummary(
         path=name,
         format=info.format,
         packets=info.packets,
-        start=_utc(info.start),
-        end=_utc(info.end),
+        start=start,
+        end=end,
         errors=tuple(info.errors) + key_errors,
         warnings=tuple(warnings),
         keylog=tuple(info.keylog),
@@ -146,4 +149,10 @@ _EPOCH = datetime.fromtimestamp(0, tz=timezone.utc)
 
 
 def _utc(timestamp: float | None) -> datetime | None:
-    return None if timestamp is None else datetime.fromtimestamp(timestamp, tz=timezone.utc)
+    """UTC time of an epoch timestamp; None when absent or beyond what a datetime holds."""
+    if timestamp is None:
+        return None
+    try:
+        return datetime.fromtimestamp(timestamp, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):  # a corrupt timestamp field
+        return None
