@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TextIO
 
+from capana.keylog import KeyLogError
 from capana.parallel import analyze_files
 from capana.report import Report
 from capana.truststore import TrustStoreError
@@ -47,11 +48,13 @@ examples:
   capana scan reboot.pcap --trust cm-trust/ --format html -o report.html
   capana scan reboot.pcap --format csv -o handshakes.csv --export-certs certs/
   capana scan reboot.pcap --trust cm-trust/ --fail-on error || echo "phones need attention"
+  capana scan tls13.pcap --keylog sslkeys.log
 
 exit status:
   0  analysed; no finding at or above --fail-on (always, with the default --fail-on never)
   1  a finding of the --fail-on severity or worse (error > warning > info)
-  2  usage error, unreadable capture or trust store, no capture found, or internal error
+  2  usage error, unreadable capture, trust store or key log, no capture found, or internal
+     error
 """
 
 
@@ -86,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="[NAME=]PATH",
         help="trust store: PEM/DER file, .p7b or folder; NAME is callmanager, capf, ise, "
         "asa or a port (repeatable; without NAME: the default for every handshake)",
+    )
+    scan.add_argument(
+        "--keylog",
+        metavar="FILE",
+        help="NSS key log (SSLKEYLOGFILE) to read TLS 1.3 certificates; pcapng files' own "
+        "decryption secrets are used too",
     )
     scan.add_argument(
         "--format",
@@ -137,8 +146,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _scan(args: argparse.Namespace) -> int:
     bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
     try:
-        report = analyze_files(args.paths, trust=args.trust or None, jobs=args.jobs, progress=bar)
-    except TrustStoreError as error:
+        report = analyze_files(
+            args.paths,
+            trust=args.trust or None,
+            jobs=args.jobs,
+            progress=bar,
+            keylog=args.keylog,
+        )
+    except (TrustStoreError, KeyLogError) as error:
         print(f"capana: {error}", file=sys.stderr)
         return EXIT_USAGE
     finally:

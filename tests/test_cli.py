@@ -121,9 +121,10 @@ def test_unreadable_and_missing_captures_exit_2_without_traceback(tmp_path: Path
     [
         (("scan", "{empty}"), "no capture files in"),
         (("scan", "{reboot}", "--trust", "{empty}"), "no certificate files"),
+        (("scan", "{reboot}", "--keylog", "{empty}/none.keys"), "cannot read key log"),
         (("scan", "{reboot}", "--fail-on", "sometimes"), "invalid choice"),
     ],
-    ids=["empty-folder", "bad-trust-store", "usage"],
+    ids=["empty-folder", "bad-trust-store", "bad-key-log", "usage"],
 )
 def test_usage_errors_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...], message: str
@@ -135,6 +136,19 @@ def test_usage_errors_exit_2(
         code = exit.code
     assert code == 2
     assert message in capsys.readouterr().err
+
+
+def test_keylog_reveals_the_tls13_certificate(capsys: pytest.CaptureFixture[str]) -> None:
+    capture, keys = PCAPS / "tls13-client-cert.pcap", PCAPS / "tls13-client-cert.keys"
+    assert main(["scan", str(capture), "--format", "csv"]) == 0
+    assert "encrypted" in capsys.readouterr().out
+    assert main(["scan", str(capture), "--keylog", str(keys), "--format", "csv"]) == 0
+    (row,) = csv.DictReader(io.StringIO(capsys.readouterr().out))
+    assert (row["tls_version"], row["leaf_kind"], row["device"]) == (
+        "TLS 1.3",
+        "LSC",
+        "SEP2C3124C9F807",
+    )
 
 
 def test_progress_bar_draws_only_for_large_files_and_erases_itself() -> None:
