@@ -77,15 +77,15 @@ def assert_all_phones_used(report: Report, kind: str, issuer: str | None = None)
     without any phone fails: an empty capture proves nothing.
     """
     __tracebackhide__ = True
-    wanted = f"{kind} from {issuer}" if issuer else kind
+    wanted = f"{_a(kind)} {kind}" + (f" from {issuer}" if issuer else "")
     if not report.devices:
-        raise AssertionError(f"no phone in the capture, so none presented an {wanted}")
+        raise AssertionError(f"no phone in the capture, so none presented {wanted}")
     problems = {device: _mismatches(device, kind, issuer) for device in report.devices}
     lines = [f"{_who(d)}: {reason}" for d, reasons in problems.items() for reason in reasons]
     if lines:
         failed = sum(1 for reasons in problems.values() if reasons)
         raise AssertionError(
-            f"{failed} of {len(report.devices)} phone(s) did not present an {wanted}:\n  "
+            f"{failed} of {len(report.devices)} phone(s) did not present {wanted}:\n  "
             + "\n  ".join(lines)
         )
 
@@ -142,12 +142,17 @@ def _mismatches(device: Device, kind: str, issuer: str | None) -> list[str]:
         return [f"presented no certificate ({', '.join(statuses)})"]
     reasons = []
     for cert in device.certificates:
-        issuer_name = _issuer(cert)
+        presented = f"presented {_a(cert.kind)} {cert.kind} issued by {_issuer(cert)}"
         if cert.kind != kind:
-            reasons.append(f"presented a {cert.kind} issued by {issuer_name}{_where(device, cert)}")
+            reasons.append(presented + _where(device, cert))
         elif issuer and not _issuer_matches(cert, issuer):
-            reasons.append(f"presented a {cert.kind} issued by {issuer_name}, not {issuer}")
+            reasons.append(f"{presented}, not {issuer}")
     return reasons
+
+
+def _a(kind: str) -> str:
+    """The article as the kind is spoken: an LSC ("el-es-see"), a MIC ("mick")."""
+    return "an" if kind in ("LSC", "other") else "a"
 
 
 def _issuer(cert: CertificateReport) -> str:

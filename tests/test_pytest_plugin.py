@@ -70,7 +70,7 @@ def test_lab_suite_failures_name_the_phone_and_the_reason(pytester: pytest.Pytes
         "Cisco Manufacturing CA SHA2 on sip-tls" in text
     )
     assert (
-        "SEP2C3124C9F80F (CP-8865, 10.20.1.25): presented a LSC issued by CAPF-5b1e77a3, "
+        "SEP2C3124C9F80F (CP-8865, 10.20.1.25): presented an LSC issued by CAPF-5b1e77a3, "
         "not CAPF-0992727f" in text
     )
     assert "2 handshake(s) rejected:" in text
@@ -80,7 +80,7 @@ def test_lab_suite_failures_name_the_phone_and_the_reason(pytester: pytest.Pytes
         in text
     )
     assert "error lsc-from-other-cluster: SEP2C3124C9F80F: LSC issued by 'CAPF-5b1e77a3'" in text
-    assert "presented a LSC issued by CAPF-5b1e77a3 on sccp-tls" in text
+    assert "presented an LSC issued by CAPF-5b1e77a3 on sccp-tls" in text
     assert "SEP000000000000 is not in the capture (devices seen: SEP2C3124C9F80B," in text
     # The helpers hide their own frames: the traceback points at the lab's test.
     assert "pytest_plugin.py" not in text
