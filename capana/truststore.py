@@ -96,7 +96,12 @@ def _read_file(file: Path) -> tuple[list[Certificate], list[str]]:
         data = file.read_bytes()
     except OSError as error:
         raise TrustStoreError(f"{file}: cannot read: {error.strerror or error}") from error
-    found = [cert for der in _der_blobs(file, data) for cert in load_pem_or_der(der)]
+    try:
+        found = [cert for der in _der_blobs(file, data) for cert in load_pem_or_der(der)]
+    except TrustStoreError:
+        raise
+    except ValueError as error:  # base64 that does not decode inside a PEM block
+        raise TrustStoreError(f"{file}: unreadable PEM: {error}") from error
     parsed = [cert for cert in found if isinstance(cert, Certificate)]
     skipped = [cert.error for cert in found if isinstance(cert, UnparsedCertificate)]
     if not parsed:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from capture_files import epb, idb, shb
 from samplegen import wire
 from test_scan import expected_chains, only, tls_packets
 
 from capana.scan import scan_capture
+from capana.truststore import TrustStoreError, load_trust_store
 
 
 def test_timestamps_beyond_any_date_are_a_warning_not_a_crash(tmp_path: Path) -> None:
@@ -29,3 +31,14 @@ def test_timestamps_beyond_any_date_are_a_warning_not_a_crash(tmp_path: Path) ->
     handshake = only(handshakes)
     assert handshake.start is None
     assert [c.sha256 for c in handshake.server_chain] == expected_chains()[1]
+
+
+@pytest.mark.parametrize("kind", ["CERTIFICATE", "PKCS7"])
+def test_pem_block_whose_base64_does_not_decode_is_a_trust_store_error(
+    tmp_path: Path, kind: str
+) -> None:
+    """Fuzz regression: binascii.Error escaped from the store loader (CLI: internal error)."""
+    path = tmp_path / "cm-trust.pem"
+    path.write_bytes(f"-----BEGIN {kind}-----\nMIIB0\n-----END {kind}-----\n".encode())
+    with pytest.raises(TrustStoreError, match=r"cm-trust\.pem"):
+        load_trust_store(path)
