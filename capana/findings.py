@@ -305,11 +305,15 @@ def _request_rules(case: _Case) -> Iterator[Finding]:
             "device profile makes CallManager ask for the phone's certificate.",
         )
     elif status == "encrypted":
+        failed = handshake.decryption == "failed"
         yield _finding(
             "tls13-certificate-encrypted",
-            f"{case.phone}: TLS 1.3, the phone's certificate is encrypted in the capture",
-            "Capture again with the session keys (an NSS key log) to see it, or note that phones "
-            "in Authenticated mode stay below TLS 1.3.",
+            f"{case.phone}: TLS 1.3, the phone's certificate is encrypted in the capture"
+            + (" and the key log given did not decrypt it" if failed else ""),
+            "Run again with the session keys (capana scan --keylog FILE, an NSS key log; keys "
+            "in a pcapng are used too), or note that phones in Authenticated mode stay below "
+            "TLS 1.3.",
+            decryption=handshake.decryption,
         )
     if case.issuer_requested is False and case.leaf is not None:
         issuer_cn = common_name(case.leaf.issuer) or case.leaf.issuer

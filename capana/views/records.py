@@ -90,6 +90,7 @@ def handshake_record(record: HandshakeReport) -> dict[str, Any]:
         "alerts": [alert_record(alert) for alert in handshake.alerts],
         "outcome": handshake.outcome,
         "gaps": handshake.gaps,
+        "decryption": handshake.decryption,
         "problems": list(handshake.problems),
         "validation": record.validation.to_dict(),
         "server_validation": record.server_validation.to_dict(),
