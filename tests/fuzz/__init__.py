@@ -1,0 +1,1 @@
+"""Mutation fuzzing of the whole analysis on real captures; see ``harness`` and ``__main__``."""
