@@ -85,9 +85,11 @@ class _Joiner:
                 return None, True
             expected = int.from_bytes(data[1:5], "big")
             offset = 5
-        if flags & FLAG_OUTER_TLVS:
+        outer = 0
+        if flags & FLAG_OUTER_TLVS:  # TEAP: Outer TLVs follow the TLS data of this packet
+            outer = int.from_bytes(data[offset : offset + 4], "big")
             offset += 4
-        payload = data[offset:]
+        payload = data[offset : len(data) - outer]
         if not payload:
             return None, False  # an ACK of a fragment, or the server's Start
         lost_before = False
