@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from capana.certificates import Certificate
 from capana.classify import common_name
-from capana.domain import MANUFACTURING_CA_NAMES
+from capana.domain import MANUFACTURING_CA_NAMES, TRUST_STORE_BY_PORT, TRUST_STORE_BY_SERVICE
 from capana.handshake import Handshake
 from capana.truststore import TrustStore
 from capana.validation import Validation, verify_signature
@@ -127,7 +127,17 @@ class _Case:
 
     @property
     def store_name(self) -> str:
-        return _store_label(self.store)
+        """The store capana judged with, as the admin knows it."""
+        return _store_label(self.store.name if self.store else None, "no trust store")
+
+    @property
+    def server_trust(self) -> str:
+        """The trust store of the server this phone talked to (what the advice asks to fix)."""
+        handshake = self.handshake
+        name = TRUST_STORE_BY_SERVICE.get(handshake.service) or TRUST_STORE_BY_PORT.get(
+            handshake.server_port
+        )
+        return _store_label(name, "the server's trust store")
 
 
 def diagnose(
@@ -210,7 +220,7 @@ def _trust_rules(case: _Case) -> Iterator[Finding]:
         yield _finding(
             "lsc-issuer-not-trusted",
             f"{case.phone}: LSC issued by '{issuer_cn}', which {case.store_name} does not hold",
-            f"If '{issuer_cn}' is this cluster's CAPF, add its certificate to CallManager-trust "
+            f"If '{issuer_cn}' is this cluster's CAPF, add its certificate to {case.server_trust} "
             "(and CAPF-trust); if the phone came from another cluster, delete its LSC and "
             "install one from this cluster's CAPF.",
             issuer=leaf.issuer,
@@ -232,7 +242,7 @@ def _dated(case: _Case, leaf: Certificate) -> Finding:
     else:
         advice = (
             "Reissue the LSC (Certificate Operation = Install/Upgrade) or renew the CA "
-            "certificate in CallManager-trust."
+            f"certificate in {case.server_trust}."
             if expired
             else "Check clocks (NTP) on the phone and CAPF, and the CA certificate's dates."
         )
@@ -262,8 +272,8 @@ def _alert_rules(case: _Case) -> Iterator[Finding]:
             "verdict-disagrees-with-server",
             f"{case.phone}: the server accepted a certificate that capana calls {status} "
             f"against {case.store_name}",
-            "The trust store given to capana is not the server's: export CallManager-trust "
-            "(or CAPF-trust) from this server and run again.",
+            f"The trust store given to capana is not the server's: export {case.server_trust} "
+            "from this server and run again.",
             server_outcome=case.handshake.outcome,
         )
     if alert not in _CERTIFICATE_ALERTS:
@@ -273,16 +283,18 @@ def _alert_rules(case: _Case) -> Iterator[Finding]:
             "verdict-disagrees-with-server",
             f"{case.phone}: capana trusts the certificate against {case.store_name}, but the "
             f"server answered {alert}",
-            "The trust store given to capana is not the server's (or CallManager was not "
-            "restarted after a trust change): export this server's CallManager-trust and compare.",
+            "The trust store given to capana is not the server's (or the service was not "
+            f"restarted after a trust change): export this server's {case.server_trust} and "
+            "compare.",
             server_alert=alert,
         )
     elif status == "not_checked" and case.handshake.client_cert_status == "present":
         yield _finding(
             "server-rejected-certificate",
             f"{case.phone}: the server refused the phone's certificate ({alert})",
-            "Run capana with --trust pointing at this server's CallManager-trust export to see "
-            "which CA is missing; unknown_ca means the issuer is not in the server's trust store.",
+            f"Run capana with --trust pointing at this server's {case.server_trust} export to "
+            "see which CA is missing; unknown_ca means the issuer is not in the server's trust "
+            "store.",
             server_alert=alert,
         )
 
@@ -322,8 +334,8 @@ def _request_rules(case: _Case) -> Iterator[Finding]:
             f"{case.phone}: the server's CertificateRequest does not list '{issuer_cn}', the "
             "issuer of the phone's certificate",
             f"The server's trust store lacks '{issuer_cn}'. If it belongs to this cluster, add "
-            "it to CallManager-trust and restart CallManager; otherwise give the phone an LSC "
-            "from a CAPF the request lists.",
+            f"it to {case.server_trust} (and restart the service); otherwise give the phone an "
+            "LSC from a CAPF the request lists.",
             requested_ca_names=list(handshake.requested_ca_names or ()),
         )
 
@@ -405,13 +417,13 @@ def _same_name_other_key(leaf: Certificate, store: TrustStore | None) -> list[Ce
     ]
 
 
-def _store_label(store: TrustStore | None) -> str:
-    if store is None:
-        return "no trust store"
-    names = {
-        "callmanager": "CallManager-trust",
-        "capf": "CAPF-trust",
-        "ise": "the ISE trust store",
-        "asa": "the ASA trust store",
-    }
-    return names.get(store.name or "", "the trust store given")
+_STORE_LABELS = {
+    "callmanager": "CallManager-trust",
+    "capf": "CAPF-trust",
+    "ise": "the ISE trusted certificates",
+    "asa": "the ASA trustpoints",
+}
+
+
+def _store_label(name: str | None, otherwise: str) -> str:
+    return _STORE_LABELS.get(name or "", otherwise)
