@@ -176,9 +176,19 @@ class _PathSearch:
             self.misses.append(f"path search stopped at {MAX_DEPTH} certificates")
             return
         on_path = {c.sha256 for c in path}
-        candidates = [c for c in self.by_subject.get(top.issuer_key, ()) if c.sha256 not in on_path]
+        named = [c for c in self.by_subject.get(top.issuer_key, ()) if c.sha256 not in on_path]
+        # As OpenSSL: a certificate whose SKI differs from the child's AKI is not its issuer,
+        # even when its key verifies the signature (X509_V_ERR_AKID_SKID_MISMATCH).
+        candidates = [c for c in named if not _key_ids_differ(top, c)]
+        self.misses += [
+            f"{c.subject} ({c.sha256[:16]}…) did not sign {top.subject}: same name, another key "
+            "by its key identifier (a regenerated CAPF or a forged issuer)"
+            for c in named
+            if _key_ids_differ(top, c)
+        ]
         if not candidates:
-            self.misses.append(self._no_issuer(top))
+            if not named:
+                self.misses.append(self._no_issuer(top))
             return
         for issuer in sorted(candidates, key=lambda c: self._rank(top, c)):
             if self._done():
@@ -210,13 +220,8 @@ class _PathSearch:
         return f"issuer {top.issuer} of {top.subject} is neither in {where} nor sent in the chain"
 
     def _rank(self, child: Certificate, issuer: Certificate) -> tuple[int, int]:
-        """Matching key identifiers first, then unknown, then mismatching; anchors first."""
-        if _key_ids_match(child, issuer):
-            key_id = 0
-        elif child.authority_key_id is None or issuer.subject_key_id is None:
-            key_id = 1
-        else:
-            key_id = 2
+        """Matching key identifiers first, then unknown; anchors first."""
+        key_id = 0 if _key_ids_match(child, issuer) else 1
         return key_id, 0 if issuer.sha256 in self.anchors else 1
 
     def _edge(self, child: Certificate, issuer: Certificate) -> str | None:
@@ -335,6 +340,14 @@ def _eku_notes(leaf: Certificate, role: Role | None) -> list[str]:
 
 def _key_ids_match(child: Certificate, issuer: Certificate) -> bool:
     return child.authority_key_id is not None and child.authority_key_id == issuer.subject_key_id
+
+
+def _key_ids_differ(child: Certificate, issuer: Certificate) -> bool:
+    return (
+        child.authority_key_id is not None
+        and issuer.subject_key_id is not None
+        and child.authority_key_id != issuer.subject_key_id
+    )
 
 
 def _family(algorithm: str) -> str:
