@@ -58,6 +58,7 @@ class Certificate:
     der: bytes = field(repr=False)
     parsed_by: str = "cryptography"
     notes: tuple[str, ...] = ()
+    extensions: frozenset[str] = frozenset()  # dotted OIDs of every extension, critical or not
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Certificate) and other.sha256 == self.sha256
@@ -182,6 +183,7 @@ def _from_cryptography(der: bytes, digest: str) -> Certificate:
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         ),
         der=der,
+        extensions=frozenset(e.oid.dotted_string for e in extensions),
     )
 
 
@@ -255,6 +257,7 @@ def _from_asn1crypto(der: bytes, digest: str, note: str) -> Certificate:
         der=der,
         parsed_by="asn1crypto",
         notes=(note,),
+        extensions=frozenset(extension["extn_id"].dotted for extension in tbs["extensions"]),
     )
 
 

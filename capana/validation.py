@@ -49,6 +49,9 @@ _UNDERSTOOD_CRITICAL = frozenset(
         "2.5.29.54",  # inhibitAnyPolicy
     }
 )
+# OpenSSL enforces name constraints whether marked critical or not; capana refuses them on any
+# CA of a path rather than enforce them half-way.
+_NAME_CONSTRAINTS = "2.5.29.30"
 _HASHES = {
     "md5": hashes.MD5,
     "sha1": hashes.SHA1,
@@ -304,6 +307,8 @@ def _issuer_rules(
 ) -> list[str]:
     """RFC 5280 checks on a certificate that signed ``child``; ``between`` are the CAs below it."""
     broken = []
+    if _NAME_CONSTRAINTS in issuer.extensions - issuer.critical_extensions:
+        broken.append(f"name constraints of {issuer.subject} are not enforced by capana")
     if issuer.is_ca is False:
         broken.append(f"{issuer.subject} is not a CA (CA:FALSE) but signed {child.subject}")
     elif issuer.is_ca is None and not _legacy_ca(issuer):

@@ -1,0 +1,194 @@
+"""Adversarial chains for the verdict: each judged by capana and by ``openssl verify -attime``.
+
+Beyond the matrix of ``test_validation``: anchors out of their validity, name constraints,
+critical extensions on a CA, loops, repeats, mixed key types, key identifiers that disagree.
+The rule that matters: no chain is ``trusted`` where OpenSSL refuses it. Where capana is
+stricter than OpenSSL (it refuses name constraints rather than half-enforce them) the case says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.x509.oid import ObjectIdentifier
+from samplegen.pki import Issued, issue, new_key
+from test_validation import CAPTURE, _chain, _store, needs_openssl, openssl_accepts, utc
+
+from capana.validation import validate_chain
+
+WINDOW = {"not_before": utc(2020), "not_after": utc(2030)}
+
+
+@dataclass(frozen=True)
+class Case:
+    store: tuple[Issued, ...]
+    chain: tuple[Issued, ...]
+    expected: str
+    at: datetime = CAPTURE
+    openssl: bool = False  # does OpenSSL accept it
+
+
+def _leaf(issuer: Issued, **options: object) -> Issued:
+    return issue("CN=SEP001122334455,OU=Voice", issuer=issuer, key=new_key("ec256"), **{
+        **WINDOW, **options})  # fmt: skip
+
+
+def _name_constrained_ca(critical: bool) -> Issued:
+    constraints = x509.NameConstraints([x509.DNSName("example.com")], None)
+    return issue(
+        "CN=Constrained CA",
+        key=new_key("ec256"),
+        ca=True,
+        extra_extensions=[(constraints, critical)],
+        **WINDOW,
+    )
+
+
+def _loop() -> tuple[Issued, Issued, Issued]:
+    """CA A signed by CA B, and B signed by A; B0 is B's self-signed twin (same name, key)."""
+    key_a, key_b = new_key("ec256"), new_key("ec256")
+    b0 = issue("CN=Loop B", key=key_b, ca=True, **WINDOW)
+    a = issue("CN=Loop A", issuer=b0, key=key_a, ca=True, **WINDOW)
+    b = issue("CN=Loop B", issuer=a, key=key_b, ca=True, **WINDOW)
+    return a, b, b0
+
+
+def _cases() -> dict[str, Case]:
+    root = issue("CN=Adversarial Root", key=new_key("rsa2048"), ca=True, **WINDOW)
+    intermediate = issue(
+        "CN=Adversarial Issuing CA", issuer=root, key=new_key("ec256"), ca=True, **WINDOW
+    )
+    leaf = _leaf(intermediate)
+    old_root = issue(
+        "CN=Adversarial Root", key=root.key, ca=True, not_before=utc(2010), not_after=utc(2021)
+    )
+    late_root = issue(
+        "CN=Adversarial Root", key=root.key, ca=True, not_before=utc(2022), not_after=utc(2032)
+    )
+    odd = x509.UnrecognizedExtension(ObjectIdentifier("1.3.6.1.4.1.9.99.2"), b"\x05\x00")
+    odd_intermediate = issue(
+        "CN=Adversarial Issuing CA",
+        issuer=root,
+        key=intermediate.key,
+        ca=True,
+        extra_extensions=[(odd, True)],
+        **WINDOW,
+    )
+    wrong_aki = x509.AuthorityKeyIdentifier(b"\x42" * 20, None, None)
+    loop_a, loop_b, loop_b0 = _loop()
+    stranger = issue("CN=Stranger", key=new_key("ec256"), ca=True, **WINDOW)
+    impostor = issue(
+        "CN=Adversarial Issuing CA", issuer=root, key=new_key("rsa2048"), ca=True, **WINDOW
+    )
+    critical_nc, plain_nc = _name_constrained_ca(True), _name_constrained_ca(False)
+    return {
+        "anchor expired at capture, rest valid": Case(
+            (old_root,), (leaf, intermediate), "expired", at=utc(2022, 6)
+        ),
+        "anchor not yet valid at capture": Case(
+            (late_root,), (leaf, intermediate), "not_yet_valid", at=utc(2021, 6)
+        ),
+        "name constraints (critical), name outside": Case(
+            (critical_nc,), (_leaf(critical_nc, san=("phone.evil.org",)),), "invalid"
+        ),
+        "name constraints (not critical), name outside": Case(
+            (plain_nc,), (_leaf(plain_nc, san=("phone.evil.org",)),), "invalid"
+        ),
+        "name constraints, name inside (stricter than openssl)": Case(
+            (critical_nc,),
+            (_leaf(critical_nc, san=("phone.example.com",)),),
+            "invalid",
+            openssl=True,
+        ),
+        "critical unknown extension on the intermediate": Case(
+            (root,), (_leaf(odd_intermediate), odd_intermediate), "invalid"
+        ),
+        "chain loop, no anchor": Case((stranger,), (_leaf(loop_a), loop_a, loop_b), "untrusted"),
+        "chain loop, anchored by a twin": Case(
+            (loop_b0,), (_leaf(loop_a), loop_b, loop_a), "trusted", openssl=True
+        ),
+        "leaf sent twice": Case((intermediate,), (leaf, leaf), "trusted", openssl=True),
+        "intermediate sent twice": Case(
+            (root,), (leaf, intermediate, intermediate), "trusted", openssl=True
+        ),
+        "ecdsa intermediate under an rsa root": Case(
+            (root,), (leaf, intermediate), "trusted", openssl=True
+        ),
+        "rsa impostor in place of the ecdsa intermediate": Case(
+            (root,), (leaf, impostor), "untrusted"
+        ),
+        "leaf AKI names another key": Case(
+            (intermediate,),
+            (_leaf(intermediate, authority_key_id=False, extra_extensions=[(wrong_aki, False)]),),
+            "untrusted",
+        ),
+        "intermediate AKI names another key": Case(
+            (root,),
+            (
+                leaf,
+                issue(
+                    "CN=Adversarial Issuing CA",
+                    issuer=root,
+                    key=intermediate.key,
+                    ca=True,
+                    authority_key_id=False,
+                    extra_extensions=[(wrong_aki, False)],
+                    **WINDOW,
+                ),
+            ),
+            "untrusted",
+        ),
+    }
+
+
+@pytest.fixture(scope="module")
+def cases() -> dict[str, Case]:
+    return _cases()
+
+
+CASE_NAMES = [
+    "anchor expired at capture, rest valid",
+    "anchor not yet valid at capture",
+    "name constraints (critical), name outside",
+    "name constraints (not critical), name outside",
+    "name constraints, name inside (stricter than openssl)",
+    "critical unknown extension on the intermediate",
+    "chain loop, no anchor",
+    "chain loop, anchored by a twin",
+    "leaf sent twice",
+    "intermediate sent twice",
+    "ecdsa intermediate under an rsa root",
+    "rsa impostor in place of the ecdsa intermediate",
+    "leaf AKI names another key",
+    "intermediate AKI names another key",
+]
+
+
+def test_every_case_is_listed(cases: dict[str, Case]) -> None:
+    assert sorted(cases) == sorted(CASE_NAMES)
+
+
+@pytest.mark.parametrize("name", CASE_NAMES)
+def test_capana_verdict(name: str, cases: dict[str, Case]) -> None:
+    case = cases[name]
+    result = validate_chain(_chain(case.chain), _store(case.store), case.at, role="client")
+    assert result.status == case.expected, result.reasons
+    assert result.reasons or result.status == "trusted"
+
+
+@needs_openssl
+@pytest.mark.parametrize("name", CASE_NAMES)
+def test_never_trusted_where_openssl_refuses(
+    name: str, cases: dict[str, Case], tmp_path: Path
+) -> None:
+    case = cases[name]
+    store_pem = b"".join(item.pem for item in case.store)
+    chain_pem = b"".join(item.pem for item in case.chain)
+    accepted = openssl_accepts(store_pem, chain_pem, case.at, tmp_path)
+    assert accepted == case.openssl
+    result = validate_chain(_chain(case.chain), _store(case.store), case.at)
+    assert accepted or result.status != "trusted", result
