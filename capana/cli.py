@@ -53,8 +53,8 @@ examples:
 exit status:
   0  analysed; no finding at or above --fail-on (always, with the default --fail-on never)
   1  a finding of the --fail-on severity or worse (error > warning > info)
-  2  usage error, unreadable capture, trust store or key log, no capture found, or internal
-     error
+  2  usage error, unreadable or damaged capture (the report still holds everything read
+     before the damage), trust store or key log, no capture found, or internal error
 """
 
 
@@ -176,8 +176,11 @@ def _scan(args: argparse.Namespace) -> int:
 
 
 def exit_code(report: Report, fail_on: str) -> int:
-    """2 for an unreadable capture, else 1 when --fail-on is met, else 0."""
-    if any(not capture.readable for capture in report.captures):
+    """2 for an unreadable or damaged capture, else 1 when --fail-on is met, else 0.
+
+    A capture read only up to damage is still reported, but a gate must not pass on it.
+    """
+    if any(not capture.readable or capture.errors for capture in report.captures):
         return EXIT_USAGE
     if fail_on != "never" and report.has_finding(fail_on):
         return EXIT_FINDINGS
