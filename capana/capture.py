@@ -77,6 +77,7 @@ class CaptureInfo:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     keylog: list[bytes] = field(default_factory=list)  # TLS key log lines from pcapng DSBs
+    linktypes: dict[int, int] = field(default_factory=dict)  # link type -> byte declared at
 
 
 class _Interface(NamedTuple):
@@ -174,6 +175,7 @@ class CaptureReader:
         if major != 2:
             raise CaptureError(f"{self.path}: unsupported pcap version {major}.{minor}")
         # The upper bits of the link-type field carry FCS information (LT_LINKTYPE in libpcap).
+        self.info.linktypes[network & 0xFFFF] = 20
         return self._pcap_records(buf, endian, units, snaplen, network & 0xFFFF)
 
     def _open_pcapng(self, buf: bytes) -> Generator[Packet, None, None]:
@@ -483,6 +485,7 @@ class CaptureReader:
             elif code == _OPT_TSOFFSET and size == 8:
                 offset = struct.unpack_from(endian + "q", body, pos + 4)[0]
             pos += 4 + size + (-size % 4)
+        self.info.linktypes.setdefault(linktype, at)
         return _Interface(linktype, snaplen, units, offset)
 
     def _secrets(self, body: bytes, endian: str, at: int, number: int) -> None:

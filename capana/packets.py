@@ -20,6 +20,21 @@ LINKTYPE_LINUX_SLL = 113
 LINKTYPE_IPV4 = 228
 LINKTYPE_IPV6 = 229
 LINKTYPE_LINUX_SLL2 = 276
+# The link types whose frames capana decodes; packets of any other are skipped.
+DECODED_LINKTYPES = frozenset(
+    {
+        LINKTYPE_NULL,
+        LINKTYPE_ETHERNET,
+        LINKTYPE_RAW_OPENBSD,
+        LINKTYPE_RAW_OLD,
+        LINKTYPE_RAW,
+        LINKTYPE_LOOP,
+        LINKTYPE_LINUX_SLL,
+        LINKTYPE_IPV4,
+        LINKTYPE_IPV6,
+        LINKTYPE_LINUX_SLL2,
+    }
+)
 
 _ETHERTYPE_IPV4 = 0x0800
 _ETHERTYPE_IPV6 = 0x86DD

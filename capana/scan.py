@@ -13,6 +13,7 @@ from capana.dot1x import RADIUS_PORT_HIGH_BYTES, Dot1xTable
 from capana.handshake import Handshake
 from capana.keylog import CaptureKeys, KeyLog, KeyLogError
 from capana.packets import (
+    DECODED_LINKTYPES,
     ETHERNET_IPV4_TCP_MIN,
     FLAG_FIN,
     FLAG_RST,
@@ -112,6 +113,12 @@ def scan_capture(
         handshakes.extend(dot1x.finish())
         info = reader.info
     warnings = list(info.warnings)
+    errors = list(info.errors)
+    unknown = {lt: at for lt, at in info.linktypes.items() if lt not in DECODED_LINKTYPES}
+    for linktype, at in unknown.items():
+        line = f"{name}: link type {linktype} is not decoded at byte {at}: its packets skipped"
+        # An error when nothing in the file could be read, else a warning.
+        (errors if len(unknown) == len(info.linktypes) else warnings).append(line)
     warnings += [f"key log: {problem}" for problem in keys.problems]
     if table.evicted:
         warnings.append(
@@ -129,7 +136,7 @@ def scan_capture(
         packets=info.packets,
         start=start,
         end=end,
-        errors=tuple(info.errors) + key_errors,
+        errors=tuple(errors) + key_errors,
         warnings=tuple(warnings),
         keylog=tuple(info.keylog),
     )

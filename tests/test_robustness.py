@@ -7,6 +7,13 @@ Inputs the fuzzer (``tests/fuzz``) once failed on are kept here as regressions.
 
 from __future__ import annotations
 
+import gzip
+import json
+import re
+import struct
+import subprocess
+import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -42,3 +49,89 @@ def test_pem_block_whose_base64_does_not_decode_is_a_trust_store_error(
     path.write_bytes(f"-----BEGIN {kind}-----\nMIIB0\n-----END {kind}-----\n".encode())
     with pytest.raises(TrustStoreError, match=r"cm-trust\.pem"):
         load_trust_store(path)
+
+
+# -- broken files through the command line ---------------------------------------------------
+
+PCAPS = Path(__file__).resolve().parent.parent / "pcaps"
+REBOOT = PCAPS / "phone-reboot.pcapng"
+
+
+def _broken(kind: str) -> bytes:
+    """A damaged copy of a real capture (phone-reboot.pcapng, or a pcap written from it)."""
+    ng = REBOOT.read_bytes()
+    pcap = (PCAPS / "reordered-cert.pcap").read_bytes()
+    two_thirds = 2 * len(ng) // 3
+    return {
+        "not a capture": b"GET / HTTP/1.1\r\nHost: cucm\r\n\r\n",
+        "empty": b"",
+        "pcap header cut": pcap[:20],
+        "pcap truncated mid-record": pcap[: len(pcap) - 100],
+        "pcap record longer than the file": pcap[:24]
+        + struct.pack("<IIII", 1, 0, 200_000, 200_000)
+        + bytes(64),
+        "pcap record longer than any snaplen": pcap[:24]
+        + struct.pack("<IIII", 1, 0, 1 << 30, 1 << 30)
+        + bytes(64),
+        "unknown link type": pcap[:20] + struct.pack("<I", 4242) + pcap[24:],
+        "pcapng truncated mid-block": ng[:two_thirds],
+        "pcapng bad block length": _bad_block_length(ng),
+        "gzip ending early": gzip.compress(ng)[: len(gzip.compress(ng)) * 2 // 3],
+    }[kind]
+
+
+def _bad_block_length(ng: bytes) -> bytes:
+    """The block length of the block starting past two thirds of the file set to 13."""
+    offset = 0
+    while offset < 2 * len(ng) // 3:
+        offset += struct.unpack_from("<I", ng, offset + 4)[0]
+    return ng[: offset + 4] + struct.pack("<I", 13) + ng[offset + 8 :]
+
+
+BROKEN = [
+    "not a capture",
+    "empty",
+    "pcap header cut",
+    "pcap truncated mid-record",
+    "pcap record longer than the file",
+    "pcap record longer than any snaplen",
+    "unknown link type",
+    "pcapng truncated mid-block",
+    "pcapng bad block length",
+    "gzip ending early",
+]
+
+
+def run_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "capana", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def test_broken_files_exit_2_with_one_line_each_and_keep_what_was_read(tmp_path: Path) -> None:
+    """One run over every broken file: each names itself and where; the rest is reported."""
+    paths = []
+    for number, kind in enumerate(BROKEN):
+        suffix = ".pcapng.gz" if "gzip" in kind else ".pcapng" if "pcapng" in kind else ".pcap"
+        path = tmp_path / f"{number:02d}-{kind.replace(' ', '-')}{suffix}"
+        path.write_bytes(_broken(kind))
+        paths.append(path)
+    result = run_cli("scan", *paths, "--format", "json")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    report = json.loads(result.stdout)
+    for path, capture in zip(paths, report["captures"], strict=True):
+        assert capture["errors"], path.name
+        (line,) = [line for line in lines if path.name in line]  # one line per file
+        assert re.search(r"byte \d+|packet \d+|magic|empty", line), line
+    by_file = Counter(Path(h["capture"]).name for h in report["handshakes"])
+    for kind in ("pcap truncated mid-record", "pcapng truncated mid-block", "gzip ending early"):
+        assert by_file[paths[BROKEN.index(kind)].name] > 0, kind  # results up to the damage
+
+
+def test_a_header_only_capture_is_empty_not_broken(tmp_path: Path) -> None:
+    path = tmp_path / "header-only.pcap"
+    path.write_bytes((PCAPS / "reordered-cert.pcap").read_bytes()[:24])
+    result = run_cli("scan", path, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["captures"][0]["errors"] == []
