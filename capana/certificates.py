@@ -106,6 +106,12 @@ def name_key(rfc4514: str) -> str:
 def parse_certificate(der: bytes) -> AnyCertificate:
     """Parse DER bytes; never raises. Results are cached: phones repeat the same chains."""
     digest = hashlib.sha256(der).hexdigest()
+    if not _signature_algorithms_agree(der):
+        # Unsigned bytes that change the certificate's hash but not its signature: OpenSSL
+        # refuses it ("certificate signature failure"), so must capana, or a copy of a trusted
+        # certificate with another fingerprint would pass.
+        reason = "signatureAlgorithm differs from the signed one (RFC 5280, 4.1.1.2)"
+        return UnparsedCertificate(digest, f"unparseable certificate: {reason}", der)
     try:
         return _from_cryptography(der, digest)
     except Exception as crypto_error:
@@ -113,6 +119,38 @@ def parse_certificate(der: bytes) -> AnyCertificate:
             return _from_asn1crypto(der, digest, f"cryptography refused it: {crypto_error}")
         except Exception as asn1_error:
             return UnparsedCertificate(digest, f"unparseable certificate: {asn1_error}", der)
+
+
+def _signature_algorithms_agree(der: bytes) -> bool:
+    """Are the AlgorithmIdentifiers inside the TBSCertificate and after it the same bytes?
+
+    True when the DER is too malformed to tell: the parsers then refuse it themselves.
+    """
+    try:
+        body, _ = _der_element(der, 0, content=True)
+        tbs_start, after_tbs = _der_element(der, body, content=True)
+        inner = tbs_start
+        if der[inner] == 0xA0:  # [0] version
+            inner = _der_element(der, inner)[1]
+        inner = _der_element(der, inner)[1]  # serialNumber
+        signed = der[inner : _der_element(der, inner)[1]]
+        outer = der[after_tbs : _der_element(der, after_tbs)[1]]
+    except IndexError:
+        return True
+    return signed == outer
+
+
+def _der_element(der: bytes, at: int, content: bool = False) -> tuple[int, int]:
+    """(where the element at ``at`` starts, or its content with ``content``; where it ends)."""
+    size, start = der[at + 1], at + 2
+    if size & 0x80:
+        count = size & 0x7F
+        if not 0 < count <= 4 or start + count > len(der):
+            raise IndexError(at)
+        size, start = int.from_bytes(der[start : start + count], "big"), start + count
+    if start + size > len(der):
+        raise IndexError(at)
+    return (start if content else at), start + size
 
 
 def load_pem_or_der(data: bytes) -> list[AnyCertificate]:

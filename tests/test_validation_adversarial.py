@@ -16,8 +16,17 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ObjectIdentifier
 from samplegen.pki import Issued, issue, new_key
-from test_validation import CAPTURE, _chain, _store, needs_openssl, openssl_accepts, utc
+from test_validation import (
+    CAPTURE,
+    _chain,
+    _pem,
+    _store,
+    needs_openssl,
+    openssl_accepts,
+    utc,
+)
 
+from capana.certificates import parse_certificate
 from capana.validation import validate_chain
 
 WINDOW = {"not_before": utc(2020), "not_after": utc(2030)}
@@ -192,3 +201,21 @@ def test_never_trusted_where_openssl_refuses(
     assert accepted == case.openssl
     result = validate_chain(_chain(case.chain), _store(case.store), case.at)
     assert accepted or result.status != "trusted", result
+
+
+@needs_openssl
+def test_outer_signature_algorithm_rewritten_is_never_trusted(tmp_path: Path) -> None:
+    """Fuzz regression: NULL parameters after the TBS turned into an empty OCTET STRING.
+
+    The hash changes and the signature still verifies; cryptography refuses the certificate,
+    asn1crypto read it, and capana trusted it where OpenSSL says "certificate signature failure".
+    """
+    ca = issue("CN=Adversarial CAPF", key=new_key("rsa2048"), ca=True, **WINDOW)
+    leaf = issue("CN=SEP001122334455", issuer=ca, key=new_key("ec256"), **WINDOW)
+    outer = leaf.der.rindex(bytes.fromhex("06092a864886f70d01010b0500"))  # sha256WithRSA, NULL
+    der = bytearray(leaf.der)
+    der[outer + 11] = 0x04
+    forged = parse_certificate(bytes(der))
+    result = validate_chain([forged], _store((ca,)), CAPTURE)
+    assert result.status != "trusted", result
+    assert not openssl_accepts(ca.pem, _pem(bytes(der)), CAPTURE, tmp_path)
