@@ -8,19 +8,26 @@ Inputs the fuzzer (``tests/fuzz``) once failed on are kept here as regressions.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import re
 import struct
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from capture_files import epb, idb, shb
 from samplegen import wire
-from test_scan import expected_chains, only, tls_packets
+from test_scan import CUCM, PHONE, WHEN, expected_chains, only, tls_packets
+from test_tls import real_handshake, test_pki
 
+from capana import tls
+from capana.certificates import UnparsedCertificate, parse_certificate
+from capana.connections import ConnectionTable
+from capana.packets import FLAG_SYN, TcpSegment
 from capana.scan import scan_capture
 from capana.truststore import TrustStoreError, load_trust_store
 
@@ -135,3 +142,108 @@ def test_a_header_only_capture_is_empty_not_broken(tmp_path: Path) -> None:
     result = run_cli("scan", path, "--format", "json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["captures"][0]["errors"] == []
+
+
+# -- hostile bytes on the wire -----------------------------------------------------------------
+
+
+def _hostile_capture(tmp_path: Path, server_flight: bytes, mss: int = 1460) -> Path:
+    """The real ClientHello, then ``server_flight`` after the real ServerHello record."""
+    hello = real_handshake().flights[1].data
+    first_record = hello[: 5 + int.from_bytes(hello[3:5], "big")]
+    conv = wire.TcpConversation(PHONE, CUCM, WHEN, mss=mss)
+    conv.open()
+    conv.send("client", real_handshake().flights[0].data)
+    conv.send("server", first_record + server_flight)
+    conv.close()
+    return wire.write_pcap(tmp_path / "hostile.pcap", conv.packets())
+
+
+def _records(message: bytes) -> bytes:
+    """A handshake message in TLS records of 2^14 bytes."""
+    size = 1 << 14
+    return b"".join(
+        struct.pack(">BHH", tls.HANDSHAKE, 0x0303, len(message[at : at + size]))
+        + message[at : at + size]
+        for at in range(0, len(message), size)
+    )
+
+
+def _certificate_message(entries: list[bytes]) -> bytes:
+    body = b"".join(len(der).to_bytes(3, "big") + der for der in entries)
+    body = len(body).to_bytes(3, "big") + body
+    return bytes([tls.CERTIFICATE]) + len(body).to_bytes(3, "big") + body
+
+
+def test_a_16_mib_certificate_message_is_refused_at_its_header(tmp_path: Path) -> None:
+    length = (1 << 24) - 1
+    message = bytes([tls.CERTIFICATE]) + length.to_bytes(3, "big") + bytes(length)
+    path = _hostile_capture(tmp_path, _records(message), mss=60_000)
+    started = time.perf_counter()
+    _, handshakes = scan_capture(path)
+    assert time.perf_counter() - started < 20
+    handshake = only(handshakes)
+    assert any(f"claims {length} bytes" in problem for problem in handshake.problems)
+    assert handshake.server_chain == ()
+
+
+def test_ten_thousand_certificates_keep_the_first_of_them(tmp_path: Path) -> None:
+    """Within the message bound: MAX_CHAIN_CERTIFICATES are read, the rest said to be skipped."""
+    server_der = test_pki()[1].der
+    entries = [server_der] + [bytes(16)] * 9_999
+    handshake = only(
+        scan_capture(_hostile_capture(tmp_path, _records(_certificate_message(entries))))[1]
+    )
+    assert len(handshake.server_chain) == tls.MAX_CHAIN_CERTIFICATES
+    assert handshake.server_chain[0].sha256 == expected_chains()[1][0]
+    assert any("the rest were skipped" in problem for problem in handshake.problems)
+
+
+def test_ten_thousand_real_certificates_exceed_the_message_bound(tmp_path: Path) -> None:
+    entries = [test_pki()[1].der] * 10_000
+    path = _hostile_capture(tmp_path, _records(_certificate_message(entries)), mss=60_000)
+    handshake = only(scan_capture(path)[1])
+    limit = f"over the {tls.MAX_HANDSHAKE_MESSAGE}-byte limit"
+    assert any(limit in problem for problem in handshake.problems), handshake.problems
+
+
+@pytest.mark.parametrize("depth", [100, 10_000, 100_000])
+def test_deeply_nested_der_is_kept_unparsed_with_its_hash(depth: int) -> None:
+    der = b"\x05\x00"
+    for _ in range(depth):
+        der = b"\x30" + _der_length(len(der)) + der
+    started = time.perf_counter()
+    cert = parse_certificate(der)
+    assert time.perf_counter() - started < 5
+    assert isinstance(cert, UnparsedCertificate)
+    assert cert.sha256 == hashlib.sha256(der).hexdigest()
+
+
+def _der_length(size: int) -> bytes:
+    if size < 0x80:
+        return bytes([size])
+    raw = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(raw)]) + raw
+
+
+@pytest.mark.parametrize(
+    "der",
+    [b"\x30\x80" + b"\x30\x80" * 1000, b"\x30\x84\xff\xff\xff\xff", b"\x30", b"\x1f\xff\xff\xff"],
+    ids=["indefinite", "length-past-the-end", "header-cut", "high-tag-number"],
+)
+def test_malformed_der_is_kept_unparsed(der: bytes) -> None:
+    assert isinstance(parse_certificate(der), UnparsedCertificate)
+
+
+def test_a_syn_flood_keeps_the_table_bounded() -> None:
+    """Connections that never carry a byte: the table evicts the oldest, never grows past it."""
+    table = ConnectionTable("syn-flood.pcap", max_connections=5_000)
+    server = bytes([10, 1, 1, 5]) + (2443).to_bytes(2, "big")
+    for n in range(30_000):
+        client = bytes([10, 20, n >> 8 & 0xFF, n & 0xFF]) + (40_000 + n % 7).to_bytes(2, "big")
+        key = client[:4] + server[:4] + client[4:] + server[4:]
+        reverse = server[:4] + client[:4] + server[4:] + client[4:]
+        table.add(TcpSegment(key, reverse, n, 0, FLAG_SYN, b"", 0), n / 1000)
+        assert len(table.flows) <= 2 * 5_000
+    table.finish()
+    assert table.completed == []
