@@ -22,7 +22,7 @@ from capana.packets import (
     reverse_key,
 )
 from capana.session_keys import SecretsLookup, SessionKeys
-from capana.tcp import TcpStream
+from capana.tcp import HeldBudget, TcpStream
 
 MAX_CONNECTIONS = 100_000
 # A record header and the handshake type: enough to tell a ClientHello from anything else.
@@ -34,6 +34,7 @@ class Connection:
     """A TCP connection that is TLS, or whose first bytes have not been seen yet."""
 
     __slots__ = (
+        "budget",
         "client_key",
         "closing",
         "directions",
@@ -52,8 +53,10 @@ class Connection:
         client_isn: int | None,
         server_isn: int | None,
         keys: SecretsLookup | None = None,
+        budget: HeldBudget | None = None,
     ) -> None:
         self.client_key = client_key
+        self.budget = budget  # bytes held behind holes, shared by the capture's streams
         self.keys = keys  # a key log's secrets by client random, to read TLS 1.3 handshakes
         self.session_keys: SessionKeys | None = None
         # The streams are made at the first payload: a connection that never carries one (or
@@ -82,7 +85,10 @@ class Connection:
             self.problems.append(f"{sender} data cut by the capture's snaplen")
         if self.streams is None:
             client_isn, server_isn = self.isns
-            self.streams = {CLIENT: TcpStream(client_isn), SERVER: TcpStream(server_isn)}
+            self.streams = {
+                CLIENT: TcpStream(client_isn, self.budget),
+                SERVER: TcpStream(server_isn, self.budget),
+            }
         stream = self.streams[sender]
         gaps = stream.gaps
         ready = stream.add(segment.seq, segment.payload)
@@ -202,6 +208,7 @@ class ConnectionTable:
         self.keys = keys
         self.max_connections = max_connections
         self.evicted = 0
+        self.held = HeldBudget()
         self.completed: list[Handshake] = []
         # Both direction keys of a connection map to it; None marks one that is not TLS.
         self._table: dict[bytes, Connection | None] = {}
@@ -258,9 +265,10 @@ class ConnectionTable:
             self._forget(segment)  # a new connection on the same addresses and ports
             self._report(connection)
         if segment.flags & FLAG_ACK:
-            self._remember(segment, Connection(segment.reverse_key, None, next_seq, self.keys))
+            connection = Connection(segment.reverse_key, None, next_seq, self.keys, self.held)
         else:
-            self._remember(segment, Connection(segment.key, next_seq, None, self.keys))
+            connection = Connection(segment.key, next_seq, None, self.keys, self.held)
+        self._remember(segment, connection)
 
     def _first_payload(self, segment: TcpSegment) -> Connection | None:
         """A connection seen without its SYN: decide from its first bytes who is the client."""
@@ -275,7 +283,7 @@ class ConnectionTable:
         else:
             self._remember(segment, None)
             return None
-        connection = Connection(client_key, None, None, self.keys)
+        connection = Connection(client_key, None, None, self.keys, self.held)
         self._remember(segment, connection)
         return connection
 

@@ -127,6 +127,11 @@ def scan_capture(
         )
     if dot1x.evicted:
         warnings.append(f"{dot1x.evicted} 802.1X authentications were evicted before their end")
+    if table.held.hits:
+        warnings.append(
+            f"{table.held.hits} holes in TCP streams were declared gaps early: more than "
+            f"{table.held.limit >> 20} MiB waited behind holes across the capture"
+        )
     start, end = _utc(info.start), _utc(info.end)
     if (start is None) != (info.start is None) or (end is None) != (info.end is None):
         warnings.append("packet timestamps out of range: the capture time is unknown")

@@ -3,8 +3,9 @@
 Goals: every byte that was captured comes out once, in sequence order, whatever order the
 segments arrived in (retransmissions, duplicates, overlaps, reordering, sequence wrap-around).
 A stretch the capture lacks is never invented: it is counted as a gap and skipped.
-Bound: at most MAX_BUFFERED bytes in at most MAX_HELD_SEGMENTS segments wait ahead of a hole;
-past either the hole is declared a gap. Held segments sit in a heap by position, so each is
+Bound: at most MAX_BUFFERED bytes in at most MAX_HELD_SEGMENTS segments wait ahead of a hole,
+and at most a :class:`HeldBudget` (MAX_CAPTURE_HELD) across all streams of a capture; past any
+of them the hole is declared a gap. Held segments sit in a heap by position, so each is
 pushed and popped once: O(n log n) in the segments held, never quadratic (tiny segments behind
 a hole would otherwise be a DoS). The last OVERLAP_WINDOW bytes delivered are kept to compare
 with data sent again over them.
@@ -19,12 +20,25 @@ _HALF = 1 << 31
 MAX_BUFFERED = 1 << 20
 MAX_HELD_SEGMENTS = 4096  # 1-byte segments must not cost 100 bytes of overhead each
 OVERLAP_WINDOW = 4096
+MAX_CAPTURE_HELD = 256 << 20  # bytes held behind holes by all streams of one capture
+
+
+class HeldBudget:
+    """Bytes held behind holes by all the streams sharing it; ``hits`` counts gaps it forced."""
+
+    __slots__ = ("held", "hits", "limit")
+
+    def __init__(self, limit: int = MAX_CAPTURE_HELD) -> None:
+        self.held = 0
+        self.hits = 0
+        self.limit = limit
 
 
 class TcpStream:
     """One direction's bytes. ``next_seq`` is the sequence number of the next byte expected."""
 
     __slots__ = (
+        "_budget",
         "_heap",
         "_position",
         "_start",
@@ -36,8 +50,9 @@ class TcpStream:
         "pending_bytes",
     )
 
-    def __init__(self, next_seq: int | None = None) -> None:
+    def __init__(self, next_seq: int | None = None, budget: HeldBudget | None = None) -> None:
         self.next_seq = next_seq
+        self._budget = budget
         self.pending: dict[int, bytes] = {}
         self.pending_bytes = 0
         self.gaps = 0
@@ -66,6 +81,10 @@ class TcpStream:
         if offset:
             self._hold(seq, payload, offset)
             if self.pending_bytes > MAX_BUFFERED or len(self.pending) > MAX_HELD_SEGMENTS:
+                return self.skip_gap()
+            budget = self._budget
+            if budget is not None and budget.held > budget.limit:
+                budget.hits += 1
                 return self.skip_gap()
             return b""
         self._deliver(payload)
@@ -104,11 +123,20 @@ class TcpStream:
                 self.conflicts += 1
             if len(held) >= len(payload):
                 return
-            self.pending_bytes -= len(held)
+            self._held(-len(held))
         else:
             heapq.heappush(self._heap, (self._position + offset, seq))
         self.pending[seq] = payload
-        self.pending_bytes += len(payload)
+        self._held(len(payload))
+
+    def _held(self, change: int) -> None:
+        self.pending_bytes += change
+        if self._budget is not None:
+            self._budget.held += change
+
+    def __del__(self) -> None:
+        if self.pending_bytes and self._budget is not None:
+            self._budget.held -= self.pending_bytes  # a stream dropped while holding bytes
 
     def _drain(self) -> bytes:
         """Deliver held segments that now start at or before ``next_seq``, in position order."""
@@ -119,7 +147,7 @@ class TcpStream:
             payload = self.pending.pop(seq, None)
             if payload is None:
                 continue
-            self.pending_bytes -= len(payload)
+            self._held(-len(payload))
             overlap = self._position - position
             self._compare_delivered(payload, overlap)
             if overlap < len(payload):

@@ -13,7 +13,7 @@ import time
 import pytest
 from test_tls import real_handshake
 
-from capana.tcp import MAX_BUFFERED, MAX_HELD_SEGMENTS, TcpStream
+from capana.tcp import MAX_BUFFERED, MAX_HELD_SEGMENTS, HeldBudget, TcpStream
 
 ISN = 0x6C00_0000
 
@@ -196,3 +196,16 @@ def test_joined_mid_stream_earlier_segments_arriving_late_are_a_gap():
     out = stream.add(seq1, second) + stream.add(seq0, first) + reassemble(stream, rest)
     assert out == data[len(first) :]
     assert stream.gaps == 1
+
+
+def test_bytes_held_across_streams_share_one_capture_budget():
+    """Many streams each below their own bound: the capture's budget declares gaps for them."""
+    budget = HeldBudget(limit=64 << 10)
+    streams = [TcpStream(ISN, budget) for _ in range(64)]
+    for stream in streams:
+        stream.add(ISN + 1, bytes(4096))  # held behind a 1-byte hole
+        assert budget.held <= budget.limit + 4096
+    assert budget.hits > 0
+    assert sum(stream.gaps for stream in streams) == budget.hits
+    streams.clear()  # streams dropped while holding give their bytes back
+    assert budget.held == 0
