@@ -320,6 +320,7 @@ def _utc(moment: datetime) -> datetime:
     return moment.astimezone(timezone.utc)
 
 
+@lru_cache(maxsize=4096)
 def name_from_der(der: bytes) -> str:
     """RFC 4514 text of a DER-encoded distinguished name (as a CertificateRequest lists them)."""
     return _asn1_name(asn1_x509.Name.load(der, strict=True))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 from cryptography import x509
@@ -74,7 +75,9 @@ def common_name(rfc4514: str) -> str | None:
     return _attribute(rfc4514, NameOID.COMMON_NAME)
 
 
+@lru_cache(maxsize=4096)
 def _attribute(rfc4514: str, oid: x509.ObjectIdentifier) -> str | None:
+    # Cached: every handshake of a site reboot names the same issuers and CAs.
     try:
         name = x509.Name.from_rfc4514_string(rfc4514, _NAME_ATTRIBUTES)
     except ValueError:
