@@ -24,16 +24,6 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO, NamedTuple
 
-# Link types (https://www.tcpdump.org/linktypes.html); frames are decoded elsewhere.
-LINKTYPE_NULL = 0
-LINKTYPE_ETHERNET = 1
-LINKTYPE_RAW = 101
-LINKTYPE_LOOP = 108
-LINKTYPE_LINUX_SLL = 113
-LINKTYPE_IPV4 = 228
-LINKTYPE_IPV6 = 229
-LINKTYPE_LINUX_SLL2 = 276
-
 # A record or block longer than this is corrupt; it also bounds the read buffer.
 MAX_RECORD = 64 << 20
 # libpcap and Wireshark accept packets up to this size whatever the file's snaplen says.

@@ -201,7 +201,7 @@ class HandshakeTracker:
             server=server,
             server_port=server_port,
             service=service,
-            start=_utc(self._start),
+            start=utc_from_epoch(self._start),
             tls_version=tls.version_name(self._version()),
             cipher_suite=tls.cipher_suite_name(
                 server_side.hello.cipher_suite
@@ -282,7 +282,8 @@ def _chain(message: tls.CertificateMessage | None) -> tuple[AnyCertificate, ...]
     return tuple(parse_certificate(der) for der in message.certificates)
 
 
-def _utc(timestamp: float | None) -> datetime | None:
+def utc_from_epoch(timestamp: float | None) -> datetime | None:
+    """UTC time of an epoch timestamp; None when absent or beyond what a datetime holds."""
     if timestamp is None:
         return None
     try:

@@ -10,7 +10,7 @@ from pathlib import Path
 from capana.capture import CaptureError, CaptureReader, Packet
 from capana.connections import ConnectionTable
 from capana.dot1x import RADIUS_PORT_HIGH_BYTES, Dot1xTable
-from capana.handshake import Handshake
+from capana.handshake import Handshake, utc_from_epoch
 from capana.keylog import CaptureKeys, KeyLog, KeyLogError
 from capana.packets import (
     DECODED_LINKTYPES,
@@ -132,7 +132,7 @@ def scan_capture(
             f"{table.held.hits} holes in TCP streams were declared gaps early: more than "
             f"{table.held.limit >> 20} MiB waited behind holes across the capture"
         )
-    start, end = _utc(info.start), _utc(info.end)
+    start, end = utc_from_epoch(info.start), utc_from_epoch(info.end)
     if (start is None) != (info.start is None) or (end is None) != (info.end is None):
         warnings.append("packet timestamps out of range: the capture time is unknown")
     summary = CaptureSummary(
@@ -158,13 +158,3 @@ def _reporting(reader: CaptureReader, progress: ProgressCallback) -> Iterator[Pa
 
 
 _EPOCH = datetime.fromtimestamp(0, tz=timezone.utc)
-
-
-def _utc(timestamp: float | None) -> datetime | None:
-    """UTC time of an epoch timestamp; None when absent or beyond what a datetime holds."""
-    if timestamp is None:
-        return None
-    try:
-        return datetime.fromtimestamp(timestamp, tz=timezone.utc)
-    except (OverflowError, OSError, ValueError):  # a corrupt timestamp field
-        return None
