@@ -88,6 +88,13 @@ def hello_retry_handshake() -> tuple[tuple[str, bytes], ...]:
     client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     client_ctx.check_hostname = False
     client_ctx.verify_mode = ssl.CERT_NONE
+    return memory_handshake(client_ctx, server_ctx)
+
+
+def memory_handshake(
+    client_ctx: ssl.SSLContext, server_ctx: ssl.SSLContext
+) -> tuple[tuple[str, bytes], ...]:
+    """Run Python ``ssl`` client and server on memory BIOs; the (sender, bytes) flights."""
     bios = [ssl.MemoryBIO() for _ in range(4)]
     client = client_ctx.wrap_bio(bios[0], bios[1], server_hostname=SERVER_NAME)
     server_side = server_ctx.wrap_bio(bios[2], bios[3], server_side=True)

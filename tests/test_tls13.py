@@ -6,7 +6,6 @@ with ``keylog_filename``), its NSS key log kept; the two public captures come wi
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import ssl
@@ -17,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from samplegen import scenarios, tlsrun, wire
 from test_scan import tls_packets
-from test_tls import CA_NAME, SERVER_NAME, VERIFY_TIME, test_pki
+from test_tls import CA_NAME, SERVER_NAME, VERIFY_TIME, memory_handshake, test_pki
 from tshark_oracle import TSHARK, tshark_certificates
 
 from capana import analyze, tls, tls13
@@ -302,23 +301,8 @@ def hello_retry_with_key_log() -> tuple[tuple[tuple[str, bytes], ...], str]:
     client_ctx.verify_mode = ssl.CERT_NONE
     client_ctx.load_cert_chain(folder / "phone.pem", folder / "phone.key")
     client_ctx.keylog_filename = str(folder / "keys.log")
-    bios = [ssl.MemoryBIO() for _ in range(4)]
-    client = client_ctx.wrap_bio(bios[0], bios[1], server_hostname=SERVER_NAME)
-    server_side = server_ctx.wrap_bio(bios[2], bios[3], server_side=True)
-    flights: list[tuple[str, bytes]] = []
-    for _ in range(8):
-        for name, conn, outgoing, peer_incoming in (
-            ("client", client, bios[1], bios[2]),
-            ("server", server_side, bios[3], bios[0]),
-        ):
-            with contextlib.suppress(ssl.SSLWantReadError):
-                conn.do_handshake()
-            data = outgoing.read()
-            if data:
-                flights.append((name, data))
-                peer_incoming.write(data)
-    assert client.version() == "TLSv1.3"
-    return tuple(flights), (folder / "keys.log").read_text()
+    flights = memory_handshake(client_ctx, server_ctx)
+    return flights, (folder / "keys.log").read_text()
 
 
 def test_hello_retry_request_then_decrypted_client_certificate(tmp_path):
