@@ -188,11 +188,12 @@ def _trust_rules(case: _Case) -> Iterator[Finding]:
     elif kind == "MIC":
         yield _finding(
             "mic-ca-missing",
-            f"{case.phone}: MIC issued by '{issuer_cn}', which {case.store_name} does not hold "
-            "(with its root)",
-            f"Restore '{issuer_cn}' and its Cisco root to {case.store_name} (they are in CUCM's "
-            "default CA list, 'show cert default-ca-list'), or install an LSC on the phone "
-            "(Certificate Operation = Install/Upgrade).",
+            f"{case.phone}: MIC issued by '{issuer_cn}'; neither it nor its root is in "
+            f"{case.store_name}",
+            f"Restore '{issuer_cn}' and its Cisco root to {case.server_trust} (CUCM ships them "
+            "in its default CA list, 'show cert default-ca-list'; Cisco publishes them at "
+            "cisco.com/security/pki), or install an LSC on the phone (Certificate Operation = "
+            "Install/Upgrade).",
             issuer=leaf.issuer,
         )
     elif same_name:
@@ -209,7 +210,7 @@ def _trust_rules(case: _Case) -> Iterator[Finding]:
     elif kind == "LSC" and case.server_alert == "unknown_ca":
         yield _finding(
             "lsc-from-other-cluster",
-            f"{case.phone}: LSC issued by '{issuer_cn}', which {case.store_name} does not hold, "
+            f"{case.phone}: LSC issued by '{issuer_cn}', which is not in {case.store_name}, "
             "and the server answered unknown_ca: the phone still has the LSC of another cluster",
             "Register the phone with a non-secure profile, delete the old LSC (Certificate "
             "Operation = Delete), install an LSC from this cluster's CAPF, then apply the secure "
@@ -219,7 +220,7 @@ def _trust_rules(case: _Case) -> Iterator[Finding]:
     elif kind == "LSC":
         yield _finding(
             "lsc-issuer-not-trusted",
-            f"{case.phone}: LSC issued by '{issuer_cn}', which {case.store_name} does not hold",
+            f"{case.phone}: LSC issued by '{issuer_cn}', which is not in {case.store_name}",
             f"If '{issuer_cn}' is this cluster's CAPF, add its certificate to {case.server_trust} "
             "(and CAPF-trust); if the phone came from another cluster, delete its LSC and "
             "install one from this cluster's CAPF.",
