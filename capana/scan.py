@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from capana.capture import CaptureError, CaptureReader, Packet
+from capana.capture import CaptureError, CaptureInfo, CaptureReader, Packet
 from capana.connections import ConnectionTable
 from capana.dot1x import RADIUS_PORT_HIGH_BYTES, Dot1xTable
 from capana.handshake import Handshake, utc_from_epoch
@@ -59,59 +59,86 @@ def scan_capture(
     capture's own Decryption Secrets Blocks, which are always used to read TLS 1.3 handshakes.
     """
     name = str(path)
-    key_errors: tuple[str, ...] = ()
-    if isinstance(keylog, str | Path):
-        try:
-            keylog = KeyLog.read(keylog)
-        except KeyLogError as error:
-            keylog, key_errors = None, (str(error),)
+    keylog, key_errors = _load_keylog(keylog)
     try:
         reader = CaptureReader(path)
     except CaptureError as error:
         return CaptureSummary(name, None, 0, None, None, (str(error), *key_errors), ()), []
     keys = CaptureKeys(reader.info.keylog, keylog)
     table = ConnectionTable(name, keys=keys)
-    flows = table.flows
     dot1x = Dot1xTable(name)  # 802.1X: EAPOL and RADIUS, fed only frames TCP does not take
-    handshakes: list[Handshake] = []
     with reader:
         records = reader if progress is None else _reporting(reader, progress)
-        for timestamp, linktype, frame, wire_length in records:
-            # Fast path for untagged Ethernet + IPv4 without options, where the segment key
-            # (addresses + ports) is bytes 26..38. Dropped after a few byte comparisons: a
-            # packet that is not TCP, and a segment with no SYN, FIN or RST that belongs to a
-            # flow known not to be TLS (one dict lookup) or carries no payload (the table
-            # would ignore it). Everything else takes the full decode below.
-            if (
-                linktype == LINKTYPE_ETHERNET
-                and len(frame) >= ETHERNET_IPV4_TCP_MIN
-                and frame[12] == 0x08
-                and frame[13] == 0x00
-                and frame[14] == 0x45
-            ):
-                if frame[23] != IPPROTO_TCP:
-                    if frame[23] == IPPROTO_UDP and (
-                        frame[34] in RADIUS_PORT_HIGH_BYTES or frame[36] in RADIUS_PORT_HIGH_BYTES
-                    ):
-                        dot1x.add(linktype, frame, timestamp)
-                    continue
-                if not frame[47] & _OPEN_OR_CLOSE and (
-                    flows.get(frame[26:38], 0) is None
-                    or 0 < (frame[16] << 8 | frame[17]) <= 20 + (frame[46] >> 4) * 4
+        handshakes = _handshakes(records, table, dot1x)
+    summary = _summary(name, reader.info, table, dot1x, keys, key_errors)
+    handshakes.sort(key=lambda h: h.start or _EPOCH)
+    return summary, handshakes
+
+
+def _load_keylog(
+    keylog: str | Path | KeyLog | None,
+) -> tuple[KeyLog | None, tuple[str, ...]]:
+    if not isinstance(keylog, str | Path):
+        return keylog, ()
+    try:
+        return KeyLog.read(keylog), ()
+    except KeyLogError as error:
+        return None, (str(error),)
+
+
+def _handshakes(
+    records: Iterable[Packet], table: ConnectionTable, dot1x: Dot1xTable
+) -> list[Handshake]:
+    """The per-packet loop: every packet to the TCP table or the 802.1X table, or dropped."""
+    flows = table.flows
+    handshakes: list[Handshake] = []
+    for timestamp, linktype, frame, wire_length in records:
+        # Fast path for untagged Ethernet + IPv4 without options, where the segment key
+        # (addresses + ports) is bytes 26..38. Dropped after a few byte comparisons: a
+        # packet that is not TCP, and a segment with no SYN, FIN or RST that belongs to a
+        # flow known not to be TLS (one dict lookup) or carries no payload (the table
+        # would ignore it). Everything else takes the full decode below.
+        if (
+            linktype == LINKTYPE_ETHERNET
+            and len(frame) >= ETHERNET_IPV4_TCP_MIN
+            and frame[12] == 0x08
+            and frame[13] == 0x00
+            and frame[14] == 0x45
+        ):
+            if frame[23] != IPPROTO_TCP:
+                if frame[23] == IPPROTO_UDP and (
+                    frame[34] in RADIUS_PORT_HIGH_BYTES or frame[36] in RADIUS_PORT_HIGH_BYTES
                 ):
-                    continue
-            segment = decode_tcp(linktype, frame, wire_length)
-            if segment is not None:
-                table.add(segment, timestamp)
-                if table.completed:
-                    handshakes.extend(table.completed)
-                    table.completed.clear()
-            else:
-                dot1x.add(linktype, frame, timestamp)
-        table.finish()
-        handshakes.extend(table.completed)
-        handshakes.extend(dot1x.finish())
-        info = reader.info
+                    dot1x.add(linktype, frame, timestamp)
+                continue
+            if not frame[47] & _OPEN_OR_CLOSE and (
+                flows.get(frame[26:38], 0) is None
+                or 0 < (frame[16] << 8 | frame[17]) <= 20 + (frame[46] >> 4) * 4
+            ):
+                continue
+        segment = decode_tcp(linktype, frame, wire_length)
+        if segment is not None:
+            table.add(segment, timestamp)
+            if table.completed:
+                handshakes.extend(table.completed)
+                table.completed.clear()
+        else:
+            dot1x.add(linktype, frame, timestamp)
+    table.finish()
+    handshakes.extend(table.completed)
+    handshakes.extend(dot1x.finish())
+    return handshakes
+
+
+def _summary(
+    name: str,
+    info: CaptureInfo,
+    table: ConnectionTable,
+    dot1x: Dot1xTable,
+    keys: CaptureKeys,
+    key_errors: tuple[str, ...],
+) -> CaptureSummary:
+    """The capture as read, with every limit that was hit said as a warning."""
     warnings = list(info.warnings)
     errors = list(info.errors)
     unknown = {lt: at for lt, at in info.linktypes.items() if lt not in DECODED_LINKTYPES}
@@ -135,7 +162,7 @@ def scan_capture(
     start, end = utc_from_epoch(info.start), utc_from_epoch(info.end)
     if (start is None) != (info.start is None) or (end is None) != (info.end is None):
         warnings.append("packet timestamps out of range: the capture time is unknown")
-    summary = CaptureSummary(
+    return CaptureSummary(
         path=name,
         format=info.format,
         packets=info.packets,
@@ -145,8 +172,6 @@ def scan_capture(
         warnings=tuple(warnings),
         keylog=tuple(info.keylog),
     )
-    handshakes.sort(key=lambda h: h.start or _EPOCH)
-    return summary, handshakes
 
 
 def _reporting(reader: CaptureReader, progress: ProgressCallback) -> Iterator[Packet]:
