@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from samplegen import scenarios
+from samplegen import pki, scenarios
 from samplegen.scenarios import KeyRing, Layout, build_cluster
 from samplegen.wire import write_pcap
 
@@ -105,6 +106,25 @@ def test_not_yet_valid_at_capture_time(tmp_path: Path, keys: KeyRing) -> None:
     early = datetime(2019, 6, 1, tzinfo=timezone.utc)
     report = run(scenarios.lsc_accepted(tmp_path, keys=keys, capture_time=early))
     assert "certificate-not-yet-valid" in codes(report)
+
+
+def test_chain_invalid_when_the_capf_is_not_a_ca(tmp_path: Path, keys: KeyRing) -> None:
+    """A CAPF without CA:TRUE or keyCertSign (pre-14SU2 style) signed the LSC: rules broken."""
+    cluster = build_cluster(keys)
+    old_style = pki.issue(
+        cluster.capf.cert.subject,
+        key=keys.get("capf:not-a-ca"),
+        not_before=cluster.capf.cert.not_valid_before_utc,
+        not_after=cluster.capf.cert.not_valid_after_utc,
+        ca=False,
+        key_usage=("digital_signature", "key_encipherment"),
+    )
+    scenario = scenarios.lsc_accepted(tmp_path, cluster=replace(cluster, capf=old_style))
+    report = run(scenario)
+    assert report.handshakes[0].validation.status == "invalid"
+    assert "chain-invalid" in codes(report)
+    finding = next(f for f in report.findings if f.code == "chain-invalid")
+    assert "keyCertSign" in finding.advice
 
 
 def test_not_requested_and_no_client_certificate(tmp_path: Path, keys: KeyRing) -> None:
