@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from capana.eap import EAP_RESPONSE, EapTlsSession, parse_eap
 from capana.handshake import Handshake
-from capana.packets import LINKTYPE_ETHERNET
+from capana.packets import LINKTYPE_ETHERNET, ethernet_payload
 
 ETHERTYPE_EAPOL = 0x888E
-_VLAN_ETHERTYPES = frozenset({0x8100, 0x88A8, 0x9100})
-_MAX_VLAN_TAGS = 4
 EAPOL_EAP_PACKET = 0  # EAPOL packet type; 1 Start, 2 Logoff, 3 Key, ... carry no EAP
 MAX_SESSIONS = 10_000
 
@@ -23,19 +21,9 @@ def eapol_eap(linktype: int, frame: bytes) -> tuple[bytes, bytes, bytes] | None:
     """(destination MAC, source MAC, EAP packet) of an EAPOL EAP-Packet frame, else None."""
     if linktype != LINKTYPE_ETHERNET:
         return None
-    offset = 12
-    for _ in range(_MAX_VLAN_TAGS + 1):
-        if len(frame) < offset + 2:
-            return None
-        ethertype = (frame[offset] << 8) | frame[offset + 1]
-        if ethertype == ETHERTYPE_EAPOL:
-            break
-        if ethertype not in _VLAN_ETHERTYPES:
-            return None
-        offset += 4
-    else:
+    ethertype, body = ethernet_payload(frame)  # body: version (1-3), packet type, body length
+    if ethertype != ETHERTYPE_EAPOL:
         return None
-    body = offset + 2  # version (1-3), packet type, body length
     if len(frame) < body + 4 or not 1 <= frame[body] <= 3 or frame[body + 1] != EAPOL_EAP_PACKET:
         return None
     length = (frame[body + 2] << 8) | frame[body + 3]

@@ -66,20 +66,27 @@ class TcpSegment(NamedTuple):
     missing: int  # payload bytes the capture did not keep (snaplen)
 
 
+def ethernet_payload(frame: bytes) -> tuple[int, int]:
+    """(ethertype, offset of the payload) of an Ethernet frame behind any 802.1Q/QinQ tags.
+
+    (-1, -1) for a frame too short or tagged more deeply than _MAX_VLAN_TAGS.
+    """
+    offset = 12
+    for _ in range(_MAX_VLAN_TAGS + 1):
+        if len(frame) < offset + 2:
+            return -1, -1
+        ethertype = (frame[offset] << 8) | frame[offset + 1]
+        if ethertype not in _VLAN_ETHERTYPES:
+            return ethertype, offset + 2
+        offset += 4
+    return -1, -1
+
+
 def ip_offset(linktype: int, frame: bytes) -> int:
     """Where the IP header starts in ``frame``, or -1 when the frame carries no IP."""
     if linktype == LINKTYPE_ETHERNET:
-        offset = 12
-        for _ in range(_MAX_VLAN_TAGS + 1):
-            if len(frame) < offset + 2:
-                return -1
-            ethertype = (frame[offset] << 8) | frame[offset + 1]
-            if ethertype in (_ETHERTYPE_IPV4, _ETHERTYPE_IPV6):
-                return offset + 2
-            if ethertype not in _VLAN_ETHERTYPES:
-                return -1
-            offset += 4
-        return -1
+        ethertype, offset = ethernet_payload(frame)
+        return offset if ethertype in (_ETHERTYPE_IPV4, _ETHERTYPE_IPV6) else -1
     if linktype in (
         LINKTYPE_RAW,
         LINKTYPE_IPV4,
