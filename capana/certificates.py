@@ -59,6 +59,7 @@ class Certificate:
     parsed_by: str = "cryptography"
     notes: tuple[str, ...] = ()
     extensions: frozenset[str] = frozenset()  # dotted OIDs of every extension, critical or not
+    version: int = 3  # X.509 version: 1 or 3 (a v1 self-signed root is a CA without extensions)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Certificate) and other.sha256 == self.sha256
@@ -222,6 +223,7 @@ def _from_cryptography(der: bytes, digest: str) -> Certificate:
         ),
         der=der,
         extensions=frozenset(e.oid.dotted_string for e in extensions),
+        version=1 if cert.version == x509.Version.v1 else 3,
     )
 
 
@@ -296,6 +298,7 @@ def _from_asn1crypto(der: bytes, digest: str, note: str) -> Certificate:
         parsed_by="asn1crypto",
         notes=(note,),
         extensions=frozenset(extension["extn_id"].dotted for extension in tbs["extensions"]),
+        version=1 if tbs["version"].native == "v1" else 3,
     )
 
 

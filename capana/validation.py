@@ -278,7 +278,7 @@ def _judge(path: tuple[Certificate, ...], at: datetime) -> _Verdict:
     notes: list[str] = []
     for depth, issuer in enumerate(path[1:], start=1):
         child = path[depth - 1]
-        broken += _issuer_rules(issuer, child, path[1:depth])
+        broken += _issuer_rules(issuer, child, path[1:depth], anchor=depth == len(path) - 1)
         hash_name = (child.signature_hash or "").lower()
         if hash_name in _REFUSED_HASHES:
             broken.append(f"signature hash {hash_name} on {child.subject} is not accepted")
@@ -303,7 +303,7 @@ def _judge(path: tuple[Certificate, ...], at: datetime) -> _Verdict:
 
 
 def _issuer_rules(
-    issuer: Certificate, child: Certificate, between: tuple[Certificate, ...]
+    issuer: Certificate, child: Certificate, between: tuple[Certificate, ...], *, anchor: bool
 ) -> list[str]:
     """RFC 5280 checks on a certificate that signed ``child``; ``between`` are the CAs below it."""
     broken = []
@@ -311,7 +311,7 @@ def _issuer_rules(
         broken.append(f"name constraints of {issuer.subject} are not enforced by capana")
     if issuer.is_ca is False:
         broken.append(f"{issuer.subject} is not a CA (CA:FALSE) but signed {child.subject}")
-    elif issuer.is_ca is None and not _legacy_ca(issuer):
+    elif issuer.is_ca is None and not (anchor and _legacy_ca(issuer)):
         broken.append(f"{issuer.subject} has no basicConstraints but signed {child.subject}")
     if issuer.key_usage and "key_cert_sign" not in issuer.key_usage:
         broken.append(f"{issuer.subject} lacks keyUsage keyCertSign")
@@ -324,8 +324,11 @@ def _issuer_rules(
 
 
 def _legacy_ca(cert: Certificate) -> bool:
-    """A CA without basicConstraints, as OpenSSL still accepts: keyCertSign, or a bare root."""
-    return "key_cert_sign" in cert.key_usage or (cert.self_issued and not cert.key_usage)
+    """An anchor without basicConstraints, as OpenSSL still accepts: keyCertSign, or a v1 root.
+
+    Only an anchor: OpenSSL demands CA:TRUE of every CA below it (X509_V_ERR_INVALID_CA).
+    """
+    return "key_cert_sign" in cert.key_usage or (cert.version == 1 and cert.self_issued)
 
 
 def _date_problem(cert: Certificate, at: datetime) -> tuple[Status, str] | None:

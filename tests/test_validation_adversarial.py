@@ -13,7 +13,10 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ObjectIdentifier
 from samplegen.pki import Issued, issue, new_key
 from test_validation import (
@@ -57,6 +60,32 @@ def _name_constrained_ca(critical: bool) -> Issued:
     )
 
 
+def _version1_root() -> Issued:
+    """A self-signed X.509 v1 root (no extensions at all): cryptography's v3 re-signed as v1."""
+    key = new_key("ec256")
+    draft = issue(
+        "CN=Version 1 Root",
+        key=key,
+        ca=None,
+        key_usage=None,
+        subject_key_id=False,
+        authority_key_id=False,
+        **WINDOW,
+    )
+    certificate = asn1_x509.Certificate.load(draft.der)
+    tbs = asn1_x509.TbsCertificate.load(certificate["tbs_certificate"].dump())
+    tbs["version"] = "v1"
+    signature = key.sign(tbs.dump(force=True), ec.ECDSA(hashes.SHA256()))
+    der = asn1_x509.Certificate(
+        {
+            "tbs_certificate": tbs,
+            "signature_algorithm": certificate["signature_algorithm"],
+            "signature_value": signature,
+        }
+    ).dump()
+    return Issued(x509.load_der_x509_certificate(der), key)
+
+
 def _loop() -> tuple[Issued, Issued, Issued]:
     """CA A signed by CA B, and B signed by A; B0 is B's self-signed twin (same name, key)."""
     key_a, key_b = new_key("ec256"), new_key("ec256")
@@ -94,7 +123,32 @@ def _cases() -> dict[str, Case]:
         "CN=Adversarial Issuing CA", issuer=root, key=new_key("rsa2048"), ca=True, **WINDOW
     )
     critical_nc, plain_nc = _name_constrained_ca(True), _name_constrained_ca(False)
+    # No basicConstraints: OpenSSL takes such a CA only as the anchor, and only with keyUsage
+    # keyCertSign or as a v1 self-signed root (check_ca; X509_V_ERR_INVALID_CA otherwise).
+    no_bc = {"key": new_key("ec256"), "ca": None, **WINDOW}
+    bare_v3_root = issue("CN=Bare v3 Root", key_usage=None, **no_bc)
+    cert_sign_root = issue("CN=Cert Sign Root", key_usage=["key_cert_sign"], **no_bc)
+    cert_sign_intermediate = issue(
+        "CN=Cert Sign Issuing CA", issuer=root, key_usage=["key_cert_sign"], **no_bc
+    )
+    under_bare = issue(
+        "CN=Issuing CA", issuer=bare_v3_root, key=new_key("ec256"), ca=True, **WINDOW
+    )
+    v1_root = _version1_root()
     return {
+        "v3 root without basicConstraints or keyUsage": Case(
+            (bare_v3_root,), (_leaf(bare_v3_root),), "invalid"
+        ),
+        "intermediate under a v3 root without basicConstraints": Case(
+            (bare_v3_root,), (_leaf(under_bare), under_bare), "invalid"
+        ),
+        "intermediate without basicConstraints, keyCertSign": Case(
+            (root,), (_leaf(cert_sign_intermediate), cert_sign_intermediate), "invalid"
+        ),
+        "anchor without basicConstraints, keyCertSign": Case(
+            (cert_sign_root,), (_leaf(cert_sign_root),), "trusted", openssl=True
+        ),
+        "v1 self-signed root": Case((v1_root,), (_leaf(v1_root),), "trusted", openssl=True),
         "anchor expired at capture, rest valid": Case(
             (old_root,), (leaf, intermediate), "expired", at=utc(2022, 6)
         ),
@@ -160,6 +214,11 @@ def cases() -> dict[str, Case]:
 
 
 CASE_NAMES = [
+    "v3 root without basicConstraints or keyUsage",
+    "intermediate under a v3 root without basicConstraints",
+    "intermediate without basicConstraints, keyCertSign",
+    "anchor without basicConstraints, keyCertSign",
+    "v1 self-signed root",
     "anchor expired at capture, rest valid",
     "anchor not yet valid at capture",
     "name constraints (critical), name outside",
