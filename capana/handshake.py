@@ -16,6 +16,7 @@ _TLS13_ENCRYPTED_ALERT_LENGTH = 19
 # After this many encrypted records from one side the handshake is long over (or unreadable).
 _ENCRYPTED_RECORDS_TO_WATCH = 16
 _RECORDS_BEFORE_HOPELESS = 4
+_RESUMED = "session resumed (abbreviated handshake): certificates went in an earlier handshake"
 
 
 @dataclass(frozen=True)
@@ -218,9 +219,19 @@ class HandshakeTracker:
             alerts=tuple(self._alerts),
             outcome=self._outcome(),
             gaps=gaps,
-            problems=tuple(self._problems) + problems,
+            problems=tuple(self._problems) + self._resumption_note() + problems,
             decryption=decryption,
         )
+
+    def _resumption_note(self) -> tuple[str, ...]:
+        server = self._sides[SERVER]
+        resumed = (
+            not self.tls13
+            and server.changed_cipher
+            and not server.lost_handshake_bytes
+            and tls.SERVER_HELLO_DONE not in server.message_types
+        )
+        return (_RESUMED,) if resumed else ()
 
     def _version(self) -> int | None:
         server_hello = self._sides[SERVER].hello
@@ -243,8 +254,10 @@ class HandshakeTracker:
             return "absent" if sent_key_exchange or client.changed_cipher else "unknown"
         if server.lost_handshake_bytes:
             return "unknown"  # the CertificateRequest may have been in the hole
-        if tls.SERVER_HELLO_DONE in server.message_types or server.changed_cipher:
+        if tls.SERVER_HELLO_DONE in server.message_types:
             return "not_requested"
+        # No ServerHelloDone before the server's ChangeCipherSpec: a resumed session (or a
+        # flight the capture missed), whose certificates went in an earlier handshake.
         return "unknown"
 
     def _requested_ca_names(self) -> tuple[str, ...] | None:

@@ -6,7 +6,11 @@ in the order they crossed the wire, as a connection would feed them.
 
 from __future__ import annotations
 
+import contextlib
+import ssl
+import tempfile
 from collections.abc import Iterable
+from pathlib import Path
 
 import pytest
 from samplegen import pki
@@ -202,3 +206,66 @@ def test_hostile_certificate_list_is_a_problem_of_the_handshake():
 def tlsrun_record_end(data: bytes) -> int:
     """Where the first record of ``data`` ends."""
     return 5 + int.from_bytes(data[3:5], "big")
+
+
+def resumed_tls12_handshake() -> tuple[list[tuple[str, bytes]], list[tuple[str, bytes]]]:
+    """A phone's full TLS 1.2 handshake with its LSC, then one resuming that session.
+
+    Python's ``ssl`` on memory BIOs; the resumed one is abbreviated (RFC 5246, 7.3): ServerHello,
+    ChangeCipherSpec and Finished, no Certificate, CertificateRequest or ServerHelloDone.
+    """
+    ca, server, phone = test_pki()
+    folder = Path(tempfile.mkdtemp())
+    for name, data in {
+        "server.pem": server.pem + ca.pem,
+        "server-key.pem": server.key_pem,
+        "phone.pem": phone.pem,
+        "phone-key.pem": phone.key_pem,
+        "ca.pem": ca.pem,
+    }.items():
+        (folder / name).write_bytes(data)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(folder / "server.pem", folder / "server-key.pem")
+    server_ctx.verify_mode = ssl.CERT_OPTIONAL
+    server_ctx.verify_flags &= ~ssl.VERIFY_X509_STRICT
+    server_ctx.load_verify_locations(folder / "ca.pem")
+    client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client_ctx.check_hostname = False
+    client_ctx.verify_mode = ssl.CERT_NONE
+    client_ctx.load_cert_chain(folder / "phone.pem", folder / "phone-key.pem")
+    for ctx in (server_ctx, client_ctx):
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+
+    def run(session: ssl.SSLSession | None) -> tuple[ssl.SSLObject, list[tuple[str, bytes]]]:
+        bios = [ssl.MemoryBIO() for _ in range(4)]
+        client = client_ctx.wrap_bio(bios[0], bios[1], server_hostname=SERVER_NAME, session=session)
+        server_side = server_ctx.wrap_bio(bios[2], bios[3], server_side=True)
+        flights = []
+        for _ in range(6):
+            for name, conn, outgoing, peer_incoming in (
+                (CLIENT, client, bios[1], bios[2]),
+                (SERVER, server_side, bios[3], bios[0]),
+            ):
+                with contextlib.suppress(ssl.SSLWantReadError):
+                    conn.do_handshake()
+                data = outgoing.read()
+                if data:
+                    flights.append((name, data))
+                    peer_incoming.write(data)
+        return client, flights
+
+    first, full = run(None)
+    second, abbreviated = run(first.session)
+    assert not first.session_reused and second.session_reused
+    return full, abbreviated
+
+
+def test_resumed_tls12_session_does_not_claim_the_certificate_was_not_requested():
+    """The phone's certificate went in the earlier full handshake; this one cannot show it."""
+    full, abbreviated = resumed_tls12_handshake()
+    assert track(full)[0].client_cert_status == "present"
+    handshake, tracker = track(abbreviated)
+    assert handshake.outcome == "established"
+    assert handshake.client_cert_status == "unknown"
+    assert any("session resumed" in problem for problem in handshake.problems)
+    assert tracker.done
