@@ -167,8 +167,8 @@ class Connection:
             direction.failed = True  # what follows cannot be framed either
 
     def handshake(self, capture: str) -> Handshake | None:
-        """The handshake's facts, or None when no hello was ever seen."""
-        if self.tracker is None or not self.tracker.saw_any_hello:
+        """The handshake's facts, or None when no handshake message was ever seen."""
+        if self.tracker is None or not self.tracker.saw_handshake:
             return None
         assert self.streams is not None  # made before the tracker
         client_address, client_port = endpoint(self.client_key)

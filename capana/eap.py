@@ -186,8 +186,8 @@ class EapTlsSession:
     def handshake(
         self, *, capture: str, transport: str, client: str, server: str, server_port: int
     ) -> Handshake | None:
-        """The authentication as a handshake, or None when it never reached a TLS hello."""
-        if not self.tracker.saw_any_hello:
+        """The authentication as a handshake, or None when no TLS handshake message was seen."""
+        if not self.tracker.saw_handshake:
             return None
         duplicates = sum(joiner.duplicates for joiner in self._joiners.values())
         notes = (f"{duplicates} EAP-TLS fragments seen twice",) if duplicates else ()

@@ -88,9 +88,20 @@ class HandshakeTracker:
         return any(side.hello is not None for side in self._sides.values())
 
     @property
+    def saw_handshake(self) -> bool:
+        """A hello, or a well-formed Certificate or CertificateRequest: a capture that starts
+        after the hellos (mid-handshake) still shows the phone's certificate."""
+        certificates = (side.certificates for side in self._sides.values())
+        return (
+            self.saw_any_hello
+            or any(c is not None and c.certificates and not c.problem for c in certificates)
+            or (self._request is not None and not self._request.problem)
+        )
+
+    @property
     def hopeless(self) -> bool:
-        """Several records and no hello: a stream joined in the middle, not a handshake."""
-        return not self.saw_any_hello and self._records > _RECORDS_BEFORE_HOPELESS
+        """Several records and no handshake message: a stream joined mid-session."""
+        return not self.saw_handshake and self._records > _RECORDS_BEFORE_HOPELESS
 
     @property
     def tls13(self) -> bool:
@@ -226,7 +237,8 @@ class HandshakeTracker:
     def _resumption_note(self) -> tuple[str, ...]:
         server = self._sides[SERVER]
         resumed = (
-            not self.tls13
+            isinstance(server.hello, tls.ServerHello)
+            and not self.tls13
             and server.changed_cipher
             and not server.lost_handshake_bytes
             and tls.SERVER_HELLO_DONE not in server.message_types

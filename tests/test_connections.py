@@ -147,6 +147,21 @@ def test_connection_seen_without_its_syn(server):
     assert chains(handshake) == expected_chains()
 
 
+def test_capture_starting_after_the_hellos_still_shows_the_phones_certificate():
+    """On 2443 the capture begins with the phone's Certificate flight; the hellos were missed."""
+    result = real_handshake()
+    conv = conversation(result)
+    hellos_end = len(result.flights[0].data)
+    first = conv.indices_in("client", hellos_end, hellos_end + 1)[0]
+    del conv.segments[:first]
+    handshake = only(handshakes(conv.packets()))
+    assert handshake.client == "10.1.1.20:51234"
+    assert handshake.start is None  # judged at the capture's start
+    assert chains(handshake) == (expected_chains()[0], [])
+    assert handshake.client_cert_status == "present"
+    assert handshake.problems == ()
+
+
 def test_tls_on_an_unknown_port_is_found_by_its_client_hello():
     handshake = only(handshakes(conversation(server=("10.1.1.5", 40443)).packets()))
     assert handshake.service == "tls"
