@@ -104,3 +104,18 @@ def test_dataframes_without_pandas_say_how_to_install(
     monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas now raises ImportError
     with pytest.raises(ImportError, match=r"pip install 'capana\[notebook\]'"):
         report.to_pandas()
+
+
+def test_unparseable_certificate_keeps_every_key_of_the_json_contract() -> None:
+    """Lab scripts read cert["subject"] on every certificate; an unreadable one says null."""
+    from capana.certificates import parse_certificate
+    from capana.classify import Classification
+    from capana.report import CertificateReport
+    from capana.views.records import certificate_record
+
+    unreadable = parse_certificate(b"\x30\x03\x02\x01\x00")
+    record = certificate_record(CertificateReport(unreadable, Classification("other")))
+    contract = {"sha256", "subject", "issuer", "serial", "not_before", "not_after"}
+    contract |= {"signature_algorithm", "public_key", "der_b64"}
+    assert contract <= set(record)
+    assert record["subject"] is None and record["error"]

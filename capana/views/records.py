@@ -102,6 +102,17 @@ def alert_record(alert: AlertSeen) -> dict[str, Any]:
     return {"from": alert.sender, "level": alert.level, "description": alert.description}
 
 
+_PARSED_FIELDS = (
+    "subject",
+    "issuer",
+    "serial",
+    "not_before",
+    "not_after",
+    "signature_algorithm",
+    "public_key",
+)
+
+
 def certificate_record(report: CertificateReport) -> dict[str, Any]:
     cert = report.certificate
     classification = report.classification
@@ -116,8 +127,8 @@ def certificate_record(report: CertificateReport) -> dict[str, Any]:
             signature_algorithm=cert.signature_algorithm,
             public_key=cert.public_key,
         )
-    else:
-        record["error"] = cert.error
+    else:  # the contract's keys all stay, null where the DER could not be read
+        record.update(dict.fromkeys(_PARSED_FIELDS), error=cert.error)
     record.update(
         kind=classification.kind,
         device=classification.device,
