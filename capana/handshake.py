@@ -16,6 +16,7 @@ _TLS13_ENCRYPTED_ALERT_LENGTH = 19
 # After this many encrypted records from one side the handshake is long over (or unreadable).
 _ENCRYPTED_RECORDS_TO_WATCH = 16
 _RECORDS_BEFORE_HOPELESS = 4
+_ALERT_LEVELS = {1: "warning", 2: "fatal"}
 _RESUMED = "session resumed (abbreviated handshake): certificates went in an earlier handshake"
 
 
@@ -150,6 +151,8 @@ class HandshakeTracker:
             side.changed_cipher = True
         elif isinstance(event, tls.Alert):
             self._alerts.append(_alert_seen(sender, event))
+            if event.level not in (None, *_ALERT_LEVELS):
+                self._problems.append(f"{sender} alert with unknown level {event.level}")
         elif isinstance(event, tls.EncryptedRecord):
             self._encrypted_record(sender, side, event)
         elif isinstance(event, tls.ProtocolError):
@@ -297,7 +300,8 @@ class HandshakeTracker:
 def _alert_seen(sender: str, alert: tls.Alert) -> AlertSeen:
     if alert.encrypted:
         return AlertSeen(sender, "encrypted", None)
-    level = {1: "warning", 2: "fatal"}.get(alert.level, f"level_{alert.level}")
+    # An unknown level ends the connection (OpenSSL answers illegal_parameter): fatal.
+    level = _ALERT_LEVELS.get(alert.level, "fatal")
     return AlertSeen(sender, level, tls.alert_name(alert.description))
 
 

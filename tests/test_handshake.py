@@ -269,3 +269,15 @@ def test_resumed_tls12_session_does_not_claim_the_certificate_was_not_requested(
     assert handshake.client_cert_status == "unknown"
     assert any("session resumed" in problem for problem in handshake.problems)
     assert tracker.done
+
+
+def test_alert_of_unknown_level_keeps_to_the_contracts_levels():
+    """JSON alerts[].level is warning, fatal or encrypted; a level byte of 7 ends the handshake."""
+    flights = flights_of(real_handshake(), 2)
+    handshake, tracker = track([*flights, ("server", bytes([tls.ALERT, 3, 3, 0, 2, 7, 48]))])
+    assert [(a.sender, a.level, a.description) for a in handshake.alerts] == [
+        ("server", "fatal", "unknown_ca")
+    ]
+    assert handshake.outcome == "rejected"
+    assert "server alert with unknown level 7" in handshake.problems
+    assert tracker.done
