@@ -35,6 +35,7 @@ _CERTIFICATE_ALERTS = frozenset(
 )
 _PHONE_SERVICES = frozenset({"sccp-tls", "sip-tls", "capf", "tvs"})
 _MIN_RSA_BITS = 2048
+_MANUFACTURING = frozenset(name.casefold() for name in MANUFACTURING_CA_NAMES)  # as classify
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,7 @@ def _trust_rules(case: _Case) -> Iterator[Finding]:
             "since CUCM 14SU2 regenerate it with CA:TRUE, pathlen:0 and keyCertSign.",
             reasons=list(validation.reasons),
         )
-    elif kind == "MIC" and issuer_cn in MANUFACTURING_CA_NAMES and same_name:
+    elif kind == "MIC" and issuer_cn.casefold() in _MANUFACTURING and same_name:
         yield _finding(
             "forged-manufacturing-ca",
             f"{case.phone}: certificate {leaf.subject} names '{issuer_cn}' as issuer, but the "
