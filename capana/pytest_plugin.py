@@ -73,8 +73,10 @@ def capana_report(
 def assert_all_phones_used(report: Report, kind: str, issuer: str | None = None) -> None:
     """Every phone presented only ``kind`` ("LSC"/"MIC") certificates, from ``issuer`` if given.
 
-    ``issuer`` matches the issuer's CN (``CAPF-0992727f``) or its whole RFC 4514 name. A report
-    without any phone fails: an empty capture proves nothing.
+    ``issuer`` matches the issuer's CN (``CAPF-0992727f``) or its whole RFC 4514 name. A name
+    proves nothing on its own: when the report was made with a trust store, the certificate must
+    also have verified against it (a regenerated CAPF keeps its name). A report without any
+    phone fails: an empty capture proves nothing.
     """
     __tracebackhide__ = True
     wanted = f"{_a(kind)} {kind}" + (f" from {issuer}" if issuer else "")
@@ -147,7 +149,21 @@ def _mismatches(device: Device, kind: str, issuer: str | None) -> list[str]:
             reasons.append(presented + _where(device, cert))
         elif issuer and not _issuer_matches(cert, issuer):
             reasons.append(f"{presented}, not {issuer}")
+        else:
+            reasons += [f"{presented}, but {verdict}" for verdict in _unverified(device, cert)]
     return reasons
+
+
+def _unverified(device: Device, cert: CertificateReport) -> list[str]:
+    """The store verdicts other than trusted that ``cert`` got on the device's connections."""
+    verdicts = {
+        (r.validation.status, r.validation.store or "the default store")
+        for r in device.handshakes
+        if r.client_leaf is not None
+        and r.client_leaf.sha256 == cert.sha256
+        and r.validation.status not in ("trusted", "not_checked")
+    }
+    return [f"it is {status} against {store}" for status, store in sorted(verdicts)]
 
 
 def _a(kind: str) -> str:

@@ -6,6 +6,11 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
+from samplegen import scenarios
+from samplegen.scenarios import KeyRing
+
+from capana import analyze
+from capana.pytest_plugin import assert_all_phones_used
 
 pytest_plugins = ["pytester"]
 
@@ -99,3 +104,13 @@ def test_unreadable_capture_fails_the_test(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*capana: *notes.pcap: not a pcap or pcapng file*"])
+
+
+def test_an_lsc_named_after_the_capf_but_signed_by_its_old_key_does_not_pass(
+    tmp_path: Path,
+) -> None:
+    """CAPF regenerated: the phone's LSC carries the right issuer name, from the wrong key."""
+    scenario = scenarios.capf_regenerated(tmp_path, keys=KeyRing())
+    report = analyze(scenario.capture, trust={"callmanager": scenario.trust_dir})
+    with pytest.raises(AssertionError, match="untrusted against callmanager"):
+        assert_all_phones_used(report, kind="LSC", issuer="CAPF-0992727f")
