@@ -148,17 +148,7 @@ def iso(moment: datetime | None) -> str | None:
 # Flat rows: one level of scalars, for CSV and pandas. Built from the records above so every
 # view shows the same values under the same names.
 
-_LEAF_FIELDS = (
-    "kind",
-    "subject",
-    "issuer",
-    "serial",
-    "not_before",
-    "not_after",
-    "signature_algorithm",
-    "public_key",
-    "sha256",
-)
+_LEAF_FIELDS = ("kind", *_PARSED_FIELDS, "sha256")
 
 
 # The keys of handshake_row, in order (a CSV header needs them when there is no handshake).
