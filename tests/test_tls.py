@@ -50,6 +50,7 @@ def real_handshake(
     require: bool = False,
     sni: str | None = SERVER_NAME,
     app_data: bool = True,
+    tls13_ciphers: str | None = None,
 ) -> tlsrun.HandshakeBytes:
     """A phone (LSC) talking to CUCM, run by OpenSSL; ``trusted=False`` gets it rejected."""
     ca, server, phone = test_pki()
@@ -64,6 +65,7 @@ def real_handshake(
         min_version=version,
         max_version=version,
         client_ciphers=OLD_PHONE_CIPHERS if version in ("1.0", "1.1") else tlsrun.PHONE_CIPHERS,
+        tls13_ciphers=tls13_ciphers,
         sni=sni,
         app_data=[("client", b"GET /config HTTP/1.1\r\n\r\n"), ("server", b"HTTP/1.1 200 OK\r\n")]
         if app_data

@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from samplegen import scenarios, tlsrun, wire
 from test_scan import tls_packets
-from test_tls import CA_NAME, SERVER_NAME, VERIFY_TIME, memory_handshake, test_pki
+from test_tls import CA_NAME, VERIFY_TIME, memory_handshake, real_handshake, test_pki
 from tshark_oracle import TSHARK, tshark_certificates
 
 from capana import analyze, tls, tls13
@@ -36,7 +36,6 @@ REAL_CAPTURES = {
 needs_tshark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installed")
 
 
-@functools.cache
 def tls13_handshake(
     suite: str = "TLS_AES_128_GCM_SHA256",
     *,
@@ -46,20 +45,13 @@ def tls13_handshake(
     require: bool = False,
 ) -> tlsrun.HandshakeBytes:
     """A phone (LSC) and CUCM in TLS 1.3 with one cipher suite, by OpenSSL, with its key log."""
-    ca, server, phone = test_pki()
-    return tlsrun.run_handshake(
-        server_chain=[server],
-        client_chain=[phone] if client_cert else [],
-        trust=[ca.cert] if trusted else [],
-        ca_names=[ca.cert],
-        verify_time=VERIFY_TIME,
-        request_client_cert=request,
-        require_client_cert=require,
-        min_version="1.3",
-        max_version="1.3",
+    return real_handshake(
+        "1.3",
+        client_cert=client_cert,
+        trusted=trusted,
+        request=request,
+        require=require,
         tls13_ciphers=suite,
-        sni=SERVER_NAME,
-        app_data=[("client", b"REGISTER sip:cucm SIP/2.0\r\n\r\n")],
     )
 
 
