@@ -46,15 +46,16 @@ def test_a_phone_that_switched_from_lsc_to_mic() -> None:
     cluster = scenarios.build_cluster(KeyRing())
     lsc, mic = cluster.lsc("CP-8861", "2C3124C9F8E1"), cluster.mic("CP-8861", "2C3124C9F8E1")
     records = [
-        judge(_handshake("10.1.1.20:50000", parse_certificate(lsc.der)), {}, None),
-        judge(_handshake("10.1.1.20:50001", parse_certificate(mic.der)), {}, None),
+        judge(phone_handshake("10.1.1.20:50000", parse_certificate(lsc.der)), {}, None),
+        judge(phone_handshake("10.1.1.20:50001", parse_certificate(mic.der)), {}, None),
     ]
     (device,) = group_devices(records)
     assert device.name == "SEP2C3124C9F8E1" and device.model == "CP-8861"
     assert device.kinds == ("LSC", "MIC") and device.switched
 
 
-def _handshake(client: str, leaf: AnyCertificate) -> Handshake:
+def phone_handshake(client: str, leaf: AnyCertificate, outcome: str = "established") -> Handshake:
+    """A TLS 1.2 handshake on SCCP-TLS in which the phone at ``client`` presented ``leaf``."""
     return Handshake(
         capture="reboot.pcap",
         transport="tcp",
@@ -71,6 +72,6 @@ def _handshake(client: str, leaf: AnyCertificate) -> Handshake:
         server_chain=(),
         requested_ca_names=None,
         alerts=(),
-        outcome="established",
+        outcome=outcome,
         gaps=0,
     )

@@ -10,9 +10,13 @@ import pytest
 from samplegen import pki, scenarios
 from samplegen.scenarios import KeyRing, Layout, build_cluster
 from samplegen.wire import write_pcap
+from test_devices import phone_handshake
 
 from capana import analyze
+from capana.analyzer import judge
+from capana.certificates import parse_certificate
 from capana.report import Report
+from capana.truststore import TrustStore
 
 
 @pytest.fixture(scope="module")
@@ -178,35 +182,12 @@ def test_handshake_incomplete(tmp_path: Path, keys: KeyRing) -> None:
 def test_forged_manufacturing_ca_in_other_letter_case_is_still_forged(tmp_path: Path) -> None:
     """Names compare without case (as classify and OpenSSL do): 'CISCO MANUFACTURING CA SHA2'
     signed by another key is the forged-MIC case, never 'restore it to the store'."""
-    from capana.analyzer import judge
-    from capana.certificates import parse_certificate
-    from capana.handshake import Handshake
-    from capana.truststore import TrustStore
-
     window = {"not_before": datetime(2020, 1, 1), "not_after": datetime(2030, 1, 1)}
     genuine = pki.issue("O=Cisco,CN=Cisco Manufacturing CA SHA2", ca=True, **window)
     forger = pki.issue("O=Cisco,CN=CISCO MANUFACTURING CA SHA2", ca=True, **window)
     mic = pki.issue("CN=SEP001122334455", issuer=forger, **window)
     store = TrustStore("callmanager", (parse_certificate(genuine.der),), ("genuine.pem",))
-    handshake = Handshake(
-        capture="test.pcap",
-        transport="tcp",
-        client="10.1.1.20:51234",
-        server="10.1.1.5:2443",
-        server_port=2443,
-        service="sccp-tls",
-        start=datetime(2024, 3, 1, tzinfo=timezone.utc),
-        tls_version="TLS 1.2",
-        cipher_suite=None,
-        sni=None,
-        client_cert_status="present",
-        client_chain=(parse_certificate(mic.der),),
-        server_chain=(),
-        requested_ca_names=None,
-        alerts=(),
-        outcome="incomplete",
-        gaps=0,
-    )
+    handshake = phone_handshake("10.1.1.20:51234", parse_certificate(mic.der), outcome="incomplete")
     record = judge(handshake, {"callmanager": store}, None)
     assert record.client_leaf.kind == "MIC"
     assert record.validation.status == "untrusted"
