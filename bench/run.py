@@ -219,9 +219,10 @@ def scapy_slice(path: str, packets: int) -> None:
 
 def breakdown(path: str, trust: str) -> None:
     """Where the time per handshake goes (CPU): reading + parsing, judging, the JSON Lines view."""
-    from capana.analyzer import judge, load_stores
     from capana.devices import group_devices
-    from capana.report import Report
+    from capana.inputs import load_stores
+    from capana.judging import judge
+    from capana.model import Report
     from capana.scan import scan_capture
     from capana.views.json import render_jsonl
 

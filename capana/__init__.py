@@ -3,12 +3,37 @@ trust it? Reads pcap/pcapng captures; ``analyze`` is the one door.
 
 >>> import capana
 >>> report = capana.analyze("pcaps/phone-reboot.pcapng", trust="pcaps/phone-reboot-trust")
+
+Importing capana is cheap: the analyzer and the report types load when first used, so that the
+pytest plugin costs nothing in a test run that does not use it.
 """
 
-from capana.analyzer import analyze
-from capana.report import CertificateReport, HandshakeReport, Report
+from __future__ import annotations
 
-__all__ = ["CertificateReport", "HandshakeReport", "Report", "analyze"]
+import sys
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from capana.analyzer import analyze
+    from capana.model import CertificateReport, Device, HandshakeReport, Report
+
+__all__ = ["CertificateReport", "Device", "HandshakeReport", "Report", "analyze"]
+
+_LAZY = {
+    "analyze": "capana.analyzer",
+    "CertificateReport": "capana.model",
+    "Device": "capana.model",
+    "HandshakeReport": "capana.model",
+    "Report": "capana.model",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'capana' has no attribute {name!r}")
+    return getattr(import_module(module), name)
 
 
 def scapy_ext(ext: object) -> None:
@@ -16,3 +41,9 @@ def scapy_ext(ext: object) -> None:
 
     Nothing to register here: the ``dissectors`` package registers the contrib modules.
     """
+
+
+if "IPython" in sys.modules:  # in a notebook: rich display of report objects, by type name
+    from capana.notebook import register_display
+
+    register_display()

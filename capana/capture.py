@@ -141,7 +141,7 @@ class CaptureReader:
         suffix = ""
         if buf[:2] == _GZIP_MAGIC:
             self._raw.seek(0)
-            self._stream = gzip.GzipFile(fileobj=self._raw, mode="rb")
+            self._stream = gzip.GzipFile(fileobj=self._raw, mode="rb")  # type: ignore[assignment]
             self._read = self._read_gzip
             suffix = "+gzip"
             buf = self._read(4)

@@ -1,22 +1,27 @@
-"""X.509 certificates as capana sees them: parsed once, immutable, keyed by SHA-256.
+"""X.509 parsing and distinguished names: DER in, :class:`~capana.model.Certificate` out.
 
 cryptography parses first; where it refuses a real certificate (Cisco's ECC CAs carry a
 GeneralizedTime with fractional seconds) asn1crypto reads it instead. A DER blob neither can
-read is kept as an :class:`UnparsedCertificate` with its hash and the reason.
+read is kept as an :class:`UnparsedCertificate` with its hash and the reason. Names are compared
+in asn1crypto's RFC 5280 comparison form, never as rendered text.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
-from dataclasses import dataclass, field
+import re
 from datetime import datetime, timezone
 from functools import lru_cache
+from typing import TypeVar
 
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.oid import NameOID, ObjectIdentifier
+
+from capana.model import AnyCertificate, Certificate, UnparsedCertificate
 
 # Attribute names cryptography leaves as dotted OIDs in RFC 4514 strings; phones use both.
 _NAME_OVERRIDES = {NameOID.SERIAL_NUMBER: "serialNumber", NameOID.EMAIL_ADDRESS: "emailAddress"}
@@ -27,80 +32,6 @@ _CURVE_NAMES = {
     "secp521r1": "P-521",
     "prime256v1": "P-256",
 }
-
-
-@dataclass(frozen=True, eq=False)
-class Certificate:
-    """One parsed certificate; equal to another exactly when the DER bytes are equal."""
-
-    sha256: str
-    subject: str
-    issuer: str
-    serial: str
-    not_before: datetime
-    not_after: datetime
-    signature_algorithm: str
-    signature_hash: str | None
-    public_key: str
-    is_ca: bool | None
-    path_length: int | None
-    key_usage: frozenset[str]
-    extended_key_usage: tuple[str, ...]
-    subject_alt_names: tuple[str, ...]
-    subject_key_id: bytes | None
-    authority_key_id: bytes | None
-    critical_extensions: frozenset[str]
-    subject_key: str = field(repr=False)
-    issuer_key: str = field(repr=False)
-    tbs_der: bytes = field(repr=False)
-    signature: bytes = field(repr=False)
-    public_key_der: bytes = field(repr=False)
-    der: bytes = field(repr=False)
-    parsed_by: str = "cryptography"
-    notes: tuple[str, ...] = ()
-    extensions: frozenset[str] = frozenset()  # dotted OIDs of every extension, critical or not
-    version: int = 3  # X.509 version: 1 or 3 (a v1 self-signed root is a CA without extensions)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Certificate) and other.sha256 == self.sha256
-
-    def __hash__(self) -> int:
-        return hash(self.sha256)
-
-    @property
-    def self_issued(self) -> bool:
-        """Subject and issuer names are the same (a root or a self-signed leaf)."""
-        return self.subject_key == self.issuer_key
-
-    def valid_at(self, moment: datetime) -> bool:
-        return self.not_before <= moment <= self.not_after
-
-    def load_public_key(self):  # a cryptography public key of any type
-        """The subject public key as a cryptography object (for signature checks)."""
-        return serialization.load_der_public_key(self.public_key_der)
-
-
-@dataclass(frozen=True, eq=False)
-class UnparsedCertificate:
-    """DER bytes that no parser accepted; kept so nothing the capture showed is lost."""
-
-    sha256: str
-    error: str
-    der: bytes = field(repr=False)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, UnparsedCertificate) and other.sha256 == self.sha256
-
-    def __hash__(self) -> int:
-        return hash(self.sha256)
-
-
-AnyCertificate = Certificate | UnparsedCertificate
-
-
-def name_key(rfc4514: str) -> str:
-    """A comparison key for distinguished names: case and spacing do not matter."""
-    return " ".join(rfc4514.casefold().split())
 
 
 @lru_cache(maxsize=4096)
@@ -161,12 +92,11 @@ def load_pem_or_der(data: bytes) -> list[AnyCertificate]:
     return [parse_certificate(data)]
 
 
-def _pem_blocks(data: bytes) -> list[bytes]:
-    import base64
-    import re
+_PEM_CERTIFICATE = re.compile(rb"-----BEGIN (?:X509 |TRUSTED )?CERTIFICATE-----(.*?)-----END", re.S)
 
-    pattern = rb"-----BEGIN (?:X509 |TRUSTED )?CERTIFICATE-----(.*?)-----END"
-    return [base64.b64decode(b"".join(body.split())) for body in re.findall(pattern, data, re.S)]
+
+def _pem_blocks(data: bytes) -> list[bytes]:
+    return [base64.b64decode(b"".join(body.split())) for body in _PEM_CERTIFICATE.findall(data)]
 
 
 def describe_public_key(key: object) -> str:
@@ -194,12 +124,10 @@ def _from_cryptography(der: bytes, digest: str) -> Certificate:
     aki = _extension(extensions, x509.AuthorityKeyIdentifier)
     public_key = cert.public_key()
     hash_algorithm = cert.signature_hash_algorithm
-    subject = cert.subject.rfc4514_string(_NAME_OVERRIDES)
-    issuer = cert.issuer.rfc4514_string(_NAME_OVERRIDES)
     return Certificate(
         sha256=digest,
-        subject=subject,
-        issuer=issuer,
+        subject=cert.subject.rfc4514_string(_NAME_OVERRIDES),
+        issuer=cert.issuer.rfc4514_string(_NAME_OVERRIDES),
         serial=format(cert.serial_number, "x"),
         not_before=cert.not_valid_before_utc,
         not_after=cert.not_valid_after_utc,
@@ -214,20 +142,32 @@ def _from_cryptography(der: bytes, digest: str) -> Certificate:
         subject_key_id=ski.digest if ski else None,
         authority_key_id=aki.key_identifier if aki else None,
         critical_extensions=frozenset(e.oid.dotted_string for e in extensions if e.critical),
-        subject_key=name_key(subject),
-        issuer_key=name_key(issuer),
+        subject_der=cert.subject.public_bytes(),
+        issuer_der=cert.issuer.public_bytes(),
         tbs_der=cert.tbs_certificate_bytes,
         signature=cert.signature,
         public_key_der=public_key.public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         ),
         der=der,
+        subject_cn=_first(cert.subject, NameOID.COMMON_NAME),
+        issuer_cn=_first(cert.issuer, NameOID.COMMON_NAME),
+        subject_serial_number=_first(cert.subject, NameOID.SERIAL_NUMBER),
         extensions=frozenset(e.oid.dotted_string for e in extensions),
         version=1 if cert.version == x509.Version.v1 else 3,
     )
 
 
-def _extension(extensions: x509.Extensions, kind: type) -> object | None:
+_Extension = TypeVar("_Extension", bound=x509.ExtensionType)
+
+
+def _first(name: x509.Name, oid: ObjectIdentifier) -> str | None:
+    """The first value of attribute ``oid`` in certificate order, as text."""
+    values = name.get_attributes_for_oid(oid)
+    return str(values[0].value) if values else None
+
+
+def _extension(extensions: x509.Extensions, kind: type[_Extension]) -> _Extension | None:
     try:
         return extensions.get_extension_for_class(kind).value
     except x509.ExtensionNotFound:
@@ -258,17 +198,17 @@ def _oid_name(oid: ObjectIdentifier) -> str:
 def _from_asn1crypto(der: bytes, digest: str, note: str) -> Certificate:
     cert = asn1_x509.Certificate.load(der, strict=True)
     tbs = cert["tbs_certificate"]
-    subject = _asn1_name(cert.subject)
-    issuer = _asn1_name(cert.issuer)
+    subject, issuer = _asn1_name(cert.subject), _asn1_name(cert.issuer)
     constraints = cert.basic_constraints_value
     algorithm = cert["signature_algorithm"]
     public_key_der = cert.public_key.dump()
     public_key = serialization.load_der_public_key(public_key_der)
     aki = cert.authority_key_identifier_value
+    eku = cert.extended_key_usage_value
     return Certificate(
         sha256=digest,
-        subject=subject,
-        issuer=issuer,
+        subject=subject.rfc4514_string(_NAME_OVERRIDES),
+        issuer=issuer.rfc4514_string(_NAME_OVERRIDES),
         serial=format(cert.serial_number, "x"),
         not_before=_utc(cert.not_valid_before),
         not_after=_utc(cert.not_valid_after),
@@ -278,9 +218,7 @@ def _from_asn1crypto(der: bytes, digest: str, note: str) -> Certificate:
         is_ca=bool(constraints["ca"].native) if constraints else None,
         path_length=constraints["path_len_constraint"].native if constraints else None,
         key_usage=frozenset(cert.key_usage_value.native) if cert.key_usage_value else frozenset(),
-        extended_key_usage=tuple(cert.extended_key_usage_value.native)
-        if cert.extended_key_usage_value
-        else (),
+        extended_key_usage=tuple(eku.native) if eku else (),
         subject_alt_names=tuple(str(v) for v in cert.valid_domains + cert.valid_ips),
         subject_key_id=cert.key_identifier,
         authority_key_id=aki["key_identifier"].native if aki else None,
@@ -289,12 +227,15 @@ def _from_asn1crypto(der: bytes, digest: str, note: str) -> Certificate:
             for extension in tbs["extensions"]
             if extension["critical"].native
         ),
-        subject_key=name_key(subject),
-        issuer_key=name_key(issuer),
+        subject_der=cert.subject.dump(),
+        issuer_der=cert.issuer.dump(),
         tbs_der=tbs.dump(),
         signature=cert["signature_value"].native,
         public_key_der=public_key_der,
         der=der,
+        subject_cn=_first(subject, NameOID.COMMON_NAME),
+        issuer_cn=_first(issuer, NameOID.COMMON_NAME),
+        subject_serial_number=_first(subject, NameOID.SERIAL_NUMBER),
         parsed_by="asn1crypto",
         notes=(note,),
         extensions=frozenset(extension["extn_id"].dotted for extension in tbs["extensions"]),
@@ -302,8 +243,8 @@ def _from_asn1crypto(der: bytes, digest: str, note: str) -> Certificate:
     )
 
 
-def _asn1_name(name: asn1_x509.Name) -> str:
-    """RFC 4514 text for an asn1crypto name, formatted exactly as cryptography would."""
+def _asn1_name(name: asn1_x509.Name) -> x509.Name:
+    """An asn1crypto name as cryptography's, so that its text is formatted alike."""
     rdns = [
         x509.RelativeDistinguishedName(
             [
@@ -316,7 +257,7 @@ def _asn1_name(name: asn1_x509.Name) -> str:
         )
         for rdn in name.chosen
     ]
-    return x509.Name(rdns).rfc4514_string(_NAME_OVERRIDES)
+    return x509.Name(rdns)
 
 
 def _utc(moment: datetime) -> datetime:
@@ -325,5 +266,25 @@ def _utc(moment: datetime) -> datetime:
 
 @lru_cache(maxsize=4096)
 def name_from_der(der: bytes) -> str:
-    """RFC 4514 text of a DER-encoded distinguished name (as a CertificateRequest lists them)."""
-    return _asn1_name(asn1_x509.Name.load(der, strict=True))
+    """RFC 4514 text of a DER-encoded distinguished name (as a CertificateRequest lists them).
+
+    Raises ValueError when the DER is not a name.
+    """
+    return _asn1_name(asn1_x509.Name.load(der, strict=True)).rfc4514_string(_NAME_OVERRIDES)
+
+
+@lru_cache(maxsize=8192)
+def name_key(der: bytes) -> str:
+    """The RFC 5280 (7.1) comparison form of a DER-encoded name: case, inner spacing and
+    string types do not matter. Unreadable DER compares as itself."""
+    try:
+        return str(asn1_x509.Name.load(der).hashable)
+    except Exception:  # a hostile name still needs a key; it can only equal itself
+        return "der:" + der.hex()
+
+
+def self_issued(cert: Certificate) -> bool:
+    """Subject and issuer are the same name (a root, or a self-signed leaf)."""
+    return cert.subject_der == cert.issuer_der or name_key(cert.subject_der) == name_key(
+        cert.issuer_der
+    )

@@ -8,11 +8,11 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TextIO
+from typing import Literal, TextIO
 
+from capana.analyzer import analyze
 from capana.keylog import KeyLogError
-from capana.parallel import analyze_files
-from capana.report import Report
+from capana.model import Report, Severity
 from capana.truststore import TrustStoreError
 from capana.views.csv import render_csv
 from capana.views.html import render_html
@@ -146,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _scan(args: argparse.Namespace) -> int:
     bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
     try:
-        report = analyze_files(
+        report = analyze(
             args.paths,
             trust=args.trust or None,
             jobs=args.jobs,
@@ -170,12 +170,12 @@ def _scan(args: argparse.Namespace) -> int:
     except OSError as error:
         print(f"capana: cannot write: {error}", file=sys.stderr)
         return EXIT_USAGE
-    for error in report.errors:
-        print(f"capana: {error}", file=sys.stderr)
+    for problem in report.errors:
+        print(f"capana: {problem}", file=sys.stderr)
     return exit_code(report, args.fail_on)
 
 
-def exit_code(report: Report, fail_on: str) -> int:
+def exit_code(report: Report, fail_on: Severity | Literal["never"]) -> int:
     """2 for an unreadable or damaged capture, else 1 when --fail-on is met, else 0.
 
     A capture read only up to damage is still reported, but a gate must not pass on it.
@@ -189,7 +189,7 @@ def exit_code(report: Report, fail_on: str) -> int:
 
 def _format(args: argparse.Namespace) -> str:
     if args.format:
-        return args.format
+        return str(args.format)
     suffix = Path(args.output).suffix.lower() if args.output else ""
     return _SUFFIX_FORMATS.get(suffix, "table")
 

@@ -1,21 +1,26 @@
 """The table of TCP connections: which are TLS, feeding their bytes to the handshake tracker.
 
-State is bounded: a connection that is not TLS is remembered as ``None`` after its first payload
-(one dict entry per direction) and forgotten on FIN/RST; a TLS connection stops being buffered
-as soon as its handshake is over. Past ``max_connections`` the oldest entries are evicted; an
-evicted TLS connection is reported with what it had shown and a note saying so.
+State is bounded: a connection that is not TLS is remembered as ``SKIPPED_FLOW`` after its
+first payload (one dict entry per direction) and forgotten on FIN/RST; a TLS connection stops
+being buffered as soon as its handshake is over. Past ``max_connections`` the oldest entries are
+evicted; an evicted TLS connection is reported with what it had shown and a note saying so.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from capana import tls
 from capana.domain import SERVICE_BY_PORT, service_for
-from capana.handshake import CLIENT, SERVER, Handshake, HandshakeTracker
+from capana.handshake import CLIENT, SERVER, HandshakeTracker
+from capana.model import Handshake, Problem, ProblemCode, Sender
 from capana.packets import (
     FLAG_ACK,
     FLAG_FIN,
     FLAG_RST,
     FLAG_SYN,
+    SKIPPED_FLOW,
+    SkippedFlow,
     TcpSegment,
     endpoint,
     endpoint_text,
@@ -62,27 +67,28 @@ class Connection:
         # The streams are made at the first payload: a connection that never carries one (or
         # whose first bytes are not TLS) costs a third of the memory. Until then, each side's
         # next sequence number as its SYN said.
-        self.streams: dict[str, TcpStream] | None = None
+        self.streams: dict[Sender, TcpStream] | None = None
         self.isns = (client_isn, server_isn)
         # Created once the first bytes look like TLS: most connections never get that far.
-        self.directions: dict[str, tls.TlsDirection] | None = None
+        self.directions: dict[Sender, tls.TlsDirection] | None = None
         self.tracker: HandshakeTracker | None = None
         # First bytes too few to decide on (a segment cut inside the record header), per side.
-        self.heads: dict[str, bytes] | None = None
-        self.problems: list[str] = []
+        self.heads: dict[Sender, bytes] | None = None
+        self.problems: list[Problem] = []
         self.closing = 0  # bit 1: the client sent FIN, bit 2: the server did; 3: over
 
     @property
     def server_port(self) -> int:
         return int.from_bytes(self.client_key[-2:], "big")
 
-    def sender(self, segment: TcpSegment) -> str:
+    def sender(self, segment: TcpSegment) -> Sender:
         return CLIENT if segment.key == self.client_key else SERVER
 
-    def data(self, sender: str, segment: TcpSegment, timestamp: float) -> bool:
+    def data(self, sender: Sender, segment: TcpSegment, timestamp: float) -> bool:
         """Take a payload; False when the connection's first bytes turn out not to be TLS."""
-        if segment.missing and "snaplen" not in "".join(self.problems):
-            self.problems.append(f"{sender} data cut by the capture's snaplen")
+        if segment.missing and all(p.code != ProblemCode.SNAPLEN for p in self.problems):
+            text = f"{sender} data cut by the capture's snaplen"
+            self.problems.append(Problem(ProblemCode.SNAPLEN, text))
         if self.streams is None:
             client_isn, server_isn = self.isns
             self.streams = {
@@ -116,7 +122,7 @@ class Connection:
         self._feed(sender, ready, timestamp)
         return not self.tracker.hopeless
 
-    def syn(self, sender: str, next_seq: int) -> bool:
+    def syn(self, sender: Sender, next_seq: int) -> bool:
         """A SYN from ``sender`` (the SYN-ACK, or sent again); False if it starts a new one."""
         if self.streams is not None:
             stream = self.streams[sender]
@@ -131,7 +137,7 @@ class Connection:
         self.isns = (next_seq, server_isn) if sender == CLIENT else (client_isn, next_seq)
         return True
 
-    def _starts_tls(self, sender: str, first_bytes: bytes) -> bool:
+    def _starts_tls(self, sender: Sender, first_bytes: bytes) -> bool:
         if sender == CLIENT and tls.looks_like_client_hello(first_bytes):
             return True
         # On a TLS port a capture may start mid-handshake: any handshake record will do.
@@ -142,7 +148,7 @@ class Connection:
             and first_bytes[0] == tls.HANDSHAKE
         )
 
-    def _feed(self, sender: str, data: bytes, timestamp: float) -> None:
+    def _feed(self, sender: Sender, data: bytes, timestamp: float) -> None:
         assert self.directions is not None and self.tracker is not None
         for event in self.directions[sender].feed(data):
             self.tracker.on_event(sender, event, timestamp)
@@ -156,7 +162,7 @@ class Connection:
             while stream.pending:
                 self._after_gap(sender, stream.skip_gap(), 0.0)
 
-    def _after_gap(self, sender: str, data: bytes, timestamp: float) -> None:
+    def _after_gap(self, sender: Sender, data: bytes, timestamp: float) -> None:
         """Bytes after a hole start mid-record; only a record boundary can resync."""
         assert self.directions is not None and self.tracker is not None
         self.tracker.lost_data(sender)
@@ -175,10 +181,14 @@ class Connection:
         server_address, server_port = endpoint(self.client_key, destination=True)
         keys = self.session_keys
         conflicts = tuple(
-            f"{sender}: {stream.conflicts} overlapping segments with different contents"
+            Problem(
+                ProblemCode.OVERLAP_CONFLICT,
+                f"{sender}: {stream.conflicts} overlapping segments with different contents",
+            )
             for sender, stream in self.streams.items()
             if stream.conflicts
         )
+        key_problems = tuple(Problem(ProblemCode.KEYLOG, p) for p in keys.problems) if keys else ()
         return self.tracker.result(
             capture=capture,
             client=endpoint_text(client_address, client_port),
@@ -186,7 +196,7 @@ class Connection:
             server_port=server_port,
             service=service_for(server_port),
             gaps=sum(stream.gaps for stream in self.streams.values()),
-            problems=tuple(self.problems) + conflicts + tuple(keys.problems if keys else ()),
+            problems=tuple(self.problems) + conflicts + key_problems,
             decryption=keys.status if keys else None,
         )
 
@@ -210,25 +220,25 @@ class ConnectionTable:
         self.evicted = 0
         self.held = HeldBudget()
         self.completed: list[Handshake] = []
-        # Both direction keys of a connection map to it; None marks one that is not TLS.
-        self._table: dict[bytes, Connection | None] = {}
+        # Both direction keys of a connection map to it; SKIPPED_FLOW marks one that is not TLS.
+        self._table: dict[bytes, Connection | SkippedFlow] = {}
 
     @property
-    def flows(self) -> dict[bytes, Connection | None]:
-        """Read-only view for fast paths: segment key -> connection, None when not TLS."""
+    def flows(self) -> Mapping[bytes, Connection | SkippedFlow]:
+        """Read-only view for fast paths: segment key -> connection, or SKIPPED_FLOW."""
         return self._table
 
     def add(self, segment: TcpSegment, timestamp: float) -> None:
-        connection = self._table.get(segment.key, False)
+        connection = self._table.get(segment.key)
         flags = segment.flags
         if flags & FLAG_SYN:
-            self._syn(segment, connection or None)
+            self._syn(segment, None if connection is SKIPPED_FLOW else connection)
             return
-        if connection is None:
+        if connection is SKIPPED_FLOW:
             if flags & (FLAG_FIN | FLAG_RST):
                 self._forget(segment)
             return
-        if connection is False:
+        if connection is None:
             if not segment.payload:
                 return
             connection = self._first_payload(segment)
@@ -236,10 +246,10 @@ class ConnectionTable:
                 return
         if segment.payload:
             if not connection.data(connection.sender(segment), segment, timestamp):
-                self._remember(segment, None)
+                self._remember(segment, SKIPPED_FLOW)
                 return
             if connection.tracker is not None and connection.tracker.done:
-                self._remember(segment, None)
+                self._remember(segment, SKIPPED_FLOW)
                 self._report(connection)
                 return
         if flags & (FLAG_FIN | FLAG_RST):
@@ -252,7 +262,7 @@ class ConnectionTable:
 
     def finish(self) -> None:
         """End of capture: report every handshake still open."""
-        open_connections = {id(c): c for c in self._table.values() if c}
+        open_connections = {id(c): c for c in self._table.values() if c is not SKIPPED_FLOW}
         for connection in open_connections.values():
             self._report(connection)
         self._table.clear()
@@ -281,13 +291,13 @@ class ConnectionTable:
         elif int.from_bytes(segment.key[-4:-2], "big") in SERVICE_BY_PORT:
             client_key = segment.reverse_key
         else:
-            self._remember(segment, None)
+            self._remember(segment, SKIPPED_FLOW)
             return None
         connection = Connection(client_key, None, None, self.keys, self.held)
         self._remember(segment, connection)
         return connection
 
-    def _remember(self, segment: TcpSegment, connection: Connection | None) -> None:
+    def _remember(self, segment: TcpSegment, connection: Connection | SkippedFlow) -> None:
         table = self._table
         table[segment.key] = connection
         table[segment.reverse_key] = connection
@@ -303,9 +313,10 @@ class ConnectionTable:
         table = self._table
         for _ in range(max(1, len(table) // 10)):
             connection = table.pop(next(iter(table)))
-            if connection is not None and connection.tracker is not None:
+            if connection is not SKIPPED_FLOW and connection.tracker is not None:
                 self.evicted += 1
-                connection.problems.append("evicted: too many connections open at once")
+                text = "evicted: too many connections open at once"
+                connection.problems.append(Problem(ProblemCode.EVICTED, text))
                 table.pop(reverse_key(connection.client_key), None)
                 table.pop(connection.client_key, None)
                 self._report(connection)

@@ -1,58 +1,10 @@
-"""The per-phone view: every connection a device made, what it presented, and the worst news."""
+"""Devices: judged handshakes grouped per phone, by the device name its certificate carries."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
-from capana.findings import SEVERITY_RANK, Finding
-from capana.report import CertificateReport, HandshakeReport
-
-
-@dataclass(frozen=True)
-class Device:
-    """One phone (by device name, else by client address) across a capture."""
-
-    name: str
-    model: str | None
-    addresses: tuple[str, ...]
-    handshakes: tuple[HandshakeReport, ...]
-    certificates: tuple[CertificateReport, ...]
-
-    @property
-    def kinds(self) -> tuple[str, ...]:
-        """LSC/MIC/... of the leaf certificates it presented, in order of first use."""
-        return tuple(dict.fromkeys(cert.kind for cert in self.certificates))
-
-    @property
-    def switched(self) -> bool:
-        """Did the device present both an LSC and a MIC (e.g. its LSC was deleted)?"""
-        return {"LSC", "MIC"} <= set(self.kinds)
-
-    @property
-    def services(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(record.handshake.service for record in self.handshakes))
-
-    @property
-    def findings(self) -> tuple[Finding, ...]:
-        return tuple(f for record in self.handshakes for f in record.findings)
-
-    @property
-    def worst(self) -> Finding | None:
-        return max(self.findings, key=lambda f: SEVERITY_RANK[f.severity], default=None)
-
-    def __repr__(self) -> str:
-        worst = self.worst
-        news = f"worst {worst.severity} {worst.code}" if worst else "no finding"
-        presented = "+".join(self.kinds) or "no certificate"
-        where = ", ".join(a for a in self.addresses if a != self.name)
-        label = " ".join(filter(None, [self.name, self.model, where and f"at {where}"]))
-        return f"<Device {label}: {presented}, {len(self.handshakes)} handshake(s), {news}>"
-
-    def _repr_html_(self) -> str:
-        from capana.views.html import device_fragment
-
-        return device_fragment(self)
+from capana.model import Device, HandshakeReport
 
 
 def group_devices(handshakes: Iterable[HandshakeReport]) -> tuple[Device, ...]:

@@ -25,6 +25,14 @@ MANUFACTURING_CA_NAMES: frozenset[str] = frozenset(
     }
 )
 
+_MANUFACTURING_FOLDED = frozenset(name.casefold() for name in MANUFACTURING_CA_NAMES)
+
+
+def is_manufacturing_ca(common_name: str | None) -> bool:
+    """Does this CN name a Cisco manufacturing CA (whatever the letter case)? A claim only."""
+    return common_name is not None and common_name.casefold() in _MANUFACTURING_FOLDED
+
+
 # Roots above the manufacturing CAs (also in CUCM's default CA list).
 CISCO_ROOT_CA_NAMES: frozenset[str] = frozenset(
     {
@@ -50,6 +58,17 @@ PID_PATTERN: re.Pattern[str] = re.compile(r"PID:(?P<model>\S+)")
 
 # Trust store names a user may give (`--trust NAME=PATH`); a port number is also accepted.
 TRUST_STORE_NAMES: frozenset[str] = frozenset({"callmanager", "capf", "ise", "asa"})
+# Each store as its administrator knows it (what advice asks to fix).
+TRUST_STORE_LABELS: Mapping[str, str] = MappingProxyType(
+    {
+        "callmanager": "CallManager-trust",
+        "capf": "CAPF-trust",
+        "ise": "the ISE trusted certificates",
+        "asa": "the ASA trustpoints",
+    }
+)
+# Stores whose CAs issue LSCs when CAPF runs in online/offline CA mode (None: the default store).
+LSC_ISSUING_STORES: frozenset[str | None] = frozenset({"capf", "callmanager", None})
 
 # Which server's trust store judges the phone's certificate, by service and by port.
 TRUST_STORE_BY_SERVICE: Mapping[str, str] = MappingProxyType(
@@ -95,3 +114,24 @@ CISCO_TLS_PORTS: tuple[int, ...] = tuple(port for port in SERVICE_BY_PORT if por
 def service_for(server_port: int) -> str:
     """The service name of a TLS connection to ``server_port``."""
     return SERVICE_BY_PORT.get(server_port, GENERIC_TLS_SERVICE)
+
+
+# Services a phone opens to CUCM, where a certificate request is expected of a secure profile.
+PHONE_SERVICES: frozenset[str] = frozenset({"sccp-tls", "sip-tls", "capf", "tvs"})
+
+# Alerts by which a server says it refused the client's certificate.
+CERTIFICATE_ALERTS: frozenset[str] = frozenset(
+    {
+        "unknown_ca",
+        "bad_certificate",
+        "certificate_unknown",
+        "certificate_expired",
+        "unsupported_certificate",
+        "certificate_revoked",
+        "access_denied",
+        "decrypt_error",
+    }
+)
+
+# RSA keys shorter than this are worth a note (CAPF's "Key Size" offers 1024 to 4096).
+MIN_RSA_BITS = 2048

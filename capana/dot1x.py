@@ -7,12 +7,12 @@ from a RADIUS port costs an ethertype walk and a few byte comparisons.
 from __future__ import annotations
 
 from capana.eapol import EapolTable
-from capana.handshake import Handshake
+from capana.model import Handshake
 from capana.packets import LINKTYPE_ETHERNET, decode_udp
 from capana.radius import RADIUS_PORTS, RadiusTable
 
 # High bytes of the RADIUS ports (1812 = 0x0714, 1645 = 0x066D): a one-byte pre-check per port.
-RADIUS_PORT_HIGH_BYTES = (0x07, 0x06)
+RADIUS_PORT_HIGH_BYTES = bytes((0x07, 0x06))
 
 
 class Dot1xTable:

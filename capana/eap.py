@@ -15,7 +15,8 @@ import dataclasses
 from typing import NamedTuple
 
 from capana import tls
-from capana.handshake import CLIENT, SERVER, Handshake, HandshakeTracker
+from capana.handshake import CLIENT, SERVER, HandshakeTracker
+from capana.model import Handshake, Outcome, Problem, ProblemCode, Sender, Transport
 
 EAP_REQUEST = 1
 EAP_RESPONSE = 2
@@ -127,13 +128,13 @@ class EapTlsSession:
     def __init__(self) -> None:
         self.identity: str | None = None
         self.method: int | None = None
-        self.eap_outcome: str | None = None  # "established" on Success, "rejected" on Failure
+        self.eap_outcome: Outcome | None = None  # "established" on Success, "rejected" on Failure
         self.start: float | None = None
         self.tracker = HandshakeTracker()
         self._directions = {CLIENT: tls.TlsDirection(), SERVER: tls.TlsDirection()}
         self._joiners = {CLIENT: _Joiner(), SERVER: _Joiner()}
         self._gaps = 0
-        self.problems: list[str] = []
+        self.problems: list[Problem] = []
 
     @property
     def done(self) -> bool:
@@ -172,7 +173,7 @@ class EapTlsSession:
                 self._fragment(packet, timestamp)
 
     def _fragment(self, packet: EapPacket, timestamp: float) -> None:
-        sender = CLIENT if packet.code == EAP_RESPONSE else SERVER
+        sender: Sender = CLIENT if packet.code == EAP_RESPONSE else SERVER
         message, lost = self._joiners[sender].add(packet.identifier, packet.data)
         if lost:
             self._gaps += 1
@@ -184,13 +185,14 @@ class EapTlsSession:
                 self.tracker.on_event(sender, event, timestamp)
 
     def handshake(
-        self, *, capture: str, transport: str, client: str, server: str, server_port: int
+        self, *, capture: str, transport: Transport, client: str, server: str, server_port: int
     ) -> Handshake | None:
         """The authentication as a handshake, or None when no TLS handshake message was seen."""
         if not self.tracker.saw_handshake:
             return None
         duplicates = sum(joiner.duplicates for joiner in self._joiners.values())
-        notes = (f"{duplicates} EAP-TLS fragments seen twice",) if duplicates else ()
+        text = f"{duplicates} EAP-TLS fragments seen twice"
+        notes = (Problem(ProblemCode.EAP_REPEATED, text),) if duplicates else ()
         result = self.tracker.result(
             capture=capture,
             client=client,

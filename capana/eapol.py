@@ -9,7 +9,7 @@ frames it sends. State is bounded: at most ``max_sessions`` open sessions, the o
 from __future__ import annotations
 
 from capana.eap import EAP_RESPONSE, EapTlsSession, parse_eap
-from capana.handshake import Handshake
+from capana.model import Handshake, Problem, ProblemCode
 from capana.packets import LINKTYPE_ETHERNET, ethernet_payload
 
 ETHERTYPE_EAPOL = 0x888E
@@ -92,7 +92,8 @@ class EapolTable:
         oldest = self._sessions.pop(next(iter(self._sessions)))
         if oldest.eap.tls_started:
             self.evicted += 1
-            oldest.eap.problems.append("evicted: too many 802.1X sessions open at once")
+            text = "evicted: too many 802.1X sessions open at once"
+            oldest.eap.problems.append(Problem(ProblemCode.EVICTED, text))
         self._report(oldest)
 
     def _report(self, session: _EapolSession) -> None:

@@ -7,54 +7,30 @@ a message naming the phone and the certificate, advice in CUCM's words, and the 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
-from capana.certificates import Certificate
-from capana.classify import common_name
-from capana.domain import MANUFACTURING_CA_NAMES, TRUST_STORE_BY_PORT, TRUST_STORE_BY_SERVICE
-from capana.handshake import Handshake
-from capana.truststore import TrustStore
-from capana.validation import Validation, verify_signature
-
-Severity = Literal["info", "warning", "error"]
-SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "error": 2}
-
-# Alerts by which a server says it refused the client's certificate.
-_CERTIFICATE_ALERTS = frozenset(
-    {
-        "unknown_ca",
-        "bad_certificate",
-        "certificate_unknown",
-        "certificate_expired",
-        "unsupported_certificate",
-        "certificate_revoked",
-        "access_denied",
-        "decrypt_error",
-    }
+from capana.domain import (
+    CERTIFICATE_ALERTS,
+    MIN_RSA_BITS,
+    PHONE_SERVICES,
+    TRUST_STORE_BY_PORT,
+    TRUST_STORE_BY_SERVICE,
+    TRUST_STORE_LABELS,
+    is_manufacturing_ca,
 )
-_PHONE_SERVICES = frozenset({"sccp-tls", "sip-tls", "capf", "tvs"})
-_MIN_RSA_BITS = 2048
-_MANUFACTURING = frozenset(name.casefold() for name in MANUFACTURING_CA_NAMES)  # as classify
-
-
-@dataclass(frozen=True)
-class Finding:
-    code: str
-    severity: Severity
-    message: str
-    advice: str
-    evidence: dict[str, Any] = field(default_factory=dict, compare=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "code": self.code,
-            "severity": self.severity,
-            "message": self.message,
-            "advice": self.advice,
-            "evidence": self.evidence,
-        }
-
+from capana.model import (
+    SEVERITY_RANK,
+    Certificate,
+    CertificateReport,
+    Finding,
+    Handshake,
+    ProblemCode,
+    ReasonCode,
+    Severity,
+    Validation,
+)
+from capana.truststore import TrustStore
 
 # code -> (severity, one-line title). The README's table is checked against this.
 CATALOGUE: dict[str, tuple[Severity, str]] = {
@@ -107,24 +83,27 @@ class _Case:
 
     handshake: Handshake
     validation: Validation
+    client_leaf: CertificateReport | None
+    requested_ca_names: tuple[str, ...]
     issuer_requested: bool | None
-    kind: str | None
-    device: str | None
     store: TrustStore | None
 
     @property
     def leaf(self) -> Certificate | None:
-        leaf = self.handshake.client_leaf
-        return leaf if isinstance(leaf, Certificate) else None
+        return self.client_leaf.parsed if self.client_leaf else None
+
+    @property
+    def kind(self) -> str | None:
+        return self.client_leaf.kind if self.client_leaf else None
 
     @property
     def phone(self) -> str:
-        return self.device or self.handshake.client
+        device = self.client_leaf.classification.device if self.client_leaf else None
+        return device or self.handshake.client
 
     @property
     def server_alert(self) -> str | None:
-        fatal = [a for a in self.handshake.alerts if a.sender == "server" and a.level == "fatal"]
-        return fatal[0].description if fatal else None
+        return self.handshake.server_fatal_alert
 
     @property
     def store_name(self) -> str:
@@ -145,13 +124,15 @@ def diagnose(
     handshake: Handshake,
     validation: Validation,
     *,
+    client_leaf: CertificateReport | None,
+    requested_ca_names: tuple[str, ...] | None,
     issuer_requested: bool | None,
-    kind: str | None,
-    device: str | None,
     store: TrustStore | None,
 ) -> tuple[Finding, ...]:
-    """Every finding for one handshake, most severe first. ``kind``/``device``: the leaf's."""
-    case = _Case(handshake, validation, issuer_requested, kind, device, store)
+    """Every finding for one handshake, most severe first."""
+    case = _Case(
+        handshake, validation, client_leaf, requested_ca_names or (), issuer_requested, store
+    )
     found = [finding for rule in _RULES for finding in rule(case)]
     return tuple(sorted(found, key=lambda f: -SEVERITY_RANK[f.severity]))
 
@@ -163,20 +144,20 @@ def _trust_rules(case: _Case) -> Iterator[Finding]:
     leaf, validation, kind = case.leaf, case.validation, case.kind
     if leaf is None or validation.status in ("trusted", "not_checked"):
         return
-    issuer_cn = common_name(leaf.issuer) or leaf.issuer
-    same_name = _same_name_other_key(leaf, case.store)
+    issuer_cn = leaf.issuer_label
+    same_name = _same_name_other_key(validation, case.store)
     if validation.status in ("expired", "not_yet_valid"):
         yield _dated(case, leaf)
     elif validation.status == "invalid":
         yield _finding(
             "chain-invalid",
             f"{case.phone}: the chain of {kind} {leaf.subject} breaks the path rules: "
-            + "; ".join(validation.reasons),
+            + "; ".join(r.text for r in validation.reasons),
             "Re-issue the certificate from a proper CA (CA:TRUE, keyCertSign); for a CAPF, "
             "since CUCM 14SU2 regenerate it with CA:TRUE, pathlen:0 and keyCertSign.",
-            reasons=list(validation.reasons),
+            reasons=[r.text for r in validation.reasons],
         )
-    elif kind == "MIC" and issuer_cn.casefold() in _MANUFACTURING and same_name:
+    elif kind == "MIC" and is_manufacturing_ca(leaf.issuer_cn) and same_name:
         yield _finding(
             "forged-manufacturing-ca",
             f"{case.phone}: certificate {leaf.subject} names '{issuer_cn}' as issuer, but the "
@@ -251,7 +232,7 @@ def _dated(case: _Case, leaf: Certificate) -> Finding:
     return _finding(
         code,
         f"{case.phone}: {case.kind} {leaf.subject} out of its validity at {when}: "
-        + "; ".join(case.validation.reasons),
+        + "; ".join(r.text for r in case.validation.reasons),
         advice,
         not_before=leaf.not_before.isoformat(),
         not_after=leaf.not_after.isoformat(),
@@ -278,7 +259,7 @@ def _alert_rules(case: _Case) -> Iterator[Finding]:
             "from this server and run again.",
             server_outcome=case.handshake.outcome,
         )
-    if alert not in _CERTIFICATE_ALERTS:
+    if alert not in CERTIFICATE_ALERTS:
         return
     if status == "trusted":
         yield _finding(
@@ -311,7 +292,7 @@ def _request_rules(case: _Case) -> Iterator[Finding]:
             "The phone has neither LSC nor a usable MIC for this service: check the phone's "
             "security settings and install an LSC (Certificate Operation = Install/Upgrade).",
         )
-    elif status == "not_requested" and handshake.service in _PHONE_SERVICES:
+    elif status == "not_requested" and handshake.service in PHONE_SERVICES:
         yield _finding(
             "certificate-not-requested",
             f"{case.phone}: the server did not ask for a certificate on {handshake.service}",
@@ -330,7 +311,7 @@ def _request_rules(case: _Case) -> Iterator[Finding]:
             decryption=handshake.decryption,
         )
     if case.issuer_requested is False and case.leaf is not None:
-        issuer_cn = common_name(case.leaf.issuer) or case.leaf.issuer
+        issuer_cn = case.leaf.issuer_label
         yield _finding(
             "issuer-not-requested",
             f"{case.phone}: the server's CertificateRequest does not list '{issuer_cn}', the "
@@ -338,7 +319,7 @@ def _request_rules(case: _Case) -> Iterator[Finding]:
             f"The server's trust store lacks '{issuer_cn}'. If it belongs to this cluster, add "
             f"it to {case.server_trust} (and restart the service); otherwise give the phone an "
             "LSC from a CAPF the request lists.",
-            requested_ca_names=list(handshake.requested_ca_names or ()),
+            requested_ca_names=list(case.requested_ca_names),
         )
 
 
@@ -346,13 +327,13 @@ def _certificate_quality_rules(case: _Case) -> Iterator[Finding]:
     leaf = case.leaf
     if leaf is None:
         return
-    if leaf.signature_hash == "sha1" or any("weak signature" in r for r in case.validation.reasons):
+    if leaf.signature_hash == "sha1" or ReasonCode.WEAK_SIGNATURE in case.validation.codes:
         yield _finding(
             "weak-signature",
             f"{case.phone}: SHA-1 signature on the certificate or its CA",
             "CUCM accepts SHA-1 MICs; plan an LSC signed with SHA-256 for the long run.",
         )
-    if leaf.public_key.startswith("RSA ") and int(leaf.public_key.split()[1]) < _MIN_RSA_BITS:
+    if leaf.public_key.startswith("RSA ") and int(leaf.public_key.split()[1]) < MIN_RSA_BITS:
         yield _finding(
             "short-rsa-key",
             f"{case.phone}: {leaf.public_key} key",
@@ -384,7 +365,7 @@ def _capture_rules(case: _Case) -> Iterator[Finding]:
             "rests on the whole handshake.",
             gaps=handshake.gaps,
         )
-    if any("snaplen" in problem for problem in handshake.problems):
+    if ProblemCode.SNAPLEN in handshake.problem_codes:
         yield _finding(
             "capture-snaplen",
             f"{case.phone}: packets were cut short by the capture's snaplen",
@@ -408,24 +389,13 @@ _RULES: tuple[Callable[[_Case], Iterator[Finding]], ...] = (
 )
 
 
-def _same_name_other_key(leaf: Certificate, store: TrustStore | None) -> list[Certificate]:
-    """Store certificates named as the leaf's issuer whose key did not sign the leaf."""
+def _same_name_other_key(validation: Validation, store: TrustStore | None) -> list[Certificate]:
+    """Store certificates named as an issuer on the path whose key did not sign (by validation)."""
     if store is None:
         return []
-    return [
-        cert
-        for cert in store.certificates
-        if cert.subject_key == leaf.issuer_key and verify_signature(leaf, cert) is not None
-    ]
-
-
-_STORE_LABELS = {
-    "callmanager": "CallManager-trust",
-    "capf": "CAPF-trust",
-    "ise": "the ISE trusted certificates",
-    "asa": "the ASA trustpoints",
-}
+    about = set(validation.about(ReasonCode.SAME_NAME_OTHER_KEY, ReasonCode.SIGNATURE_INVALID))
+    return [cert for cert in store.certificates if cert.sha256 in about]
 
 
 def _store_label(name: str | None, otherwise: str) -> str:
-    return _STORE_LABELS.get(name or "", otherwise)
+    return TRUST_STORE_LABELS.get(name or "", otherwise)

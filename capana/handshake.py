@@ -1,63 +1,40 @@
-"""Fold the TLS events of both directions of one connection into the facts of its handshake."""
+"""Fold the TLS events of both directions of one connection into the facts of its handshake.
+
+Certificates and CA names stay as the DER that was sent: parsing them is the judging stage's job.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Final
 
 from capana import tls
-from capana.certificates import AnyCertificate, name_from_der, parse_certificate
+from capana.model import (
+    AlertLevel,
+    AlertSeen,
+    ClientCertStatus,
+    Decryption,
+    Handshake,
+    Outcome,
+    Problem,
+    ProblemCode,
+    Sender,
+)
 
-CLIENT = "client"
-SERVER = "server"
+CLIENT: Final[Sender] = "client"
+SERVER: Final[Sender] = "server"
 
 # An AEAD-protected TLS 1.3 alert: 2 bytes of alert, 1 of inner content type, 16 of tag.
 _TLS13_ENCRYPTED_ALERT_LENGTH = 19
 # After this many encrypted records from one side the handshake is long over (or unreadable).
 _ENCRYPTED_RECORDS_TO_WATCH = 16
 _RECORDS_BEFORE_HOPELESS = 4
-_ALERT_LEVELS = {1: "warning", 2: "fatal"}
-_RESUMED = "session resumed (abbreviated handshake): certificates went in an earlier handshake"
-
-
-@dataclass(frozen=True)
-class AlertSeen:
-    sender: str
-    level: str
-    description: str | None
-
-
-@dataclass(frozen=True)
-class Handshake:
-    """What one TLS handshake showed on the wire."""
-
-    capture: str
-    transport: str
-    client: str
-    server: str
-    server_port: int
-    service: str
-    start: datetime | None
-    tls_version: str | None
-    cipher_suite: str | None
-    sni: str | None
-    client_cert_status: str
-    client_chain: tuple[AnyCertificate, ...]
-    server_chain: tuple[AnyCertificate, ...]
-    requested_ca_names: tuple[str, ...] | None
-    alerts: tuple[AlertSeen, ...]
-    outcome: str
-    gaps: int
-    problems: tuple[str, ...] = ()
-    # With a key log: "decrypted" (TLS 1.3 handshake read), "failed" (its records did not open),
-    # "not_needed" (a TLS <= 1.2 session: certificates in clear); None: no keys for it.
-    decryption: str | None = None
-    # 802.1X (transport "eapol" or "radius"): the identity from the EAP-Response/Identity.
-    eap_identity: str | None = None
-
-    @property
-    def client_leaf(self) -> AnyCertificate | None:
-        return self.client_chain[0] if self.client_chain else None
+_ALERT_LEVELS: dict[int | None, AlertLevel] = {1: "warning", 2: "fatal"}
+_RESUMED = Problem(
+    ProblemCode.RESUMED,
+    "session resumed (abbreviated handshake): certificates went in an earlier handshake",
+)
 
 
 @dataclass
@@ -79,9 +56,9 @@ class HandshakeTracker:
         self._sides = {CLIENT: _Side(), SERVER: _Side()}
         self._request: tls.CertificateRequest | None = None
         self._alerts: list[AlertSeen] = []
-        self._problems: list[str] = []
+        self._problems: list[Problem] = []
         self._start: float | None = None
-        self._tls13_verdict: str | None = None
+        self._tls13_verdict: Outcome | None = None
         self._records = 0
 
     @property
@@ -123,13 +100,13 @@ class HandshakeTracker:
             return False
         return client.encrypted_records > 0 and server.encrypted_records > 0
 
-    def lost_data(self, sender: str) -> None:
+    def lost_data(self, sender: Sender) -> None:
         """The capture lacks some of ``sender``'s bytes here: what they held is unknown."""
         side = self._sides[sender]
         if not side.changed_cipher:
             side.lost_handshake_bytes = True
 
-    def on_event(self, sender: str, event: tls.TlsEvent, timestamp: float) -> None:
+    def on_event(self, sender: Sender, event: tls.TlsEvent, timestamp: float) -> None:
         self._records += 1
         side = self._sides[sender]
         if isinstance(event, tls.ClientHello | tls.ServerHello):
@@ -140,11 +117,14 @@ class HandshakeTracker:
         elif isinstance(event, tls.CertificateMessage):
             side.certificates = event
             if event.problem:
-                self._problems.append(f"{sender} Certificate: {event.problem}")
+                self._problem(
+                    ProblemCode.CERTIFICATE_LIST, f"{sender} Certificate: {event.problem}"
+                )
         elif isinstance(event, tls.CertificateRequest):
             self._request = event
             if event.problem:
-                self._problems.append(f"{sender} CertificateRequest: {event.problem}")
+                text = f"{sender} CertificateRequest: {event.problem}"
+                self._problem(ProblemCode.CERTIFICATE_REQUEST, text)
         elif isinstance(event, tls.OtherHandshake):
             side.message_types.add(event.message_type)
         elif isinstance(event, tls.ChangeCipherSpec):
@@ -152,13 +132,15 @@ class HandshakeTracker:
         elif isinstance(event, tls.Alert):
             self._alerts.append(_alert_seen(sender, event))
             if event.level not in (None, *_ALERT_LEVELS):
-                self._problems.append(f"{sender} alert with unknown level {event.level}")
+                text = f"{sender} alert with unknown level {event.level}"
+                self._problem(ProblemCode.UNKNOWN_ALERT_LEVEL, text)
         elif isinstance(event, tls.EncryptedRecord):
             self._encrypted_record(sender, side, event)
         elif isinstance(event, tls.ProtocolError):
-            self._problems.append(f"{sender}: {event.message}")
+            self._problem(event.code, f"{sender}: {event.message}")
         elif isinstance(event, tls.DecryptionFailed):
-            self._problems.append(f"{sender}: key log secret did not decrypt: {event.message}")
+            text = f"{sender}: key log secret did not decrypt: {event.message}"
+            self._problem(ProblemCode.DECRYPTION_FAILED, text)
         if (
             self.tls13
             and self._tls13_verdict is None
@@ -166,12 +148,15 @@ class HandshakeTracker:
         ):
             self._tls13_decrypted_progress(sender, event)
 
+    def _problem(self, code: ProblemCode, text: str) -> None:
+        self._problems.append(Problem(code, text))
+
     def _client_flight_sent(self) -> bool:
         """Has the client sent what follows the server's TLS 1.3 flight (encrypted or read)?"""
         client = self._sides[CLIENT]
         return client.encrypted_records > 0 or tls.FINISHED in client.message_types
 
-    def _tls13_decrypted_progress(self, sender: str, event: tls.TlsEvent) -> None:
+    def _tls13_decrypted_progress(self, sender: Sender, event: tls.TlsEvent) -> None:
         """With keys: the server's first record after the client's flight, read, is the verdict."""
         if sender != SERVER or not self._client_flight_sent():
             return
@@ -180,7 +165,7 @@ class HandshakeTracker:
         elif isinstance(event, tls.OtherHandshake | tls.ApplicationData):
             self._tls13_verdict = "established"
 
-    def _encrypted_record(self, sender: str, side: _Side, event: tls.EncryptedRecord) -> None:
+    def _encrypted_record(self, sender: Sender, side: _Side, event: tls.EncryptedRecord) -> None:
         side.encrypted_records += 1
         if not self.tls13 or self._tls13_verdict is not None:
             return
@@ -205,8 +190,8 @@ class HandshakeTracker:
         server_port: int,
         service: str,
         gaps: int,
-        problems: tuple[str, ...] = (),
-        decryption: str | None = None,
+        problems: tuple[Problem, ...] = (),
+        decryption: Decryption | None = None,
     ) -> Handshake:
         client_side, server_side = self._sides[CLIENT], self._sides[SERVER]
         return Handshake(
@@ -237,7 +222,7 @@ class HandshakeTracker:
             decryption=decryption,
         )
 
-    def _resumption_note(self) -> tuple[str, ...]:
+    def _resumption_note(self) -> tuple[Problem, ...]:
         server = self._sides[SERVER]
         resumed = (
             isinstance(server.hello, tls.ServerHello)
@@ -254,7 +239,7 @@ class HandshakeTracker:
             return server_hello.selected_version or server_hello.version
         return None
 
-    def _client_cert_status(self) -> str:
+    def _client_cert_status(self) -> ClientCertStatus:
         client, server = self._sides[CLIENT], self._sides[SERVER]
         if self.tls13 and client.certificates is None:
             # Read with a key log, a server Finished without a CertificateRequest before it.
@@ -275,18 +260,10 @@ class HandshakeTracker:
         # flight the capture missed), whose certificates went in an earlier handshake.
         return "unknown"
 
-    def _requested_ca_names(self) -> tuple[str, ...] | None:
-        if self._request is None:
-            return None
-        names = []
-        for der in self._request.ca_names:
-            try:
-                names.append(name_from_der(der))
-            except Exception as error:  # a hostile name must not lose the others
-                self._problems.append(f"unreadable CA name in CertificateRequest: {error}")
-        return tuple(names)
+    def _requested_ca_names(self) -> tuple[bytes, ...] | None:
+        return None if self._request is None else self._request.ca_names
 
-    def _outcome(self) -> str:
+    def _outcome(self) -> Outcome:
         if any(alert.level == "fatal" for alert in self._alerts):
             return "rejected"
         if self.tls13:
@@ -297,7 +274,7 @@ class HandshakeTracker:
         return "incomplete"
 
 
-def _alert_seen(sender: str, alert: tls.Alert) -> AlertSeen:
+def _alert_seen(sender: Sender, alert: tls.Alert) -> AlertSeen:
     if alert.encrypted:
         return AlertSeen(sender, "encrypted", None)
     # An unknown level ends the connection (OpenSSL answers illegal_parameter): fatal.
@@ -305,10 +282,8 @@ def _alert_seen(sender: str, alert: tls.Alert) -> AlertSeen:
     return AlertSeen(sender, level, tls.alert_name(alert.description))
 
 
-def _chain(message: tls.CertificateMessage | None) -> tuple[AnyCertificate, ...]:
-    if message is None:
-        return ()
-    return tuple(parse_certificate(der) for der in message.certificates)
+def _chain(message: tls.CertificateMessage | None) -> tuple[bytes, ...]:
+    return () if message is None else message.certificates
 
 
 def utc_from_epoch(timestamp: float | None) -> datetime | None:

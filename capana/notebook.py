@@ -1,26 +1,52 @@
-"""The report as pandas DataFrames, for notebooks (``pip install capana[notebook]``).
+"""capana in Jupyter: report objects shown as HTML, and the report as pandas DataFrames
+(``pip install capana[notebook]``).
 
-The columns are the CSV view's and the JSON report's names (:mod:`capana.views.records`).
+The display is registered with IPython's formatters by type name, so the model never imports a
+view: ``import capana`` in a notebook calls :func:`register_display`. The DataFrame columns are
+the CSV view's and the JSON report's names (:mod:`capana.views.records`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
-
-from capana.views.records import (
-    HANDSHAKE_COLUMNS,
-    certificate_row,
-    device_row,
-    finding_rows,
-    handshake_row,
-)
 
 if TYPE_CHECKING:
     import pandas
 
-    from capana.report import Report
+    from capana.model import Report
 
 _TIME_COLUMNS = ("start", "leaf_not_before", "leaf_not_after", "not_before", "not_after")
+# (module, class) of each report type, and the name of its HTML fragment in capana.views.html.
+_FRAGMENTS = (
+    ("capana.model.report", "Report", "report_fragment"),
+    ("capana.model.report", "Device", "device_fragment"),
+    ("capana.model.handshakes", "HandshakeReport", "handshake_fragment"),
+    ("capana.model.certificates", "CertificateReport", "certificate_fragment"),
+)
+
+
+def register_display() -> None:
+    """Show report objects as HTML in the running IPython, if any (idempotent)."""
+    try:
+        from IPython.core.getipython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()  # type: ignore[no-untyped-call]
+    if shell is None:
+        return
+    formatter = shell.display_formatter.formatters["text/html"]
+    for module, name, fragment in _FRAGMENTS:
+        formatter.for_type_by_name(module, name, _fragment(fragment))
+
+
+def _fragment(name: str) -> Callable[[Any], str]:
+    def render(item: Any) -> str:
+        from capana.views import html
+
+        return str(getattr(html, name)(item))
+
+    return render
 
 
 class Frames(NamedTuple):
@@ -46,12 +72,19 @@ def require_pandas() -> Any:
 
 def handshake_frame(report: Report) -> pandas.DataFrame:
     """One row per handshake, the phone's leaf certificate in ``leaf_*`` columns."""
+    from capana.views.records import HANDSHAKE_COLUMNS, handshake_row
+
     rows = [handshake_row(record) for record in report.handshakes]
     return _frame(rows, HANDSHAKE_COLUMNS)
 
 
 def frames(report: Report) -> Frames:
-    """Handshakes, devices, distinct certificates and findings (one row per connection)."""
+    """Handshakes, devices, distinct certificates and findings (one row per connection).
+
+    >>> frames(report).findings.groupby(["device", "code"]).size()  # doctest: +SKIP
+    """
+    from capana.views.records import certificate_row, device_row, finding_rows
+
     return Frames(
         handshakes=handshake_frame(report),
         devices=_frame([device_row(device) for device in report.devices]),

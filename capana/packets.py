@@ -7,7 +7,11 @@ a few byte comparisons and a segment costs one tuple; no per-packet objects beyo
 from __future__ import annotations
 
 import socket
-from typing import NamedTuple
+from collections.abc import Iterable, Iterator, Mapping
+from enum import Enum
+from typing import Final, Literal, NamedTuple
+
+from capana.capture import Packet
 
 # Link types (tcpdump.org/linktypes.html).
 LINKTYPE_NULL = 0
@@ -52,6 +56,50 @@ FLAG_FIN = 0x01
 FLAG_SYN = 0x02
 FLAG_RST = 0x04
 FLAG_ACK = 0x10
+_OPEN_OR_CLOSE = FLAG_SYN | FLAG_FIN | FLAG_RST
+
+
+class _Flow(Enum):
+    SKIPPED = 0
+
+
+# What a flow table holds for a TCP flow it decided not to follow (its first bytes were not TLS).
+SKIPPED_FLOW: Final = _Flow.SKIPPED
+SkippedFlow = Literal[_Flow.SKIPPED]
+
+
+def worth_decoding(
+    records: Iterable[Packet], flows: Mapping[bytes, object], udp_port_high_bytes: bytes
+) -> Iterator[Packet]:
+    """The packets that can matter, dropping the others after a few byte comparisons.
+
+    The fast path covers untagged Ethernet + IPv4 without options, where the TCP segment key
+    (addresses + ports) is bytes 26..38: a packet that is neither TCP nor UDP with a port whose
+    high byte is in ``udp_port_high_bytes``, and a segment without SYN, FIN or RST that belongs
+    to a flow ``flows`` marks SKIPPED_FLOW (one dict lookup) or carries no payload. Every other
+    packet is yielded for the full decode.
+    """
+    for record in records:
+        frame = record[2]
+        if (
+            record[1] == LINKTYPE_ETHERNET
+            and len(frame) >= ETHERNET_IPV4_TCP_MIN
+            and frame[12] == 0x08
+            and frame[13] == 0x00
+            and frame[14] == 0x45
+        ):
+            if frame[23] != IPPROTO_TCP:
+                if frame[23] == IPPROTO_UDP and (
+                    frame[34] in udp_port_high_bytes or frame[36] in udp_port_high_bytes
+                ):
+                    yield record
+                continue
+            if not frame[47] & _OPEN_OR_CLOSE and (
+                flows.get(frame[26:38]) is SKIPPED_FLOW
+                or 0 < (frame[16] << 8 | frame[17]) <= 20 + (frame[46] >> 4) * 4
+            ):
+                continue
+        yield record
 
 
 class TcpSegment(NamedTuple):

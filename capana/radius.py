@@ -15,7 +15,7 @@ import re
 from typing import NamedTuple
 
 from capana.eap import EapTlsSession, parse_eap
-from capana.handshake import Handshake
+from capana.model import Handshake, Problem, ProblemCode
 from capana.packets import UdpDatagram, address_text, endpoint_text
 
 RADIUS_PORTS = frozenset({1812, 1645})
@@ -74,6 +74,8 @@ def normalized_mac(text: str) -> str:
 
 
 Endpoints = tuple[bytes, int, bytes, int]  # NAS address and port, server address and port
+# An index key: its kind ("state", "station", "pending"), the endpoints, then the kind's value.
+_IndexKey = tuple[object, ...]
 
 
 class _RadiusSession:
@@ -83,7 +85,7 @@ class _RadiusSession:
         self.endpoints = endpoints
         self.station = station
         self.eap = EapTlsSession()
-        self.keys: dict[str, tuple] = {}  # kind -> its key in the table's index
+        self.keys: dict[str, _IndexKey] = {}  # kind -> its key in the table's index
 
 
 class RadiusTable:
@@ -94,7 +96,7 @@ class RadiusTable:
         self.max_sessions = max_sessions
         self.completed: list[Handshake] = []
         self.evicted = 0
-        self._index: dict[tuple, _RadiusSession] = {}  # state, station and pending keys
+        self._index: dict[_IndexKey, _RadiusSession] = {}  # state, station and pending keys
         self._open: dict[int, _RadiusSession] = {}  # by id(), oldest first
 
     def add(self, datagram: UdpDatagram, timestamp: float) -> None:
@@ -156,17 +158,19 @@ class RadiusTable:
             oldest = next(iter(self._open.values()))
             if oldest.eap.tls_started:
                 self.evicted += 1
-                oldest.eap.problems.append("evicted: too many RADIUS sessions open at once")
+                text = "evicted: too many RADIUS sessions open at once"
+                oldest.eap.problems.append(Problem(ProblemCode.EVICTED, text))
             self._close(oldest)
         return session
 
-    def _key(self, session: _RadiusSession, kind: str, key: tuple) -> None:
+    def _key(self, session: _RadiusSession, kind: str, key: _IndexKey) -> None:
         """Index ``session`` under ``key``, replacing its previous key of that kind."""
         old = session.keys.get(kind)
         if old is not None and self._index.get(old) is session:
             del self._index[old]
-        session.keys[kind] = (kind, *key)
-        self._index[(kind, *key)] = session
+        index_key = (kind, *key)
+        session.keys[kind] = index_key
+        self._index[index_key] = session
 
     def _close(self, session: _RadiusSession) -> None:
         self._open.pop(id(session), None)
@@ -176,7 +180,8 @@ class RadiusTable:
         nas, nas_port, server, server_port = session.endpoints
         nas_text = endpoint_text(address_text(nas), nas_port)
         if session.station is None:
-            session.eap.problems.append(f"no Calling-Station-Id: client is the NAS {nas_text}")
+            text = f"no Calling-Station-Id: client is the NAS {nas_text}"
+            session.eap.problems.append(Problem(ProblemCode.NO_CALLING_STATION, text))
         handshake = session.eap.handshake(
             capture=self.capture,
             transport="radius",

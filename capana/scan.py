@@ -3,49 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from capana.capture import CaptureError, CaptureInfo, CaptureReader, Packet
 from capana.connections import ConnectionTable
 from capana.dot1x import RADIUS_PORT_HIGH_BYTES, Dot1xTable
-from capana.handshake import Handshake, utc_from_epoch
+from capana.handshake import utc_from_epoch
 from capana.keylog import CaptureKeys, KeyLog, KeyLogError
-from capana.packets import (
-    DECODED_LINKTYPES,
-    ETHERNET_IPV4_TCP_MIN,
-    FLAG_FIN,
-    FLAG_RST,
-    FLAG_SYN,
-    IPPROTO_TCP,
-    IPPROTO_UDP,
-    LINKTYPE_ETHERNET,
-    decode_tcp,
-)
+from capana.model import CaptureSummary, Handshake
+from capana.packets import DECODED_LINKTYPES, decode_tcp, worth_decoding
 
 # Called now and then with (bytes read, total bytes) so a CLI can draw a progress bar.
 ProgressCallback = Callable[[int, int], None]
 _PROGRESS_EVERY = 1 << 16  # packets
-_OPEN_OR_CLOSE = FLAG_SYN | FLAG_FIN | FLAG_RST
-
-
-@dataclass(frozen=True)
-class CaptureSummary:
-    """One capture file as read: how much, when, and what went wrong."""
-
-    path: str
-    format: str | None
-    packets: int
-    start: datetime | None
-    end: datetime | None
-    errors: tuple[str, ...]
-    warnings: tuple[str, ...]
-    keylog: tuple[bytes, ...] = ()
-
-    @property
-    def readable(self) -> bool:
-        return self.format is not None
 
 
 def scan_capture(
@@ -90,32 +61,10 @@ def _handshakes(
     records: Iterable[Packet], table: ConnectionTable, dot1x: Dot1xTable
 ) -> list[Handshake]:
     """The per-packet loop: every packet to the TCP table or the 802.1X table, or dropped."""
-    flows = table.flows
     handshakes: list[Handshake] = []
-    for timestamp, linktype, frame, wire_length in records:
-        # Fast path for untagged Ethernet + IPv4 without options, where the segment key
-        # (addresses + ports) is bytes 26..38. Dropped after a few byte comparisons: a
-        # packet that is not TCP, and a segment with no SYN, FIN or RST that belongs to a
-        # flow known not to be TLS (one dict lookup) or carries no payload (the table
-        # would ignore it). Everything else takes the full decode below.
-        if (
-            linktype == LINKTYPE_ETHERNET
-            and len(frame) >= ETHERNET_IPV4_TCP_MIN
-            and frame[12] == 0x08
-            and frame[13] == 0x00
-            and frame[14] == 0x45
-        ):
-            if frame[23] != IPPROTO_TCP:
-                if frame[23] == IPPROTO_UDP and (
-                    frame[34] in RADIUS_PORT_HIGH_BYTES or frame[36] in RADIUS_PORT_HIGH_BYTES
-                ):
-                    dot1x.add(linktype, frame, timestamp)
-                continue
-            if not frame[47] & _OPEN_OR_CLOSE and (
-                flows.get(frame[26:38], 0) is None
-                or 0 < (frame[16] << 8 | frame[17]) <= 20 + (frame[46] >> 4) * 4
-            ):
-                continue
+    for timestamp, linktype, frame, wire_length in worth_decoding(
+        records, table.flows, RADIUS_PORT_HIGH_BYTES
+    ):
         segment = decode_tcp(linktype, frame, wire_length)
         if segment is not None:
             table.add(segment, timestamp)

@@ -9,15 +9,19 @@ records from the next one on (the hello hooks run inside ``TlsDirection.feed``).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Final
 
 from capana import keylog, tls, tls13
+from capana.model import Decryption
 
 SecretsLookup = Callable[[bytes], keylog.SessionSecrets | None]
 
 # What ``Handshake.decryption`` says.
-DECRYPTED = "decrypted"  # TLS 1.3 handshake records were opened with the key log
-FAILED = "failed"  # the key log had secrets, but records did not open with them
-NOT_NEEDED = "not_needed"  # TLS <= 1.2 session in the key log: its certificates are in clear
+DECRYPTED: Final[Decryption] = "decrypted"  # TLS 1.3 handshake records were opened with the key log
+FAILED: Final[Decryption] = "failed"  # the key log had secrets, but records did not open with them
+NOT_NEEDED: Final[Decryption] = (
+    "not_needed"  # TLS <= 1.2 session in the key log: its certificates are in clear
+)
 
 
 class SessionKeys:
@@ -37,7 +41,7 @@ class SessionKeys:
         server.on_hello = lambda hello: self._server_hello(hello, client, server)
 
     @property
-    def status(self) -> str | None:
+    def status(self) -> Decryption | None:
         if self._decryptors:
             return FAILED if any(d.failed for d in self._decryptors) else DECRYPTED
         return NOT_NEEDED if self._tls12_keys else None

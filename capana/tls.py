@@ -12,10 +12,12 @@ parsers below read only the fields capana reports, with every length checked aga
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import Protocol
+
+from capana.model import ProblemCode
 
 CHANGE_CIPHER_SPEC = 20
 ALERT = 21
@@ -94,7 +96,7 @@ def looks_like_client_hello(data: bytes) -> bool:
     """Do these first bytes of a stream open a TLS (or SSLv2-style) ClientHello?"""
     if len(data) >= 6 and data[0] == HANDSHAKE and data[1] == 3 and data[5] == CLIENT_HELLO:
         return True
-    return len(data) >= 5 and data[0] & 0x80 and data[2] == CLIENT_HELLO and data[3] in (0, 3)
+    return len(data) >= 5 and bool(data[0] & 0x80) and data[2] == CLIENT_HELLO and data[3] in (0, 3)
 
 
 def looks_like_tls_record(data: bytes) -> bool:
@@ -177,8 +179,9 @@ class DecryptionFailed:
 
 @dataclass(frozen=True)
 class ProtocolError:
-    """The bytes stopped being TLS; nothing further is read from this direction."""
+    """The bytes stopped being TLS (or a message was malformed), with a code saying how."""
 
+    code: ProblemCode
     message: str
 
 
@@ -250,12 +253,15 @@ class TlsDirection:
             content_type, major, _minor, length = struct.unpack_from(">BBBH", buffer, start)
             if content_type not in _RECORD_TYPES or major != 3:
                 self._fail(
-                    events, f"not a TLS record (bytes {bytes(buffer[start : start + 5]).hex()})"
+                    events,
+                    ProblemCode.NOT_TLS,
+                    f"not a TLS record (bytes {bytes(buffer[start : start + 5]).hex()})",
                 )
                 break
             if length > MAX_RECORD_LENGTH:
                 self._fail(
                     events,
+                    ProblemCode.RECORD_TOO_LONG,
                     f"record type {content_type} claims {length} bytes, "
                     f"over the TLS limit of {MAX_RECORD_LENGTH}",
                 )
@@ -274,11 +280,11 @@ class TlsDirection:
         del buffer[:start]
         return events
 
-    def _fail(self, events: list[TlsEvent], message: str) -> None:
+    def _fail(self, events: list[TlsEvent], code: ProblemCode, message: str) -> None:
         self.failed = True
         self._pending.clear()
         self._handshake.clear()
-        events.append(ProtocolError(message))
+        events.append(ProtocolError(code, message))
 
     def _record(self, content_type: int, body: bytes, events: list[TlsEvent]) -> None:
         if content_type == CHANGE_CIPHER_SPEC:
@@ -313,7 +319,9 @@ class TlsDirection:
         elif inner_type == APPLICATION_DATA:
             events.append(ApplicationData(len(content)))
         else:
-            self._fail(events, f"decrypted record has content type {inner_type}")
+            self._fail(
+                events, ProblemCode.NOT_TLS, f"decrypted record has content type {inner_type}"
+            )
         if self.decryptor is not None and not self.decryptor.active:
             self.decryptor = None
 
@@ -327,6 +335,7 @@ class TlsDirection:
             if length > MAX_HANDSHAKE_MESSAGE:
                 self._fail(
                     events,
+                    ProblemCode.MESSAGE_TOO_LONG,
                     f"handshake message type {message_type} claims {length} bytes, "
                     f"over the {MAX_HANDSHAKE_MESSAGE}-byte limit",
                 )
@@ -409,7 +418,10 @@ def parse_handshake_message(message_type: int, body: bytes, tls13: bool = False)
     try:
         return parser(_Reader(body))
     except _Truncated:
-        return ProtocolError(f"handshake message type {message_type} is truncated or malformed")
+        return ProtocolError(
+            ProblemCode.MESSAGE_MALFORMED,
+            f"handshake message type {message_type} is truncated or malformed",
+        )
 
 
 def _client_hello(reader: _Reader) -> ClientHello:
@@ -527,7 +539,7 @@ def _tls13_certificate_request(reader: _Reader) -> CertificateRequest:
     return CertificateRequest(tuple(ca_names))
 
 
-def _extensions(reader: _Reader):
+def _extensions(reader: _Reader) -> Iterator[tuple[int, bytes]]:
     while reader.remaining() >= 4:
         ext_type = reader.integer(2)
         yield ext_type, reader.vector(2)
@@ -543,13 +555,14 @@ def _server_name(ext: bytes) -> str | None:
     return None
 
 
-_PARSERS = {
+_Parser = Callable[[_Reader], TlsEvent]
+_PARSERS: dict[int, _Parser] = {
     CLIENT_HELLO: _client_hello,
     SERVER_HELLO: _server_hello,
     CERTIFICATE: lambda reader: _certificate_list(reader.data),
     CERTIFICATE_REQUEST: _certificate_request,
 }
-_TLS13_PARSERS = {
+_TLS13_PARSERS: dict[int, _Parser] = {
     CERTIFICATE: _tls13_certificate,
     CERTIFICATE_REQUEST: _tls13_certificate_request,
 }
@@ -560,14 +573,15 @@ def parse_sslv2_client_hello(body: bytes) -> TlsEvent:
     reader = _Reader(body)
     try:
         if reader.integer(1) != CLIENT_HELLO:
-            return ProtocolError("SSLv2 record is not a ClientHello")
+            text = "SSLv2 record is not a ClientHello"
+            return ProtocolError(ProblemCode.MESSAGE_MALFORMED, text)
         version = reader.integer(2)
         specs_length = reader.integer(2)
         reader.integer(2)
         reader.integer(2)
         specs = reader.take(specs_length)
     except _Truncated:
-        return ProtocolError("SSLv2 ClientHello is truncated")
+        return ProtocolError(ProblemCode.MESSAGE_MALFORMED, "SSLv2 ClientHello is truncated")
     suites = tuple(
         int.from_bytes(specs[i + 1 : i + 3], "big")
         for i in range(0, len(specs) - 2, 3)

@@ -46,7 +46,9 @@ class UnsupportedSuite(ValueError):
     """The cipher suite is not a TLS 1.3 suite this module knows."""
 
 
-def hkdf_expand_label(secret: bytes, label: str, context: bytes, length: int, hash_type) -> bytes:
+def hkdf_expand_label(
+    secret: bytes, label: str, context: bytes, length: int, hash_type: type[hashes.HashAlgorithm]
+) -> bytes:
     """HKDF-Expand-Label (RFC 8446, 7.1)."""
     full_label = b"tls13 " + label.encode("ascii")
     info = (

@@ -15,8 +15,9 @@ from pathlib import Path
 
 from asn1crypto import cms
 
-from capana.certificates import Certificate, UnparsedCertificate, load_pem_or_der
+from capana.certificates import load_pem_or_der
 from capana.domain import TRUST_STORE_BY_PORT, TRUST_STORE_BY_SERVICE, TRUST_STORE_NAMES
+from capana.model import Certificate, UnparsedCertificate
 
 # Files read from a folder; anything else there (a README, a CSR) is ignored.
 CERTIFICATE_SUFFIXES = frozenset({".pem", ".der", ".cer", ".crt", ".p7b", ".p7c"})

@@ -16,7 +16,7 @@ MAX_SIGNATURE_CHECKS signature checks and MAX_STEPS partial paths, never exponen
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -25,11 +25,20 @@ from typing import Literal
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
-from capana.certificates import AnyCertificate, Certificate, UnparsedCertificate
+from capana.certificates import name_key, self_issued
+from capana.model import (
+    AnyCertificate,
+    Certificate,
+    Reason,
+    ReasonCode,
+    Status,
+    UnparsedCertificate,
+    Validation,
+)
 from capana.truststore import TrustStore
 
-Status = Literal["trusted", "expired", "not_yet_valid", "untrusted", "invalid", "not_checked"]
 Role = Literal["client", "server"]
 
 MAX_DEPTH = 8  # certificates on one path, anchor included
@@ -52,7 +61,7 @@ _UNDERSTOOD_CRITICAL = frozenset(
 # OpenSSL enforces name constraints whether marked critical or not; capana refuses them on any
 # CA of a path rather than enforce them half-way.
 _NAME_CONSTRAINTS = "2.5.29.30"
-_HASHES = {
+_HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
     "md5": hashes.MD5,
     "sha1": hashes.SHA1,
     "sha224": hashes.SHA224,
@@ -68,27 +77,6 @@ _EKU_NAMES = {
 }
 _ANY_EKU = ("anyExtendedKeyUsage", "any_extended_key_usage")
 _STATUS_RANK = {"trusted": 0, "expired": 1, "not_yet_valid": 1, "invalid": 2}
-
-
-@dataclass(frozen=True)
-class Validation:
-    """The verdict on one chain against one store, with the path found and every reason."""
-
-    store: str | None
-    status: Status
-    anchor: str | None = None
-    path: tuple[str, ...] = ()
-    reasons: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, object]:
-        """The ``"validation"`` object of the JSON report."""
-        return {
-            "store": self.store,
-            "status": self.status,
-            "anchor": self.anchor,
-            "path": list(self.path),
-            "reasons": list(self.reasons),
-        }
 
 
 def validate_chain(
@@ -108,16 +96,22 @@ def validate_chain(
     """
     name = store.name if store else None
     if not chain:
-        return Validation(name, "not_checked", reasons=("no certificate",))
+        return Validation(name, "not_checked", reasons=(_reason(ReasonCode.NO_CERTIFICATE),))
     if store is None:
-        return Validation(name, "not_checked", reasons=("no trust store given",))
+        return Validation(name, "not_checked", reasons=(_reason(ReasonCode.NO_TRUST_STORE),))
     leaf = chain[0]
     if isinstance(leaf, UnparsedCertificate):
-        reason = f"leaf certificate cannot be parsed: {leaf.error}"
+        reason = Reason(
+            ReasonCode.LEAF_UNPARSED, f"leaf certificate cannot be parsed: {leaf.error}"
+        )
         return Validation(name, "invalid", path=(leaf.sha256,), reasons=(reason,))
     sent = [c for c in chain[1:] if isinstance(c, Certificate)]
     notes = [
-        f"ignored an unparseable certificate in the chain ({c.sha256[:16]}…)"
+        Reason(
+            ReasonCode.CHAIN_CERTIFICATE_UNPARSED,
+            f"ignored an unparseable certificate in the chain ({c.sha256[:16]}…)",
+            (c.sha256,),
+        )
         for c in chain[1:]
         if isinstance(c, UnparsedCertificate)
     ]
@@ -129,18 +123,31 @@ def validate_chain(
     )
 
 
+_REASON_TEXT = {
+    ReasonCode.NO_CERTIFICATE: "no certificate",
+    ReasonCode.NO_TRUST_STORE: "no trust store given",
+    ReasonCode.NO_PATH: "no path to an anchor of the store",
+}
+
+
+def _reason(code: ReasonCode) -> Reason:
+    return Reason(code, _REASON_TEXT[code])
+
+
 @dataclass(frozen=True)
 class _Verdict:
     status: Status
     anchor: str | None
     path: tuple[str, ...]
-    reasons: tuple[str, ...]
+    reasons: tuple[Reason, ...]
 
 
 class _PathSearch:
     """Depth-first search over signature edges; keeps the best complete path it finds."""
 
-    def __init__(self, leaf: Certificate, sent: list[Certificate], store: TrustStore, at: datetime):
+    def __init__(
+        self, leaf: Certificate, sent: list[Certificate], store: TrustStore, at: datetime
+    ) -> None:
         self.leaf = leaf
         self.at = at
         self.store_name = store.name
@@ -148,27 +155,27 @@ class _PathSearch:
         by_sha = {c.sha256: c for c in (*store.certificates, *sent)}
         self.by_subject: dict[str, list[Certificate]] = {}
         for cert in by_sha.values():
-            self.by_subject.setdefault(cert.subject_key, []).append(cert)
+            self.by_subject.setdefault(name_key(cert.subject_der), []).append(cert)
         self.checks = 0
         self.steps = 0
         self.edges: dict[tuple[str, str], str | None] = {}
         self.best: _Verdict | None = None
         self.longest: tuple[Certificate, ...] = (leaf,)
-        self.misses: list[str] = []
+        self.misses: list[Reason] = []
 
     def run(self) -> _Verdict:
         self._extend((self.leaf,))
         if self.best:
             return self.best
         path = tuple(c.sha256 for c in self.longest)
-        reasons = tuple(dict.fromkeys(self.misses)) or ("no path to an anchor of the store",)
+        reasons = tuple(dict.fromkeys(self.misses)) or (_reason(ReasonCode.NO_PATH),)
         return _Verdict("untrusted", None, path, reasons)
 
     def _extend(self, path: tuple[Certificate, ...]) -> None:
         top = path[-1]
         self.steps += 1
         if self.steps > MAX_STEPS:
-            self.misses.append(f"path search stopped after {MAX_STEPS} steps")
+            self._miss(ReasonCode.SEARCH_LIMIT, f"path search stopped after {MAX_STEPS} steps")
             return
         if len(path) > len(self.longest):
             self.longest = path
@@ -176,19 +183,24 @@ class _PathSearch:
             self._complete(path)
             return
         if len(path) >= MAX_DEPTH:
-            self.misses.append(f"path search stopped at {MAX_DEPTH} certificates")
+            self._miss(ReasonCode.SEARCH_LIMIT, f"path search stopped at {MAX_DEPTH} certificates")
             return
         on_path = {c.sha256 for c in path}
-        named = [c for c in self.by_subject.get(top.issuer_key, ()) if c.sha256 not in on_path]
+        named = [
+            c for c in self.by_subject.get(name_key(top.issuer_der), ()) if c.sha256 not in on_path
+        ]
         # As OpenSSL: a certificate whose SKI differs from the child's AKI is not its issuer,
         # even when its key verifies the signature (X509_V_ERR_AKID_SKID_MISMATCH).
         candidates = [c for c in named if not _key_ids_differ(top, c)]
-        self.misses += [
-            f"{c.subject} ({c.sha256[:16]}…) did not sign {top.subject}: same name, another key "
-            "by its key identifier (a regenerated CAPF or a forged issuer)"
-            for c in named
-            if _key_ids_differ(top, c)
-        ]
+        for other in named:
+            if _key_ids_differ(top, other):
+                self._miss(
+                    ReasonCode.SAME_NAME_OTHER_KEY,
+                    f"{other.subject} ({other.sha256[:16]}…) did not sign {top.subject}: same "
+                    "name, another key by its key identifier (a regenerated CAPF or a forged "
+                    "issuer)",
+                    other,
+                )
         if not candidates:
             if not named:
                 self.misses.append(self._no_issuer(top))
@@ -197,7 +209,10 @@ class _PathSearch:
             if self._done():
                 return
             if self.checks >= MAX_SIGNATURE_CHECKS:
-                self.misses.append(f"path search stopped after {MAX_SIGNATURE_CHECKS} checks")
+                self._miss(
+                    ReasonCode.SEARCH_LIMIT,
+                    f"path search stopped after {MAX_SIGNATURE_CHECKS} checks",
+                )
                 return
             failure = self._edge(top, issuer)
             if failure is None:
@@ -205,22 +220,32 @@ class _PathSearch:
             else:
                 self.misses.append(self._not_signed(top, issuer, failure))
 
-    def _not_signed(self, child: Certificate, issuer: Certificate, failure: str) -> str:
+    def _miss(self, code: ReasonCode, text: str, about: Certificate | None = None) -> None:
+        self.misses.append(Reason(code, text, (about.sha256,) if about else ()))
+
+    def _not_signed(self, child: Certificate, issuer: Certificate, failure: str) -> Reason:
         # A failed signature is no edge: same name, another key is "untrusted", even when the
         # key identifiers match (they are copied as easily as names).
         who = f"{issuer.subject} ({issuer.sha256[:16]}…)"
         if _key_ids_match(child, issuer):
-            return f"{failure}: {child.subject} by {who} although the key identifiers match"
-        return (
+            text = f"{failure}: {child.subject} by {who} although the key identifiers match"
+            return Reason(ReasonCode.SIGNATURE_INVALID, text, (issuer.sha256,))
+        text = (
             f"{who} did not sign {child.subject}: same name, another key "
             "(a regenerated CAPF or a forged issuer)"
         )
+        return Reason(ReasonCode.SAME_NAME_OTHER_KEY, text, (issuer.sha256,))
 
-    def _no_issuer(self, top: Certificate) -> str:
+    def _no_issuer(self, top: Certificate) -> Reason:
         where = f"store {self.store_name!r}" if self.store_name else "the store"
-        if top.self_issued:
-            return f"self-signed {top.subject} is not in {where}"
-        return f"issuer {top.issuer} of {top.subject} is neither in {where} nor sent in the chain"
+        if self_issued(top):
+            return Reason(
+                ReasonCode.SELF_SIGNED_NOT_IN_STORE, f"self-signed {top.subject} is not in {where}"
+            )
+        return Reason(
+            ReasonCode.ISSUER_NOT_FOUND,
+            f"issuer {top.issuer} of {top.subject} is neither in {where} nor sent in the chain",
+        )
 
     def _rank(self, child: Certificate, issuer: Certificate) -> tuple[int, int]:
         """Matching key identifiers first, then unknown; anchors first."""
@@ -246,10 +271,12 @@ class _PathSearch:
 def verify_signature(child: Certificate, issuer: Certificate) -> str | None:
     """None when ``issuer``'s key verifies ``child``'s signature, else why not."""
     algorithm = child.signature_algorithm.lower()
-    hash_name = (child.signature_hash or "").lower() or None
     try:
         key = _public_key(issuer.public_key_der)
-        digest = _HASHES[hash_name]() if hash_name else None
+        if isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+            key.verify(child.signature, child.tbs_der)
+            return None
+        digest = _HASHES[(child.signature_hash or "").lower()]()
         if isinstance(key, rsa.RSAPublicKey) and _family(algorithm) == "rsa":
             pad = (
                 padding.PSS(padding.MGF1(digest), padding.PSS.AUTO)
@@ -259,8 +286,6 @@ def verify_signature(child: Certificate, issuer: Certificate) -> str | None:
             key.verify(child.signature, child.tbs_der, pad, digest)
         elif isinstance(key, ec.EllipticCurvePublicKey) and _family(algorithm) == "ecdsa":
             key.verify(child.signature, child.tbs_der, ec.ECDSA(digest))
-        elif isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
-            key.verify(child.signature, child.tbs_der)
         elif isinstance(key, dsa.DSAPublicKey) and _family(algorithm) == "dsa":
             key.verify(child.signature, child.tbs_der, digest)
         else:
@@ -274,19 +299,24 @@ def verify_signature(child: Certificate, issuer: Certificate) -> str | None:
 
 def _judge(path: tuple[Certificate, ...], at: datetime) -> _Verdict:
     """Status of a path whose signatures verify: rules first, then dates at capture time."""
-    broken: list[str] = []
-    notes: list[str] = []
+    broken: list[Reason] = []
+    notes: list[Reason] = []
     for depth, issuer in enumerate(path[1:], start=1):
         child = path[depth - 1]
         broken += _issuer_rules(issuer, child, path[1:depth], anchor=depth == len(path) - 1)
         hash_name = (child.signature_hash or "").lower()
         if hash_name in _REFUSED_HASHES:
-            broken.append(f"signature hash {hash_name} on {child.subject} is not accepted")
+            text = f"signature hash {hash_name} on {child.subject} is not accepted"
+            broken.append(Reason(ReasonCode.HASH_REFUSED, text, (child.sha256,)))
         elif hash_name in _WEAK_HASHES:
-            notes.append(f"weak signature: {hash_name}")
+            notes.append(Reason(ReasonCode.WEAK_SIGNATURE, f"weak signature: {hash_name}"))
     for cert in path:
         broken += [
-            f"unsupported critical extension {oid} in {cert.subject}"
+            Reason(
+                ReasonCode.UNSUPPORTED_CRITICAL_EXTENSION,
+                f"unsupported critical extension {oid} in {cert.subject}",
+                (cert.sha256,),
+            )
             for oid in sorted(cert.critical_extensions - _UNDERSTOOD_CRITICAL)
         ]
     dates = [_date_problem(cert, at) for cert in path]
@@ -304,22 +334,26 @@ def _judge(path: tuple[Certificate, ...], at: datetime) -> _Verdict:
 
 def _issuer_rules(
     issuer: Certificate, child: Certificate, between: tuple[Certificate, ...], *, anchor: bool
-) -> list[str]:
+) -> list[Reason]:
     """RFC 5280 checks on a certificate that signed ``child``; ``between`` are the CAs below it."""
     broken = []
+    about = (issuer.sha256,)
     if _NAME_CONSTRAINTS in issuer.extensions - issuer.critical_extensions:
-        broken.append(f"name constraints of {issuer.subject} are not enforced by capana")
+        text = f"name constraints of {issuer.subject} are not enforced by capana"
+        broken.append(Reason(ReasonCode.NAME_CONSTRAINTS_UNSUPPORTED, text, about))
     if issuer.is_ca is False:
-        broken.append(f"{issuer.subject} is not a CA (CA:FALSE) but signed {child.subject}")
+        text = f"{issuer.subject} is not a CA (CA:FALSE) but signed {child.subject}"
+        broken.append(Reason(ReasonCode.NOT_A_CA, text, about))
     elif issuer.is_ca is None and not (anchor and _legacy_ca(issuer)):
-        broken.append(f"{issuer.subject} has no basicConstraints but signed {child.subject}")
+        text = f"{issuer.subject} has no basicConstraints but signed {child.subject}"
+        broken.append(Reason(ReasonCode.NO_BASIC_CONSTRAINTS, text, about))
     if issuer.key_usage and "key_cert_sign" not in issuer.key_usage:
-        broken.append(f"{issuer.subject} lacks keyUsage keyCertSign")
-    below = sum(1 for cert in between if not cert.self_issued)
+        text = f"{issuer.subject} lacks keyUsage keyCertSign"
+        broken.append(Reason(ReasonCode.NO_KEY_CERT_SIGN, text, about))
+    below = sum(1 for cert in between if not self_issued(cert))
     if issuer.path_length is not None and below > issuer.path_length:
-        broken.append(
-            f"pathLen {issuer.path_length} of {issuer.subject} exceeded ({below} CAs below it)"
-        )
+        text = f"pathLen {issuer.path_length} of {issuer.subject} exceeded ({below} CAs below it)"
+        broken.append(Reason(ReasonCode.PATH_LENGTH_EXCEEDED, text, about))
     return broken
 
 
@@ -328,22 +362,26 @@ def _legacy_ca(cert: Certificate) -> bool:
 
     Only an anchor: OpenSSL demands CA:TRUE of every CA below it (X509_V_ERR_INVALID_CA).
     """
-    return "key_cert_sign" in cert.key_usage or (cert.version == 1 and cert.self_issued)
+    return "key_cert_sign" in cert.key_usage or (cert.version == 1 and self_issued(cert))
 
 
-def _date_problem(cert: Certificate, at: datetime) -> tuple[Status, str] | None:
+def _date_problem(cert: Certificate, at: datetime) -> tuple[Status, Reason] | None:
+    about = (cert.sha256,)
     if at < cert.not_before:
-        return "not_yet_valid", f"{cert.subject} not valid before {_iso(cert.not_before)}"
+        text = f"{cert.subject} not valid before {_iso(cert.not_before)}"
+        return "not_yet_valid", Reason(ReasonCode.NOT_YET_VALID, text, about)
     if at > cert.not_after:
-        return "expired", f"{cert.subject} expired {_iso(cert.not_after)}"
+        text = f"{cert.subject} expired {_iso(cert.not_after)}"
+        return "expired", Reason(ReasonCode.EXPIRED, text, about)
     return None
 
 
-def _eku_notes(leaf: Certificate, role: Role | None) -> list[str]:
+def _eku_notes(leaf: Certificate, role: Role | None) -> list[Reason]:
     eku = leaf.extended_key_usage
     if role is None or not eku or any(u in eku for u in (*_EKU_NAMES[role], *_ANY_EKU)):
         return []
-    return [f"leaf extendedKeyUsage lacks {_EKU_NAMES[role][0]} ({', '.join(eku)})"]
+    text = f"leaf extendedKeyUsage lacks {_EKU_NAMES[role][0]} ({', '.join(eku)})"
+    return [Reason(ReasonCode.EKU_LACKS_PURPOSE, text)]
 
 
 def _key_ids_match(child: Certificate, issuer: Certificate) -> bool:
@@ -367,7 +405,7 @@ def _family(algorithm: str) -> str:
 
 
 @lru_cache(maxsize=1024)
-def _public_key(der: bytes):  # a cryptography public key; cached, trust stores repeat
+def _public_key(der: bytes) -> PublicKeyTypes:  # cached: trust stores repeat
     return serialization.load_der_public_key(der)
 
 

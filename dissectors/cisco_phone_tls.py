@@ -58,9 +58,10 @@ from scapy.layers.tls.record import TLS
 from scapy.packet import Packet, bind_layers
 from scapy.sessions import TCPSession
 
-from capana.certificates import Certificate, parse_certificate
+from capana.certificates import parse_certificate
 from capana.classify import classify
 from capana.domain import CISCO_TLS_PORTS
+from capana.model import Certificate
 
 __all__ = ["CISCO_TLS_PORTS", "CiscoPhoneCert", "phone_certificates"]
 

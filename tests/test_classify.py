@@ -16,7 +16,8 @@ from samplegen.pki import (
 )
 
 from capana.certificates import load_pem_or_der, parse_certificate
-from capana.classify import Classification, classify, phone_identity
+from capana.classify import classify, phone_identity
+from capana.model import Classification
 from capana.truststore import TrustStore
 
 
@@ -68,22 +69,21 @@ def test_mic_claim_is_by_name_only(pki) -> None:
 
 
 @pytest.mark.parametrize(
-    ("subject", "device", "model"),
+    ("common_name", "serial_number", "device", "model"),
     [
-        (
-            "CN=CP-8861-SEP2C3124C9F8E1,OU=CTG,O=Cisco Systems Inc.,serialNumber=PID:CP-8861 SN:X",
-            "SEP2C3124C9F8E1",
-            "CP-8861",
-        ),
-        ("CN=SEP00FF33aa99bb,O=Cisco", "SEP00FF33AA99BB", None),
-        ("CN=SEP00FF33aa99bb,serialNumber=PID:CP-7821 SN:FCH1", "SEP00FF33AA99BB", "CP-7821"),
-        ("CN=CP-8865NR-SEPB000B4BA0AEE,C=AU", "SEPB000B4BA0AEE", "CP-8865NR"),
-        ("CN=cucm-pub.example.com", None, None),
-        ("CN=SEP1234", None, None),
+        ("CP-8861-SEP2C3124C9F8E1", "PID:CP-8861 SN:X", "SEP2C3124C9F8E1", "CP-8861"),
+        ("SEP00FF33aa99bb", None, "SEP00FF33AA99BB", None),
+        ("SEP00FF33aa99bb", "PID:CP-7821 SN:FCH1", "SEP00FF33AA99BB", "CP-7821"),
+        ("CP-8865NR-SEPB000B4BA0AEE", None, "SEPB000B4BA0AEE", "CP-8865NR"),
+        ("cucm-pub.example.com", None, None, None),
+        ("SEP1234", None, None, None),
+        (None, "PID:C9300-24U SN:FCW2131L0JE", None, "C9300-24U"),
     ],
 )
-def test_phone_identity(subject: str, device: str | None, model: str | None) -> None:
-    assert phone_identity(subject) == (device, model)
+def test_phone_identity(
+    common_name: str | None, serial_number: str | None, device: str | None, model: str | None
+) -> None:
+    assert phone_identity(common_name, serial_number) == (device, model)
 
 
 def test_real_certificates(shared_data: Path) -> None:

@@ -10,12 +10,13 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from facts import problem_texts, sha256s
 from samplegen import pki, wire
 from samplegen.tlsrun import record_offsets
 from test_tls import real_handshake, test_pki
 
 from capana.connections import ConnectionTable
-from capana.handshake import Handshake
+from capana.model import Handshake
 from capana.packets import LINKTYPE_RAW, decode_tcp
 
 PHONE = ("10.1.1.20", 51234)
@@ -74,8 +75,8 @@ def only(found: list[Handshake]) -> Handshake:
 
 def chains(handshake: Handshake) -> tuple[list[str], list[str]]:
     return (
-        [certificate.sha256 for certificate in handshake.client_chain],
-        [certificate.sha256 for certificate in handshake.server_chain],
+        sha256s(handshake.client_chain),
+        sha256s(handshake.server_chain),
     )
 
 
@@ -128,7 +129,7 @@ def test_overlap_with_different_bytes_is_reported():
     conv = conversation(mss=536)
     conv.overlap(conv.data_indices("server")[1], back=100, length=300, same=False)
     handshake = only(handshakes(conv.packets()))
-    assert "server: 1 overlapping segments with different contents" in handshake.problems
+    assert "server: 1 overlapping segments with different contents" in problem_texts(handshake)
 
 
 def test_sequence_numbers_wrapping_around():
@@ -231,7 +232,7 @@ def test_too_many_open_connections_evicts_the_oldest_with_a_note():
     found += table.completed
     assert len(found) == 4
     assert table.evicted >= 1
-    notes = [h for h in found if any("evicted" in p for p in h.problems)]
+    notes = [h for h in found if any("evicted" in p for p in problem_texts(h))]
     assert len(notes) == table.evicted
 
 

@@ -10,10 +10,9 @@ from samplegen import scenarios
 from samplegen.scenarios import KeyRing
 
 from capana import analyze
-from capana.analyzer import judge
-from capana.certificates import AnyCertificate, parse_certificate
 from capana.devices import group_devices
-from capana.handshake import Handshake
+from capana.judging import judge
+from capana.model import Handshake, Outcome
 
 
 def test_thirty_phones_rebooting_group_by_device(tmp_path: Path) -> None:
@@ -46,15 +45,15 @@ def test_a_phone_that_switched_from_lsc_to_mic() -> None:
     cluster = scenarios.build_cluster(KeyRing())
     lsc, mic = cluster.lsc("CP-8861", "2C3124C9F8E1"), cluster.mic("CP-8861", "2C3124C9F8E1")
     records = [
-        judge(phone_handshake("10.1.1.20:50000", parse_certificate(lsc.der)), {}, None),
-        judge(phone_handshake("10.1.1.20:50001", parse_certificate(mic.der)), {}, None),
+        judge(phone_handshake("10.1.1.20:50000", lsc.der), {}, None),
+        judge(phone_handshake("10.1.1.20:50001", mic.der), {}, None),
     ]
     (device,) = group_devices(records)
     assert device.name == "SEP2C3124C9F8E1" and device.model == "CP-8861"
     assert device.kinds == ("LSC", "MIC") and device.switched
 
 
-def phone_handshake(client: str, leaf: AnyCertificate, outcome: str = "established") -> Handshake:
+def phone_handshake(client: str, leaf: bytes, outcome: Outcome = "established") -> Handshake:
     """A TLS 1.2 handshake on SCCP-TLS in which the phone at ``client`` presented ``leaf``."""
     return Handshake(
         capture="reboot.pcap",

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from capture_files import pcap
+from facts import problem_texts
 from tshark_oracle import TSHARK, tshark_certificates
 
 from capana import analyze
@@ -26,7 +27,7 @@ from capana.eap import (
     parse_eap,
 )
 from capana.eapol import eapol_eap
-from capana.handshake import Handshake
+from capana.model import Handshake
 from capana.radius import normalized_mac, parse_radius
 from capana.scan import scan_capture
 from capana.views.records import handshake_record
@@ -157,7 +158,7 @@ def test_a_repeated_fragment_is_taken_once(tmp_path):
     (handshake,) = rescan(tmp_path, frames)
     assert handshake.client_cert_status == "present" and len(handshake.client_chain) == 1
     assert handshake.gaps == 0 and handshake.outcome == "established"
-    assert handshake.problems == ("2 EAP-TLS fragments seen twice",)
+    assert problem_texts(handshake) == ["2 EAP-TLS fragments seen twice"]
 
 
 @pytest.mark.parametrize("lost", [0, 1, 2], ids=["first", "middle", "last"])

@@ -13,9 +13,9 @@ from samplegen.wire import write_pcap
 from test_devices import phone_handshake
 
 from capana import analyze
-from capana.analyzer import judge
 from capana.certificates import parse_certificate
-from capana.report import Report
+from capana.judging import judge
+from capana.model import Report
 from capana.truststore import TrustStore
 
 
@@ -187,7 +187,7 @@ def test_forged_manufacturing_ca_in_other_letter_case_is_still_forged(tmp_path: 
     forger = pki.issue("O=Cisco,CN=CISCO MANUFACTURING CA SHA2", ca=True, **window)
     mic = pki.issue("CN=SEP001122334455", issuer=forger, **window)
     store = TrustStore("callmanager", (parse_certificate(genuine.der),), ("genuine.pem",))
-    handshake = phone_handshake("10.1.1.20:51234", parse_certificate(mic.der), outcome="incomplete")
+    handshake = phone_handshake("10.1.1.20:51234", mic.der, outcome="incomplete")
     record = judge(handshake, {"callmanager": store}, None)
     assert record.client_leaf.kind == "MIC"
     assert record.validation.status == "untrusted"

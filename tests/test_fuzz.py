@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from test_tls import real_handshake, test_pki
 
 from capana import tls
-from capana.certificates import Certificate, UnparsedCertificate, parse_certificate
+from capana.certificates import parse_certificate
+from capana.model import Certificate, UnparsedCertificate
 from capana.truststore import TrustStoreError, load_trust_store
 
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))

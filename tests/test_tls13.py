@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hashes
+from facts import ca_names, problem_texts, sha256s
 from samplegen import scenarios, tlsrun, wire
 from test_scan import tls_packets
 from test_tls import CA_NAME, VERIFY_TIME, memory_handshake, real_handshake, test_pki
@@ -184,9 +185,9 @@ def test_client_certificate_is_present_once_decrypted(tmp_path, suite):
     _ca, server, phone = test_pki()
     assert (handshake.tls_version, handshake.cipher_suite) == ("TLS 1.3", suite)
     assert handshake.client_cert_status == "present"
-    assert [c.sha256 for c in handshake.client_chain] == chain_hashes([phone])
-    assert [c.sha256 for c in handshake.server_chain[:1]] == chain_hashes([server])
-    assert handshake.requested_ca_names == (CA_NAME,)
+    assert sha256s(handshake.client_chain) == chain_hashes([phone])
+    assert sha256s(handshake.server_chain[:1]) == chain_hashes([server])
+    assert ca_names(handshake) == (CA_NAME,)
     assert (handshake.outcome, handshake.decryption, handshake.problems) == (
         "established",
         "decrypted",
@@ -248,7 +249,7 @@ def test_wrong_keys_stay_encrypted_with_a_note(tmp_path):
     handshake = read(tmp_path, result, keylog=wrong)
     assert (handshake.client_cert_status, handshake.outcome) == ("encrypted", "established")
     assert handshake.decryption == "failed"
-    assert any("did not decrypt" in problem for problem in handshake.problems)
+    assert any("did not decrypt" in problem for problem in problem_texts(handshake))
 
 
 def test_keys_of_another_session_change_nothing(tmp_path):
@@ -262,9 +263,9 @@ def test_key_log_missing_the_client_secret_reads_the_server_side_only(tmp_path):
     server_only = "".join(line + "\n" for line in result.keylog if "CLIENT_" not in line)
     handshake = read(tmp_path, result, keylog=server_only)
     assert handshake.client_cert_status == "encrypted"
-    assert handshake.requested_ca_names == (CA_NAME,)
+    assert ca_names(handshake) == (CA_NAME,)
     assert handshake.server_chain
-    assert any("CLIENT_HANDSHAKE_TRAFFIC_SECRET" in problem for problem in handshake.problems)
+    assert any("CLIENT_HANDSHAKE_TRAFFIC_SECRET" in p for p in problem_texts(handshake))
 
 
 @functools.cache
@@ -310,7 +311,7 @@ def test_hello_retry_request_then_decrypted_client_certificate(tmp_path):
     (handshake,) = scan_capture(path, keylog=key_file(tmp_path, keylog))[1]
     _ca, _server, phone = test_pki()
     assert handshake.client_cert_status == "present"
-    assert [c.sha256 for c in handshake.client_chain] == chain_hashes([phone])
+    assert sha256s(handshake.client_chain) == chain_hashes([phone])
     assert (handshake.decryption, handshake.problems) == ("decrypted", ())
 
 

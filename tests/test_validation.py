@@ -32,9 +32,11 @@ from samplegen.pki import (
     phone_mic,
 )
 
-from capana.certificates import AnyCertificate, load_pem_or_der, parse_certificate
+from capana.certificates import load_pem_or_der, parse_certificate
+from capana.model import AnyCertificate, Reason, ReasonCode, Validation
 from capana.truststore import TrustStore, load_trust_store
-from capana.validation import MAX_SIGNATURE_CHECKS, Validation, validate_chain
+from capana.validation import MAX_SIGNATURE_CHECKS, validate_chain
+from capana.views.records import validation_record
 
 CAPTURE = datetime(2021, 6, 1, 12, 0, tzinfo=timezone.utc)
 TODAY = datetime(2026, 11, 27, tzinfo=timezone.utc)
@@ -338,7 +340,7 @@ def test_matrix(name: str, cases: dict[str, Case]) -> None:
     result = validate_chain(_chain(case.chain), _store(case.store), case.at, role="client")
     assert result.status == case.expected, result.reasons
     if case.reason:
-        assert any(case.reason in reason for reason in result.reasons), result.reasons
+        assert any(case.reason in reason.text for reason in result.reasons), result.reasons
     if result.status in ("trusted", "expired", "not_yet_valid"):
         assert result.path[0] == parse_certificate(case.chain[0].der).sha256
         assert result.path[-1] in {parse_certificate(c.der).sha256 for c in case.store}
@@ -364,22 +366,23 @@ def test_capture_time_decides_not_the_clock(cases: dict[str, Case]) -> None:
     assert validate_chain(chain, store, TODAY).status == "expired"
 
 
-def test_to_dict_is_the_report_shape(cases: dict[str, Case]) -> None:
+def test_the_report_shape(cases: dict[str, Case]) -> None:
     case = cases["mic sha1 via root"]
     result = validate_chain(_chain(case.chain), _store(case.store), CAPTURE)
-    assert result.to_dict() == {
+    assert validation_record(result) == {
         "store": "callmanager",
         "status": "trusted",
         "anchor": "CN=Cisco Root CA 2048,O=Cisco Systems",
         "path": [parse_certificate(item.der).sha256 for item in (*case.chain, *case.store)],
         "reasons": ["weak signature: sha1"],
+        "reason_codes": ["weak-signature"],
     }
 
 
 def test_not_checked_without_store_or_certificate(world: World) -> None:
     chain = _chain((world.mic_sha2,))
     assert validate_chain(chain, None, CAPTURE) == Validation(
-        None, "not_checked", reasons=("no trust store given",)
+        None, "not_checked", reasons=(Reason(ReasonCode.NO_TRUST_STORE, "no trust store given"),)
     )
     assert validate_chain([], _store((world.mfg_sha2,)), CAPTURE).status == "not_checked"
 
@@ -395,7 +398,7 @@ def test_tampered_signature_is_never_trusted(world: World) -> None:
     der[-1] ^= 0x01
     result = validate_chain([parse_certificate(bytes(der))], _store((world.capf_new,)), CAPTURE)
     assert result.status == "untrusted"
-    assert any("key identifiers match" in reason for reason in result.reasons)
+    assert any("key identifiers match" in reason.text for reason in result.reasons)
 
 
 def test_search_work_is_bounded(world: World) -> None:
@@ -455,7 +458,7 @@ def test_real_ap_mic_judged_at_capture_time(shared_data: Path) -> None:
     at_2020 = validate_chain(chain, store, utc(2020, 6, 1))
     assert at_2020.status == "trusted"
     assert at_2020.anchor == "CN=Cisco Manufacturing CA,O=Cisco Systems"
-    assert "weak signature: sha1" in at_2020.reasons
+    assert ReasonCode.WEAK_SIGNATURE in at_2020.codes
     assert validate_chain(chain, store, TODAY).status == "expired"
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 import capana
-from capana.parallel import merge_reports
-from capana.report import Report
+from capana import notebook
+from capana.model import Report
+from capana.views import html
 from capana.views.csv import render_csv
 from capana.views.html import render_html
 from capana.views.pem import certificate_files
@@ -46,13 +47,13 @@ def test_reprs_are_one_short_line(report: Report) -> None:
 
 
 def test_html_fragments_for_notebooks(report: Report) -> None:
-    page = report._repr_html_()
+    page = html.report_fragment(report)
     assert page.startswith("<style>") and "<table class='devices'>" in page
     assert page.count("<tr>") > len(report.devices) + len(report.handshakes)
     moved = report.devices[-1]
-    assert "lsc-from-other-cluster" in moved._repr_html_()
-    assert "unknown_ca" in moved.handshakes[0]._repr_html_()
-    assert "CAPF-5b1e77a3" in moved.certificates[0]._repr_html_()
+    assert "lsc-from-other-cluster" in html.device_fragment(moved)
+    assert "unknown_ca" in html.handshake_fragment(moved.handshakes[0])
+    assert "CAPF-5b1e77a3" in html.certificate_fragment(moved.certificates[0])
 
 
 def test_html_escapes_what_the_capture_says(report: Report) -> None:
@@ -79,20 +80,19 @@ def test_certificate_files_are_distinct_and_named_by_device_and_role(report: Rep
     assert all(pem.startswith("-----BEGIN CERTIFICATE-----\n") for pem in files.values())
 
 
-def test_parallel_merge_is_the_serial_report() -> None:
+def test_parallel_run_is_the_serial_report() -> None:
     files = sorted(PCAPS.glob("*.pcap*"))
     trust = PCAPS / "phone-reboot-trust"
     serial = capana.analyze(files, trust=trust)
-    merged = merge_reports([capana.analyze(path, trust=trust) for path in files])
-    assert merged == serial
+    assert capana.analyze(files, trust=trust, jobs=2) == serial
 
 
 def test_dataframes(report: Report) -> None:
     pytest.importorskip("pandas", reason="pandas not installed: pip install -e '.[notebook]'")
-    handshakes = report.to_pandas()
+    handshakes = notebook.handshake_frame(report)
     assert list(handshakes.columns) == list(HANDSHAKE_COLUMNS)
     assert str(handshakes["start"].dtype).startswith("datetime64")
-    frames = report.frames()
+    frames = notebook.frames(report)
     assert list(frames.devices["device"]) == [d.name for d in report.devices]
     assert len(frames.certificates) == len(report.certificates)
     assert set(frames.findings["code"]) == {f.code for f in report.findings}
@@ -103,14 +103,13 @@ def test_dataframes_without_pandas_say_how_to_install(
 ) -> None:
     monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas now raises ImportError
     with pytest.raises(ImportError, match=r"pip install 'capana\[notebook\]'"):
-        report.to_pandas()
+        notebook.handshake_frame(report)
 
 
 def test_unparseable_certificate_keeps_every_key_of_the_json_contract() -> None:
     """Lab scripts read cert["subject"] on every certificate; an unreadable one says null."""
     from capana.certificates import parse_certificate
-    from capana.classify import Classification
-    from capana.report import CertificateReport
+    from capana.model import CertificateReport, Classification
     from capana.views.records import certificate_record
 
     unreadable = parse_certificate(b"\x30\x03\x02\x01\x00")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-from capana.report import Report
+from capana.model import Report
 from capana.views.records import HANDSHAKE_COLUMNS, handshake_row
 
 

@@ -3,13 +3,17 @@ notebooks show for a report, a device, a handshake or a certificate."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 
-from capana.classify import common_name
-from capana.devices import Device
-from capana.findings import SEVERITY_RANK, Finding
-from capana.report import CertificateReport, HandshakeReport, Report
+from capana.model import (
+    SEVERITY_RANK,
+    CertificateReport,
+    Device,
+    Finding,
+    HandshakeReport,
+    Report,
+)
 from capana.views.records import certificate_record, device_record, handshake_record, iso
 
 # Every rule is scoped under .capana so a notebook's own styles are left alone.
@@ -163,9 +167,7 @@ def _device_table(devices: Iterable[Device]) -> str:
     rows = []
     for device in devices:
         data = device_record(device)
-        issuers = dict.fromkeys(
-            common_name(c["issuer"]) or c["issuer"] for c in data["certificates"] if c["issuer"]
-        )
+        issuers = dict.fromkeys(c.issuer_label for c in device.certificates if c.issuer_label)
         verdicts = dict.fromkeys(c["validation"] for c in data["connections"])
         worst = data["worst_finding"]
         rows.append(
@@ -219,14 +221,13 @@ def _handshake_table(records: Iterable[HandshakeReport]) -> str:
     rows = []
     for record in records:
         data = handshake_record(record)
-        chain = data["client_chain"]
-        leaf = chain[0] if chain else None
+        leaf = record.client_leaf
         if leaf is None:
             certificate, issuer = escape(data["client_cert_status"]), "-"
         else:
-            identity = leaf["device"] or common_name(leaf.get("subject") or "") or leaf["sha256"]
-            certificate = f"{_kinds([leaf['kind']])} {escape(identity[:40])}"
-            issuer = escape(common_name(leaf.get("issuer") or "") or leaf.get("issuer") or "-")
+            identity = leaf.classification.device or (leaf.parsed and leaf.parsed.subject_cn)
+            certificate = f"{_kinds([leaf.kind])} {escape((identity or leaf.sha256)[:40])}"
+            issuer = escape(leaf.issuer_label or "-")
         start = record.handshake.start
         time = start.strftime("%H:%M:%S.%f")[:-3] if start else "-"
         rows.append(
@@ -264,24 +265,24 @@ def _certificate_table(chain: Iterable[CertificateReport]) -> str:
 
 def _verdict(record: HandshakeReport) -> str:
     validation = record.validation
-    text = validation.status
+    text: str = validation.status
     if validation.status != "not_checked":
         text += f" ({validation.store or 'default'})"
     badge = _badge(text, _TONE.get(validation.status, "muted"))
-    reasons = "; ".join(validation.reasons)
+    reasons = "; ".join(reason.text for reason in validation.reasons)
     return badge + (f"<br><small>{escape(reasons)}</small>" if reasons else "")
 
 
 def _outcome(record: HandshakeReport) -> str:
     handshake = record.handshake
-    text = handshake.outcome
+    text: str = handshake.outcome
     fatal = [a for a in handshake.alerts if a.level in ("fatal", "encrypted")]
     if fatal:
         text += f": {fatal[0].sender} {fatal[0].description or 'encrypted alert'}"
     return _badge(text, _TONE.get(handshake.outcome, "muted"))
 
 
-def _facts(facts: dict[str, object], raw: Iterable[str] = ()) -> str:
+def _facts(facts: Mapping[str, object], raw: Iterable[str] = ()) -> str:
     """A two-column table; values are escaped unless their key is in ``raw``."""
     keep = set(raw)
     rows = [

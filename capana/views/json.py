@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from capana.report import Report
+from capana.model import Report
 from capana.views.records import handshake_record, report_record
 
 

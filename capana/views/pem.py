@@ -6,8 +6,7 @@ import base64
 import re
 import textwrap
 
-from capana.classify import common_name
-from capana.report import CertificateReport, Report
+from capana.model import CertificateReport, Report
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -51,5 +50,6 @@ def _chain_role(cert: CertificateReport) -> str:
 
 
 def _owner(cert: CertificateReport) -> str:
-    name = cert.classification.device or common_name(cert.label) or "unparsed"
+    parsed = cert.parsed
+    name = cert.classification.device or (parsed and parsed.subject_cn) or "unparsed"
     return _UNSAFE.sub("_", name).strip("_.")[:64] or "unnamed"

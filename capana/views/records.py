@@ -6,11 +6,17 @@ import base64
 from datetime import datetime
 from typing import Any
 
-from capana.certificates import Certificate
-from capana.devices import Device
-from capana.handshake import AlertSeen
-from capana.report import CertificateReport, HandshakeReport, Report
-from capana.scan import CaptureSummary
+from capana.model import (
+    AlertSeen,
+    CaptureSummary,
+    Certificate,
+    CertificateReport,
+    Device,
+    Finding,
+    HandshakeReport,
+    Report,
+    Validation,
+)
 
 
 def report_record(report: Report) -> dict[str, Any]:
@@ -46,7 +52,7 @@ def device_record(device: Device) -> dict[str, Any]:
             }
             for r in device.handshakes
         ],
-        "worst_finding": worst.to_dict() if worst else None,
+        "worst_finding": finding_record(worst) if worst else None,
     }
 
 
@@ -84,17 +90,40 @@ def handshake_record(record: HandshakeReport) -> dict[str, Any]:
         "client_chain": [certificate_record(cert) for cert in record.client_chain],
         "server_chain": [certificate_record(cert) for cert in record.server_chain],
         "requested_ca_names": None
-        if handshake.requested_ca_names is None
-        else list(handshake.requested_ca_names),
+        if record.requested_ca_names is None
+        else list(record.requested_ca_names),
         "issuer_requested": record.issuer_requested,
         "alerts": [alert_record(alert) for alert in handshake.alerts],
         "outcome": handshake.outcome,
         "gaps": handshake.gaps,
         "decryption": handshake.decryption,
-        "problems": list(handshake.problems),
-        "validation": record.validation.to_dict(),
-        "server_validation": record.server_validation.to_dict(),
-        "findings": [finding.to_dict() for finding in record.findings],
+        "problems": [problem.text for problem in handshake.problems],
+        "problem_codes": [problem.code.value for problem in handshake.problems],
+        "validation": validation_record(record.validation),
+        "server_validation": validation_record(record.server_validation),
+        "findings": [finding_record(finding) for finding in record.findings],
+    }
+
+
+def validation_record(validation: Validation) -> dict[str, Any]:
+    """The ``"validation"`` object: reasons as text, and their codes beside them."""
+    return {
+        "store": validation.store,
+        "status": validation.status,
+        "anchor": validation.anchor,
+        "path": list(validation.path),
+        "reasons": [reason.text for reason in validation.reasons],
+        "reason_codes": [reason.code.value for reason in validation.reasons],
+    }
+
+
+def finding_record(finding: Finding) -> dict[str, Any]:
+    return {
+        "code": finding.code,
+        "severity": finding.severity,
+        "message": finding.message,
+        "advice": finding.advice,
+        "evidence": dict(finding.evidence),
     }
 
 
@@ -253,7 +282,7 @@ def finding_rows(device: Device) -> list[dict[str, Any]]:
             "server": record.handshake.server,
             "service": record.handshake.service,
             "start": iso(record.handshake.start),
-            **{key: value for key, value in finding.to_dict().items() if key != "evidence"},
+            **{key: value for key, value in finding_record(finding).items() if key != "evidence"},
         }
         for record in device.handshakes
         for finding in record.findings

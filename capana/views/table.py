@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
-from capana.certificates import Certificate
-from capana.classify import common_name
-from capana.devices import Device
-from capana.findings import Finding
-from capana.report import HandshakeReport, Report
+from capana.model import Device, Finding, HandshakeReport, Report
 from capana.views.records import iso
 
 _DEVICE_COLUMNS = ("device", "model", "address", "services", "cert", "issuer", "verdict", "worst")
@@ -63,15 +59,13 @@ def _client_certificate(record: HandshakeReport) -> str:
     leaf = record.client_leaf
     if leaf is None:
         return record.handshake.client_cert_status
-    identity = leaf.classification.device or common_name(leaf.label) or leaf.sha256[:12]
-    return f"{leaf.kind} {identity}"
+    identity = leaf.classification.device or (leaf.parsed and leaf.parsed.subject_cn)
+    return f"{leaf.kind} {identity or leaf.sha256[:12]}"
 
 
 def _issuer(record: HandshakeReport) -> str:
     leaf = record.client_leaf
-    if leaf is None or not isinstance(leaf.certificate, Certificate):
-        return "-"
-    return common_name(leaf.certificate.issuer) or leaf.certificate.issuer
+    return (leaf and leaf.issuer_label) or "-"
 
 
 def _verdict(record: HandshakeReport) -> str:
@@ -116,11 +110,7 @@ def _device_block(report: Report) -> list[str]:
 
 def _device_row(device: Device) -> tuple[str, ...]:
     leaves = device.certificates
-    issuers = {
-        common_name(c.certificate.issuer) or c.certificate.issuer
-        for c in leaves
-        if isinstance(c.certificate, Certificate)
-    }
+    issuers = {c.issuer_label for c in leaves if c.issuer_label}
     verdicts = dict.fromkeys(r.validation.status for r in device.handshakes)
     worst = device.worst
     return (

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from capana import analyze
 from capana.analyzer import load_stores
-from capana.report import Report
+from capana.model import Report
 from capana.truststore import TrustStore
 from capana.views.json import render_json
 

@@ -1,0 +1,107 @@
+"""Judging one handshake: parse and classify its certificates, validate both chains at capture
+time against the stores, and diagnose. Facts in, a :class:`HandshakeReport` out."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from datetime import datetime, timezone
+
+from capana.certificates import name_from_der, name_key, parse_certificate
+from capana.classify import classify
+from capana.findings import diagnose
+from capana.model import (
+    Certificate,
+    CertificateReport,
+    Classification,
+    Handshake,
+    HandshakeReport,
+    Problem,
+    ProblemCode,
+    Validation,
+)
+from capana.truststore import TrustStore, store_for
+from capana.validation import validate_chain
+
+
+def judge(
+    handshake: Handshake, stores: Mapping[str | None, TrustStore], capture_start: datetime | None
+) -> HandshakeReport:
+    """Classify the certificates of one handshake and validate both chains at capture time."""
+    store = store_for(handshake.service, handshake.server_port, stores)
+    moment = handshake.start or capture_start or datetime.now(timezone.utc)
+    all_stores = tuple(stores.values())
+    client_chain = tuple(certificate_report(der, all_stores) for der in handshake.client_chain)
+    server_chain = tuple(certificate_report(der, all_stores) for der in handshake.server_chain)
+    validation = validate_chain([c.certificate for c in client_chain], store, moment, role="client")
+    names, unreadable = _requested_names(handshake.requested_ca_names)
+    if unreadable:
+        handshake = dataclasses.replace(handshake, problems=handshake.problems + unreadable)
+    requested = issuer_requested(handshake, client_chain, validation, store)
+    findings = diagnose(
+        handshake,
+        validation,
+        client_leaf=client_chain[0] if client_chain else None,
+        requested_ca_names=names,
+        issuer_requested=requested,
+        store=store,
+    )
+    return HandshakeReport(
+        handshake=handshake,
+        client_chain=client_chain,
+        server_chain=server_chain,
+        requested_ca_names=names,
+        validation=validation,
+        server_validation=validate_chain(
+            [c.certificate for c in server_chain], stores.get(None), moment, role="server"
+        ),
+        issuer_requested=requested,
+        findings=findings,
+    )
+
+
+def certificate_report(der: bytes, stores: tuple[TrustStore, ...] = ()) -> CertificateReport:
+    """A certificate as sent, parsed and classified (an unparsed one is "other")."""
+    cert = parse_certificate(der)
+    if isinstance(cert, Certificate):
+        return CertificateReport(cert, classify(cert, stores))
+    return CertificateReport(cert, Classification("other"))
+
+
+def issuer_requested(
+    handshake: Handshake,
+    chain: tuple[CertificateReport, ...],
+    validation: Validation,
+    store: TrustStore | None,
+) -> bool | None:
+    """Does the server's CertificateRequest name a CA of the phone's chain? None: can't tell.
+
+    Any CA will do: the leaf's issuer, a CA the phone sent, or one on the path found (a server
+    that names only the root still accepts the chain below it).
+    """
+    # An empty list in a CertificateRequest means the server names no CA: any may do.
+    if not handshake.requested_ca_names or not chain or chain[0].parsed is None:
+        return None
+    requested = {name_key(der) for der in handshake.requested_ca_names}
+    sent = [c.parsed for c in chain if c.parsed is not None]
+    on_path = set(validation.path[1:])
+    anchors = store.certificates if store else ()
+    names = {name_key(cert.issuer_der) for cert in sent}
+    names |= {name_key(c.subject_der) for c in (*sent, *anchors) if c.sha256 in on_path}
+    return not names.isdisjoint(requested)
+
+
+def _requested_names(
+    ca_names: tuple[bytes, ...] | None,
+) -> tuple[tuple[str, ...] | None, tuple[Problem, ...]]:
+    """RFC 4514 text of the CertificateRequest's CA names; a hostile one loses none of the rest."""
+    if ca_names is None:
+        return None, ()
+    names, problems = [], []
+    for der in ca_names:
+        try:
+            names.append(name_from_der(der))
+        except Exception as error:
+            text = f"unreadable CA name in CertificateRequest: {error}"
+            problems.append(Problem(ProblemCode.UNREADABLE_CA_NAME, text))
+    return tuple(names), tuple(problems)

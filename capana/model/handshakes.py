@@ -1,0 +1,122 @@
+"""Handshakes: the facts one TLS (or EAP-TLS) handshake showed, and capana's verdicts on them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Literal
+
+from capana.model.certificates import CertificateReport
+from capana.model.verdicts import Finding, Validation
+
+Transport = Literal["tcp", "eapol", "radius"]
+Sender = Literal["client", "server"]
+Outcome = Literal["established", "rejected", "incomplete"]
+ClientCertStatus = Literal["present", "absent", "encrypted", "not_requested", "unknown"]
+# With a key log: "decrypted" (a TLS 1.3 handshake read), "failed" (its records did not open),
+# "not_needed" (a TLS <= 1.2 session, certificates in clear).
+Decryption = Literal["decrypted", "failed", "not_needed"]
+AlertLevel = Literal["warning", "fatal", "encrypted"]
+
+
+class ProblemCode(str, Enum):
+    """What went wrong reading a handshake off the wire; findings match these, never text."""
+
+    SNAPLEN = "snaplen"
+    OVERLAP_CONFLICT = "overlap-conflict"
+    EVICTED = "evicted"
+    NOT_TLS = "not-tls"
+    RECORD_TOO_LONG = "record-too-long"
+    MESSAGE_TOO_LONG = "message-too-long"
+    MESSAGE_MALFORMED = "message-malformed"
+    CERTIFICATE_LIST = "certificate-list"
+    CERTIFICATE_REQUEST = "certificate-request"
+    UNREADABLE_CA_NAME = "unreadable-ca-name"
+    UNKNOWN_ALERT_LEVEL = "unknown-alert-level"
+    RESUMED = "resumed"
+    KEYLOG = "keylog"
+    DECRYPTION_FAILED = "decryption-failed"
+    EAP_REPEATED = "eap-repeated"
+    NO_CALLING_STATION = "no-calling-station"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A problem met while reading, as a code and a sentence."""
+
+    code: ProblemCode
+    text: str
+
+
+@dataclass(frozen=True)
+class AlertSeen:
+    sender: Sender
+    level: AlertLevel
+    description: str | None
+
+
+@dataclass(frozen=True)
+class Handshake:
+    """What one handshake showed on the wire; certificates and CA names as the DER sent."""
+
+    capture: str
+    transport: Transport
+    client: str
+    server: str
+    server_port: int
+    service: str
+    start: datetime | None
+    tls_version: str | None
+    cipher_suite: str | None
+    sni: str | None
+    client_cert_status: ClientCertStatus
+    client_chain: tuple[bytes, ...]
+    server_chain: tuple[bytes, ...]
+    requested_ca_names: tuple[bytes, ...] | None
+    alerts: tuple[AlertSeen, ...]
+    outcome: Outcome
+    gaps: int
+    problems: tuple[Problem, ...] = ()
+    decryption: Decryption | None = None
+    eap_identity: str | None = None  # 802.1X: from the EAP-Response/Identity
+
+    @property
+    def problem_codes(self) -> frozenset[ProblemCode]:
+        return frozenset(problem.code for problem in self.problems)
+
+    @property
+    def server_fatal_alert(self) -> str | None:
+        """The description of the first fatal alert the server sent, if any."""
+        fatal = (a for a in self.alerts if a.sender == "server" and a.level == "fatal")
+        return next((alert.description for alert in fatal), None)
+
+
+@dataclass(frozen=True)
+class HandshakeReport:
+    """A handshake's facts and capana's verdicts on them."""
+
+    handshake: Handshake
+    client_chain: tuple[CertificateReport, ...]
+    server_chain: tuple[CertificateReport, ...]
+    requested_ca_names: tuple[str, ...] | None  # RFC 4514, from the CertificateRequest
+    validation: Validation
+    server_validation: Validation
+    issuer_requested: bool | None
+    findings: tuple[Finding, ...] = ()
+
+    @property
+    def client_leaf(self) -> CertificateReport | None:
+        return self.client_chain[0] if self.client_chain else None
+
+    def __repr__(self) -> str:
+        handshake, leaf = self.handshake, self.client_leaf
+        presented = (
+            f"{leaf.kind} {leaf.classification.device or leaf.sha256[:12]}"
+            if leaf
+            else handshake.client_cert_status
+        )
+        return (
+            f"<HandshakeReport {handshake.client} -> {handshake.server} {handshake.service}: "
+            f"{presented}, {self.validation.status}, {handshake.outcome}>"
+        )
