@@ -359,7 +359,7 @@ def run_all(built: dict[str, dict], args: argparse.Namespace) -> tuple[list[Row]
         rows.append(reboot)
         shakes = len(built["reboot"]["planted"])
         rate = shakes / reboot.wall
-        notes.append(f"reboot: {rate:.0f} handshakes/s, validation on (target >= 500)")
+        notes.append(f"reboot: {rate:.0f} handshakes/s, validation on (target >= 1,000)")
         command = [*me, "--breakdown", built["reboot"]["path"], built["reboot"]["trust"]]
         split = subprocess.run(command, capture_output=True, text=True, check=True, cwd=PROJECT)
         notes.append(f"reboot: {split.stdout.strip()}")
