@@ -69,7 +69,7 @@ def tshark_values(field: str) -> dict[int, str]:
 def test_cipher_suite_names_agree_with_wireshark() -> None:
     theirs = tshark_values("tls.handshake.ciphersuite")
     differ = {code for code, name in iana.CIPHER_SUITES.items() if theirs.get(code, name) != name}
-    assert differ == SCAPY_SPELLINGS
+    assert differ <= SCAPY_SPELLINGS, sorted(hex(code) for code in differ - SCAPY_SPELLINGS)
     # Every suite Wireshark and the table both name: most of the table, not a sample.
     assert len(set(theirs) & set(iana.CIPHER_SUITES)) > 340
 
