@@ -3,6 +3,7 @@
     python3 bench/run.py                  # 1M-packet capture, reboot, many connections, --jobs
     python3 bench/run.py --quick          # the same at a tenth of the size, for a smoke test
     python3 bench/run.py --packets 4000000 --only big   # the memory check at 4M packets
+    python3 bench/run.py --only startup   # start-up only: capana and tshark on a 46-packet file
 
 Each row runs as its own process under ``/usr/bin/time -v`` (peak RSS); wall time is measured
 around it. capana's answer is compared with what was planted (client endpoint and certificate
@@ -31,6 +32,9 @@ TIME = "/usr/bin/time"
 TSHARK_FILTER = "tls.handshake.type==11"
 SCAPY_SLICE = 5_000  # packets: scapy's TCPSession is far too slow for the whole file
 JOB_FILES = 4
+# Start-up: a small real capture (one phone handshake), each command run this many times.
+SMALL_CAPTURE = PROJECT / "pcaps" / "reordered-cert.pcap"
+STARTUP_RUNS = 10
 
 
 @dataclass
@@ -121,7 +125,13 @@ def _build_one(captures, chosen, out: Path, name: str, size: int) -> dict:
 # --- measuring ----------------------------------------------------------------------------------
 
 
-def measure(method: str, capture: dict, command: Sequence[str], packets: int | None = None) -> Row:
+def measure(
+    method: str,
+    capture: dict,
+    command: Sequence[str],
+    packets: int | None = None,
+    env: dict[str, str] | None = None,
+) -> Row:
     """Run ``command`` under ``/usr/bin/time -v``; fail loudly if it fails."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
         started = time.perf_counter()
@@ -131,6 +141,7 @@ def measure(method: str, capture: dict, command: Sequence[str], packets: int | N
             stderr=subprocess.PIPE,
             text=True,
             cwd=PROJECT,
+            env=env,
         )
         wall = time.perf_counter() - started
         rss_kb = next(
@@ -176,7 +187,7 @@ def check(capture: dict, result: Path) -> str:
     return f"{len(found)}/{len(planted)} handshakes, chains exact"
 
 
-def plain_loop(path: str) -> None:
+def plain_loop(path: str) -> int:
     """The floor: walk the pcap records with ``struct`` and slice each frame; nothing else."""
     header = struct.Struct("<IIII").unpack_from
     count = 0
@@ -197,7 +208,7 @@ def plain_loop(path: str) -> None:
             if not more:
                 break
             buf, off = buf[off:] + more, 0
-    print(count)
+    return count
 
 
 def scapy_slice(path: str, packets: int) -> None:
@@ -252,6 +263,18 @@ def jobs_worker(folder: str, trust: str, processes: int) -> None:
     print(sum(reports))
 
 
+def executor_worker(folder: str, trust: str, processes: int, result: str) -> None:
+    """``capana.analyze`` of a folder on a ``ProcessPoolExecutor``, its handshakes as JSON Lines."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    import capana
+    from capana.views.json import render_jsonl
+
+    with ProcessPoolExecutor(max_workers=processes) as pool:
+        report = capana.analyze(folder, trust=trust, jobs=processes, executor=pool)
+    Path(result).write_text(render_jsonl(report))
+
+
 def _analyze_one(path: str, trust: str) -> int:
     import capana
 
@@ -265,7 +288,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--packets", type=int, default=1_000_000, help="big capture size")
     parser.add_argument("--quick", action="store_true", help="a tenth of every size")
-    parser.add_argument("--only", choices=("big", "reboot", "many", "sequential", "jobs"))
+    parser.add_argument(
+        "--only", choices=("big", "reboot", "many", "sequential", "jobs", "startup")
+    )
     parser.add_argument("--out", type=Path, default=BENCH / "out")
     parser.add_argument("--no-tshark", action="store_true", help="skip the tshark row")
     parser.add_argument("--build-only", action="store_true", help="make the captures, run nothing")
@@ -273,9 +298,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scapy-slice", metavar="PCAP", help=argparse.SUPPRESS)
     parser.add_argument("--jobs-worker", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--breakdown", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--executor-worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.plain_loop:
-        plain_loop(args.plain_loop)
+        print(plain_loop(args.plain_loop))
         return 0
     if args.scapy_slice:
         scapy_slice(args.scapy_slice, SCAPY_SLICE)
@@ -287,12 +313,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         folder, trust, processes = args.jobs_worker
         jobs_worker(folder, trust, int(processes))
         return 0
+    if args.executor_worker:
+        folder, trust, processes, result = args.executor_worker
+        executor_worker(folder, trust, int(processes), result)
+        return 0
     if not Path(TIME).exists():
         raise SystemExit(f"{TIME} is missing: apt-get install time")
     if args.quick and args.packets == 1_000_000:
         args.packets = 100_000
     args.out.mkdir(parents=True, exist_ok=True)
-    built = build(args.out, args.packets, args.quick, args.only)
+    built = {} if args.only == "startup" else build(args.out, args.packets, args.quick, args.only)
     if args.build_only:
         return 0
     rows, notes = run_all(built, args)
@@ -304,6 +334,10 @@ def run_all(built: dict[str, dict], args: argparse.Namespace) -> tuple[list[Row]
     rows: list[Row] = []
     notes = [f"load average before: {os.getloadavg()[0]:.2f} (2 cores, shared)"]
     me = [sys.executable, str(BENCH / "run.py")]
+    if args.only in (None, "startup"):
+        startup, note = startup_rows(args.no_tshark, 5 if args.quick else STARTUP_RUNS)
+        rows += startup
+        notes.append(note)
     big = built.get("big")
     if big:
         plain = measure("plain struct loop", big, [*me, "--plain-loop", big["path"]])
@@ -326,7 +360,7 @@ def run_all(built: dict[str, dict], args: argparse.Namespace) -> tuple[list[Row]
         rows.append(reboot)
         shakes = len(built["reboot"]["planted"])
         rate = shakes / reboot.wall
-        notes.append(f"reboot: {rate:.0f} handshakes/s, validation on (target >= 500)")
+        notes.append(f"reboot: {rate:.0f} handshakes/s, validation on (target >= 1,000)")
         command = [*me, "--breakdown", built["reboot"]["path"], built["reboot"]["trust"]]
         split = subprocess.run(command, capture_output=True, text=True, check=True, cwd=PROJECT)
         notes.append(f"reboot: {split.stdout.strip()}")
@@ -343,11 +377,46 @@ def run_all(built: dict[str, dict], args: argparse.Namespace) -> tuple[list[Row]
                 "same connections one after another (target: no fall-off, ~1.0)"
             )
     if "jobs" in built:
-        rows += jobs_rows(built["jobs"], me, args.out)
-        one, two = rows[-2], rows[-1]
+        one, two = jobs_rows(built["jobs"], me, args.out)
+        rows += [one, two]
         notes.append(f"--jobs: 2 processes {one.wall / two.wall:.2f}x faster than 1")
+        pooled, note = executor_row(built["jobs"], me, args.out)
+        rows += [pooled] if pooled else []
+        notes.append(note)
     notes.append(f"load average after: {os.getloadavg()[0]:.2f}")
     return rows, notes
+
+
+def startup_rows(no_tshark: bool, runs: int) -> tuple[list[Row], str]:
+    """``capana scan`` and ``tshark -r`` on a small capture: interpreter start and imports.
+
+    Each command runs ``runs`` times after one warm-up; the row keeps the median wall time (the
+    machine is shared). Python may write its bytecode cache, as it does for a user: with
+    PYTHONDONTWRITEBYTECODE set, every start would compile capana's modules again (~70 ms).
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    capture = {"path": str(SMALL_CAPTURE), "packets": plain_loop(str(SMALL_CAPTURE))}
+    commands = {"capana scan (start-up)": [sys.executable, "-m", "capana", "scan", capture["path"]]}
+    if shutil.which("tshark") and not no_tshark:
+        commands["tshark -r (start-up)"] = ["tshark", "-r", capture["path"]]
+    rows = []
+    for method, command in commands.items():
+        measure(method, capture, command, env=env)  # warm-up: bytecode and page cache
+        runs_made = sorted(
+            (measure(method, capture, command, env=env) for _ in range(runs)),
+            key=lambda row: row.wall,
+        )
+        row = runs_made[len(runs_made) // 2]
+        row.check = f"median of {runs}, {runs_made[0].wall:.2f}..{runs_made[-1].wall:.2f} s"
+        rows.append(row)
+    if len(rows) < 2:
+        return rows, "start-up: tshark not run, no comparison"
+    ours, shark = rows
+    verdict = "met" if ours.wall <= shark.wall else "not met"
+    return rows, (
+        f"start-up on {capture['packets']} packets: capana {ours.wall * 1e3:.0f} ms, tshark "
+        f"{shark.wall * 1e3:.0f} ms, {ours.wall / shark.wall:.2f}x (target <= 1: {verdict})"
+    )
 
 
 def scapy_row(big: dict, out: Path, me: list[str]) -> Row:
@@ -384,6 +453,22 @@ def jobs_rows(jobs: dict, me: list[str], out: Path) -> list[Row]:
             row.check = "multiprocessing.Pool over capana.analyze (no --jobs yet)"
         rows.append(row)
     return rows
+
+
+def executor_row(jobs: dict, me: list[str], out: Path) -> tuple[Row | None, str]:
+    """``capana.analyze(folder, executor=ProcessPoolExecutor(2))``, checked like the CLI rows;
+    skipped with a note while ``capana.analyze`` takes no ``executor``."""
+    probe = "import capana, inspect; print(*inspect.signature(capana.analyze).parameters)"
+    parameters = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=PROJECT
+    ).stdout.split()
+    if "executor" not in parameters:
+        return None, "executor: skipped, capana.analyze has no executor parameter yet"
+    result = out / "executor.jsonl"
+    command = [*me, "--executor-worker", jobs["path"], jobs["trust"], "2", str(result)]
+    row = measure("analyze(executor=ProcessPoolExecutor(2))", jobs, command)
+    row.check = check(jobs, result)
+    return row, f"executor: ProcessPoolExecutor(2) took {row.wall:.2f} s"
 
 
 def print_table(rows: list[Row], notes: list[str]) -> None:

@@ -14,9 +14,9 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import cache
 from typing import Protocol
 
+from capana import iana
 from capana.model import ProblemCode
 
 CHANGE_CIPHER_SPEC = 20
@@ -70,26 +70,13 @@ def version_name(version: int | None) -> str | None:
 def cipher_suite_name(code: int | None) -> str | None:
     if code is None:
         return None
-    return _scapy_names()[0].get(code, f"0x{code:04x}")
+    return iana.CIPHER_SUITES.get(code, f"0x{code:04x}")
 
 
 def alert_name(code: int | None) -> str | None:
     if code is None:
         return None
-    return _scapy_names()[1].get(code, f"alert_{code}")
-
-
-@cache
-def _scapy_names() -> tuple[dict[int, str], dict[int, str]]:
-    """scapy's IANA tables of cipher suite and alert names, loaded when a name is first wanted.
-
-    Importing scapy's TLS layers costs about 0.6 s and 50 MB; a capture without TLS, the CLI's
-    --help and the pytest plugin's start-up need none of it.
-    """
-    from scapy.layers.tls.crypto.suites import _tls_cipher_suites
-    from scapy.layers.tls.record import _tls_alert_description
-
-    return _tls_cipher_suites, _tls_alert_description
+    return iana.ALERTS.get(code, f"alert_{code}")
 
 
 def looks_like_client_hello(data: bytes) -> bool:

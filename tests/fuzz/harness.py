@@ -9,6 +9,7 @@ mutated timestamp moves the capture time into its window). Failing inputs are ke
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import signal
@@ -16,7 +17,7 @@ import tempfile
 import time
 import traceback
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -52,6 +53,9 @@ class Seed:
 
 @dataclass
 class Summary:
+    seed: int
+    captures: int = 0  # seed captures found: a replay needs the same ones
+    first: int = 0
     inputs: int = 0
     failures: list[str] = field(default_factory=list)
     kinds: Counter[str] = field(default_factory=Counter)
@@ -60,9 +64,24 @@ class Summary:
 
     def line(self) -> str:
         return (
-            f"{self.inputs} inputs in {self.seconds:.0f} s, {len(self.failures)} failures, "
-            f"slowest input {self.slowest:.2f} s; mutations: {dict(self.kinds)}"
+            f"seed {self.seed}, inputs {self.first}..{self.first + self.inputs - 1} "
+            f"from {self.captures} captures: {self.inputs} in {self.seconds:.0f} s, "
+            f"{len(self.failures)} failures, slowest input {self.slowest:.2f} s; "
+            f"mutations: {dict(self.kinds)}"
         )
+
+
+def replay_command(seed: int, index: int) -> str:
+    return f"python -m tests.fuzz --seed {seed} --first {index} --count 1"
+
+
+def input_random(seed: int, index: int) -> random.Random:
+    """The generator of input ``index`` of run ``seed``, so that any input replays on its own.
+
+    Seeded from a string (hashed with SHA-512 by ``random``): the same on every machine and run,
+    whatever PYTHONHASHSEED is.
+    """
+    return random.Random(f"capana-fuzz/{seed}/{index}")
 
 
 def seed_files() -> list[Path]:
@@ -145,28 +164,44 @@ def _alarm(signum: int, frame: object) -> None:
     raise _Timeout
 
 
+def make_input(seeds: Sequence[Seed], seed: int, index: int) -> tuple[Seed, bytes, str]:
+    """Input ``index`` of run ``seed``: the capture it mutates, its bytes, the mutations made."""
+    rng = input_random(seed, index)
+    original = seeds[rng.randrange(len(seeds))]
+    data, how = mutate(rng, original.data)
+    return original, data, how
+
+
 def run(
     *,
-    seconds: float,
     seed: int,
-    max_inputs: int | None = None,
+    count: int | None = None,
+    seconds: float | None = None,
+    first: int = 0,
     timeout: float = 20.0,
     out: Path | None = None,
     log: bool = False,
 ) -> Summary:
-    """Mutate and analyse for ``seconds`` (or ``max_inputs``), reproducibly from ``seed``."""
-    rng = random.Random(seed)
+    """Mutate and analyse inputs ``first``, ``first + 1``, ... of run ``seed``.
+
+    Stops after ``count`` inputs or ``seconds``, whichever comes first. Input ``i`` depends on
+    ``seed``, ``i`` and the seed captures only, never on the machine's speed or earlier inputs.
+    """
+    if count is None and seconds is None:
+        raise ValueError("give count, seconds or both")
     stores = trust_stores()
-    summary = Summary()
+    summary = Summary(seed=seed, first=first)
     begun = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="capana-fuzz-") as folder:
         scratch = Path(folder)
         seeds = [load_seed(path, stores, scratch) for path in seed_files()]
-        while time.perf_counter() - begun < seconds:
-            if max_inputs is not None and summary.inputs >= max_inputs:
+        summary.captures = len(seeds)
+        for index in itertools.count(first):
+            if count is not None and index >= first + count:
                 break
-            original = rng.choice(seeds)
-            data, how = mutate(rng, original.data)
+            if seconds is not None and time.perf_counter() - begun >= seconds:
+                break
+            original, data, how = make_input(seeds, seed, index)
             for step in how.split("; "):
                 summary.kinds[step.split(" ")[0]] += 1
             failure, elapsed = check(original, data, stores, scratch, timeout)
@@ -174,13 +209,16 @@ def run(
             summary.slowest = max(summary.slowest, elapsed)
             if failure is None:
                 continue
-            line = f"input {summary.inputs} ({original.name}: {how}): {failure}"
+            line = (
+                f"seed {seed} input {index} ({original.name}: {how}): {failure}; "
+                f"replay: {replay_command(seed, index)}"
+            )
             summary.failures.append(line)
             if log:
                 print(line, flush=True)
             if out is not None:
                 out.mkdir(parents=True, exist_ok=True)
-                stem = f"{seed}-{summary.inputs}-{original.name}"
+                stem = f"{seed}-{index}-{original.name}"
                 (out / stem).write_bytes(data)
                 (out / f"{stem}.json").write_text(json.dumps({"mutation": how, "failure": failure}))
     summary.seconds = time.perf_counter() - begun
