@@ -39,7 +39,7 @@ class FileTransfer:
 
     transport: Transport
     client: str  # "ip:port" of the phone
-    server: str
+    server: str  # "ip:port" of the service asked: its HTTP port, or 69 for TFTP
     name: str  # as requested, without a leading "/" or a query
     status: TransferStatus
     size: int  # body bytes seen (all of them, kept or not)

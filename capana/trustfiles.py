@@ -20,7 +20,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import socket
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
@@ -51,6 +51,7 @@ FileProblem = Literal[
     "truncated-record",
     "bad-record-element",
     "too-many-records",  # past MAX_RECORDS the rest is not read
+    "unread-bytes",  # past MAX_PARSED_BYTES the file is counted, not read
     "unparsed-certificate",  # a record whose DER no parser accepted
 ]
 SignatureStatus = Literal["valid", "invalid", "unknown"]
@@ -61,12 +62,16 @@ SignatureReason = Literal[
     "signer-not-given",  # a .sgn: the caller checks it with the trust list's certificates
     "signer-not-found",  # no given certificate has the header's serial number
     "signer-unparsed",
+    "not-read-whole",  # over MAX_PARSED_BYTES: the signed bytes were not all read
     "unsupported-digest",
     "unsupported-key",
 ]
 
 # Phones refuse a trust list over 64 KB (DOMAIN.md: about 39 certificates).
 MAX_TRUST_LIST_SIZE = 64 * 1024
+# Bound: the bytes of one file that are dissected (4x what a phone accepts); the rest is counted
+# in ``size`` and reported as "unread-bytes". Keeps scapy's cost under about 0.5 s per file.
+MAX_PARSED_BYTES = 256 * 1024
 # The records whose certificate may sign a trust list, in the order tried.
 SIGNER_ROLES = ("SAST", "TFTP", "CCM+TFTP")
 _DIGESTS: dict[str, Callable[[], hashes.HashAlgorithm]] = {
@@ -122,7 +127,7 @@ class EncryptionHeader:
 
     iv: bytes
     padding: int | None  # bytes of padding after the content
-    key_size: int | None  # bits, as the file says
+    key_size: int | None  # bits, as the file says (enccnf writes the wrapped key's size)
     key_algorithm: int | None
     wrapped_key: bytes = field(repr=False)  # RSA PKCS#1 v1.5 to the phone's key
     content_digest_algorithm: str | None
@@ -157,7 +162,8 @@ class PhoneFile:
     too_large: bool  # a trust list over MAX_TRUST_LIST_SIZE: phones refuse it
     problems: tuple[FileProblem, ...]
     signature: bytes = field(repr=False, default=b"")
-    signed_bytes: bytes = field(repr=False, default=b"")  # the file without its signature
+    signed_bytes: bytes = field(repr=False, default=b"")  # the file without its signature; b""
+    # when the file was not all read
     content: bytes = field(repr=False, default=b"")  # after a .sgn header; the XML if plain
 
 
@@ -188,17 +194,32 @@ def check_signature(file: PhoneFile, signers: Iterable[AnyCertificate]) -> Signa
     matching = [
         cert
         for cert in signers
-        if serial is None
-        or (isinstance(cert, Certificate) and int(cert.serial, 16) == int(serial, 16))
+        if isinstance(cert, Certificate) and _same_serial(cert.serial, serial)
     ]
-    if not matching:
+    return _check(file, matching)
+
+
+def _check(file: PhoneFile, candidates: Sequence[AnyCertificate]) -> SignatureCheck:
+    """Valid when one candidate verifies the signature; else the first candidate's failure."""
+    if not file.signature:
+        return SignatureCheck("unknown", "no-signature")
+    if "unread-bytes" in file.problems:
+        return SignatureCheck("unknown", "not-read-whole")
+    if not candidates:
         return SignatureCheck("unknown", "signer-not-found")
-    results = [(cert, _verify(file, cert)) for cert in matching]
+    results = [(cert, _verify(file, cert)) for cert in candidates]
     for cert, reason in results:
         if reason == "verified":
             return SignatureCheck("valid", reason, cert)
     cert, reason = results[0]
     return SignatureCheck("invalid" if reason == "signature-mismatch" else "unknown", reason, cert)
+
+
+def _same_serial(found: str | None, wanted: str | None) -> bool:
+    """Serial numbers as numbers (leading zeros differ); no serial in the header matches any."""
+    if wanted is None:
+        return True
+    return found is not None and int(found or "0", 16) == int(wanted or "0", 16)
 
 
 def cert_hash_matches(cert_hash: str, der: bytes) -> bool:
@@ -239,12 +260,15 @@ class _SignedFileReader:
     """Turns one dissected .tlv/.sgn/.enc.sgn into facts, collecting problems on the way."""
 
     def __init__(self, data: bytes, name: str, layers: Any) -> None:
-        self.data = data
+        self.size = len(data)
+        self.data = data[:MAX_PARSED_BYTES]
         self.name = name
         self.layers = layers  # dissectors.cisco_trust_files, imported by the caller
         self.problems: list[FileProblem] = []
         self.values: dict[int, Any] = {}  # header tag -> first value seen
         self.signature_at: int | None = None
+        if self.size > len(self.data):
+            self.problems.append("unread-bytes")
 
     def read(self) -> PhoneFile:
         layers = self.layers
@@ -274,13 +298,13 @@ class _SignedFileReader:
         signature = self.values.get(_SIGNATURE_TAG, b"")
         file = PhoneFile(
             kind=kind,
-            size=len(self.data),
+            size=self.size,
             header=header,
             records=records,
             config=config,
             encryption=encryption,
             signature_check=None,
-            too_large=kind in ("ctl", "itl") and len(self.data) > MAX_TRUST_LIST_SIZE,
+            too_large=kind in ("ctl", "itl") and self.size > MAX_TRUST_LIST_SIZE,
             problems=tuple(dict.fromkeys(self.problems)),
             signature=signature,
             signed_bytes=self._signed_bytes(signature),
@@ -371,7 +395,7 @@ class _SignedFileReader:
     def _signed_bytes(self, signature: bytes) -> bytes:
         """The file without its signature element: what the signature covers."""
         at = self.signature_at
-        if at is None or not signature:
+        if at is None or not signature or self.size > len(self.data):
             return b""
         return self.data[:at] + self.data[at + 3 + len(signature) :]
 
@@ -439,17 +463,28 @@ def _with_check(file: PhoneFile) -> PhoneFile:
             "unknown", "no-signature" if not file.signature else "signer-not-given"
         )
         return replace(file, signature_check=check)
+    serial = file.header.signer_serial if file.header else None
     signers = [
         record.certificate
         for role in SIGNER_ROLES
         for record in file.records
-        if record.role == role and record.certificate is not None
+        if record.role == role
+        and record.certificate is not None
+        and _same_serial(_serial_of(record), serial)
     ]
-    return replace(file, signature_check=check_signature(file, signers))
+    return replace(file, signature_check=_check(file, signers))
+
+
+def _serial_of(record: TrustRecord) -> str | None:
+    """The certificate's serial; the record's own when the certificate could not be parsed."""
+    if isinstance(record.certificate, Certificate):
+        return record.certificate.serial
+    return record.serial
 
 
 def _verify(file: PhoneFile, cert: AnyCertificate) -> SignatureReason:
-    """RSA PKCS#1 v1.5, or ECDSA for an EC signer (signer version 1.1), over the signed bytes."""
+    """RSA PKCS#1 v1.5, or ECDSA (DER) for an EC signer, over the signed bytes. The signer's key
+    decides, whatever the signer version (1.1 announces EC signers) says."""
     if not isinstance(cert, Certificate):
         return "signer-unparsed"
     digest = _DIGESTS.get(file.header.digest_algorithm or "") if file.header else None

@@ -139,10 +139,12 @@ ROLES = {0: "SAST", 1: "CCM", 2: "CCM+TFTP", 3: "TFTP", 4: "CAPF", 7: "APP-SERVE
 HEADER_FIXED_LENGTH = 10  # the version and header-length elements every header starts with
 PADDING_TAG = 13
 # Bounds on what one file may make scapy build: a real header holds about 15 elements, a trust
-# list under 100 records (phones refuse one over 64 KB). Past them the rest stays Raw.
-MAX_HEADER_ELEMENTS = 1024
+# list under 100 records (phones refuse one over 64 KB). Past them the rest stays Raw. They also
+# bound scapy's cost, which copies the rest of the buffer at every fixed field it reads: a list
+# of n items costs O(n x bytes left).
+MAX_HEADER_ELEMENTS = 256
 MAX_GROUP_ELEMENTS = 64  # inside one header group, or one record
-MAX_RECORDS = 4096
+MAX_RECORDS = 256
 
 
 def _up_to(cls: type[Packet], limit: int) -> Callable[..., type[Packet] | None]:
@@ -216,7 +218,7 @@ class HeaderGroup(TLVElement):
 
 
 class HeaderVersion(TLVElement):
-    """Signer version (28), e.g. 1.0; 1.1 marks a signer that may use an EC key."""
+    """Signer version (28): 1.0, or 1.1 announcing a signer that may sign with ECDSA."""
 
     name = "Header version"
     value_size = 2

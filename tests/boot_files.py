@@ -12,9 +12,11 @@ from pathlib import Path
 from capana.capture import CaptureReader
 from capana.http_files import HttpFileExchange, Side, is_file_request
 from capana.packets import (
+    FLAG_ACK,
     FLAG_FIN,
     FLAG_RST,
     FLAG_SYN,
+    TcpSegment,
     address_text,
     decode_tcp,
     decode_udp,
@@ -69,8 +71,10 @@ def capture_transfers(path: Path) -> list[FileTransfer]:
     return sorted(done, key=lambda transfer: transfer.request_frame)
 
 
-def _tcp(connections: dict[bytes, _Connection], segment, number: int, timestamp: float):
-    if segment.flags & FLAG_SYN and not segment.flags & 0x10:  # SYN without ACK: a new one
+def _tcp(
+    connections: dict[bytes, _Connection], segment: TcpSegment, number: int, timestamp: float
+) -> list[FileTransfer]:
+    if segment.flags & FLAG_SYN and not segment.flags & FLAG_ACK:  # a new connection
         connections[segment.key] = _Connection(segment.key)
     connection = connections.get(segment.key) or connections.get(segment.reverse_key)
     if connection is None:
@@ -80,7 +84,7 @@ def _tcp(connections: dict[bytes, _Connection], segment, number: int, timestamp:
     if stream is None:
         start = segment.seq + 1 if segment.flags & FLAG_SYN else segment.seq
         stream = connection.streams[side] = TcpStream(next_seq=start)
-    done = []
+    done: list[FileTransfer] = []
     data = stream.add(segment.seq + (1 if segment.flags & FLAG_SYN else 0), segment.payload)
     if data:
         if connection.following is None and side == "client":

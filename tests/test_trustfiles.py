@@ -9,6 +9,7 @@ import hashlib
 import random
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -20,6 +21,7 @@ from samplegen import pki
 
 from capana.certificates import Certificate
 from capana.trustfiles import (
+    MAX_PARSED_BYTES,
     MAX_TRUST_LIST_SIZE,
     PhoneFile,
     cert_hash_matches,
@@ -353,6 +355,18 @@ def test_malformed_elements_are_named(cluster: Cluster) -> None:
     assert "bad-header-element" in parse_file(short_version).problems
 
 
+def test_unreadable_signer_certificate(cluster: Cluster) -> None:
+    data, _ = build_itl(cluster, "ITLFile.tlv")
+    der = cluster.der("sast")
+    damaged = parse_file(data.replace(der, b"\x31" + der[1:], 1))
+    assert "unparsed-certificate" in damaged.problems
+    assert damaged.signature_check is not None
+    assert (damaged.signature_check.status, damaged.signature_check.reason) == (
+        "unknown",
+        "signer-unparsed",
+    )
+
+
 def test_too_many_records_are_cut_not_dissected() -> None:
     from dissectors.cisco_trust_files import MAX_RECORDS, ITLFile
 
@@ -361,6 +375,21 @@ def test_too_many_records_are_cut_not_dissected() -> None:
     assert len(file.records) == MAX_RECORDS
     assert "too-many-records" in file.problems
     assert {r.role for r in file.records} == {"role_none"}
+
+
+def test_a_huge_file_is_counted_not_read(cluster: Cluster) -> None:
+    data, _ = build_itl(cluster, "ITLFile.tlv")
+    started = time.perf_counter()
+    file = parse_file(data + b"\x01\x00\x02\x00\x05" * (MAX_PARSED_BYTES // 5), name="x.tlv")
+    assert time.perf_counter() - started < 5  # about 0.3 s here; unbounded it took 9 s per MB
+    assert file.size == len(data) + MAX_PARSED_BYTES // 5 * 5
+    assert {"unread-bytes", "too-many-records"} <= set(file.problems)
+    assert file.too_large and file.header is not None
+    assert file.signature_check is not None
+    assert (file.signature_check.status, file.signature_check.reason) == (
+        "unknown",
+        "not-read-whole",
+    )
 
 
 @pytest.mark.parametrize(
