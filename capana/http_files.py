@@ -34,12 +34,13 @@ from capana.transfers import (
 
 Side = Literal["client", "server"]
 MAX_UNANSWERED = 64 * 1024
+_MAX_REQUEST_LINE = 8 * 1024  # a longer first line is not a phone's request
 _NOT_FOUND = 404
 
 
 @dataclass
 class _Request:
-    """A GET (or HEAD) seen from the client, and what came back so far."""
+    """A request seen from the client (only a GET becomes a transfer), and its answer so far."""
 
     method: bytes
     target: bytes
@@ -52,9 +53,12 @@ class _Request:
     body: BodyBuffer = field(default_factory=BodyBuffer)
 
 
-def is_file_request(first_client_bytes: bytes) -> bool:
-    """Do a connection's first client bytes GET a phone file (a .tlv, .sgn or .cnf.xml)?"""
-    line = first_client_bytes.split(b"\r\n", 1)[0]
+def is_file_request(first_client_bytes: bytes) -> bool | None:
+    """Do a connection's first client bytes GET a phone file (a .tlv, .sgn or .cnf.xml)?
+    None while the request line is not complete yet."""
+    line, ended, _rest = first_client_bytes.partition(b"\r\n")
+    if not ended and len(line) < _MAX_REQUEST_LINE and b"GET /".startswith(line[:5]):
+        return None
     parts = line.split(b" ")
     if len(parts) != 3 or parts[0] != b"GET" or not parts[2].startswith(b"HTTP/1."):
         return False

@@ -162,8 +162,7 @@ class PhoneFile:
     too_large: bool  # a trust list over MAX_TRUST_LIST_SIZE: phones refuse it
     problems: tuple[FileProblem, ...]
     signature: bytes = field(repr=False, default=b"")
-    signed_bytes: bytes = field(repr=False, default=b"")  # the file without its signature; b""
-    # when the file was not all read
+    signed_bytes: bytes = field(repr=False, default=b"")  # what the signature covers, if all read
     content: bytes = field(repr=False, default=b"")  # after a .sgn header; the XML if plain
 
 
@@ -225,8 +224,8 @@ def _same_serial(found: str | None, wanted: str | None) -> bool:
 def cert_hash_matches(cert_hash: str, der: bytes) -> bool:
     """Does a configuration's ``certHash`` name the certificate ``der``?
 
-    Written as MD5 in hex by CUCM and enccnf; certutils' ``certhash`` prints SHA-1 or SHA-512
-    in base64. All four forms are accepted.
+    MD5 in hex, as enccnf writes it and a public CUCM softphone client compares it;
+    certutils' ``certhash`` prints SHA-1 or SHA-512 in base64. All four forms are accepted.
     """
     given = cert_hash.strip().replace(":", "").replace(" ", "")
     hexes = {hashlib.md5(der).hexdigest(), hashlib.sha1(der).hexdigest()}

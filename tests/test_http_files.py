@@ -189,9 +189,12 @@ def test_not_http_is_given_up_within_bounds() -> None:
         (b"GET /index.html HTTP/1.1\r\n", False),
         (b"POST /ITLFile.tlv HTTP/1.1\r\n", False),
         (b"\x16\x03\x01\x00\xa5\x01", False),
+        (b"GET /ITLSEP2C31", None),
+        (b"GE", None),
+        (b"GET /" + b"a" * 9000, False),
     ],
 )
-def test_is_file_request(first: bytes, wanted: bool) -> None:
+def test_is_file_request(first: bytes, wanted: bool | None) -> None:
     assert is_file_request(first) is wanted
 
 
