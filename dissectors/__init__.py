@@ -2,8 +2,9 @@
 
 scapy imports every top-level package of the ``capana`` distribution and calls its
 ``scapy_ext(ext)``. Registering only tells scapy where a module lives: nothing is bound or
-changed until the user runs ``load_contrib("cisco_phone_tls")``. Importing this package
-imports no scapy layer at all.
+changed until the user runs ``load_contrib("cisco_phone_tls")`` (which binds the Cisco TLS
+ports) or ``load_contrib("cisco_trust_files")`` (which binds nothing: trust lists are files).
+Importing this package imports no scapy layer at all.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
     from scapy.config import ScapyExt
 
 # The contrib modules in this folder, by the name ``load_contrib`` takes.
-CONTRIB_MODULES = ("cisco_phone_tls",)
+CONTRIB_MODULES = ("cisco_phone_tls", "cisco_trust_files")
 
 
 def scapy_ext(ext: ScapyExt) -> None:
