@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tshark_oracle import TSHARK
 
-from capana import tls
+from capana import tls, tls12
 from capana.capture import CaptureReader
 from capana.keylog import KeyLog
 from capana.packets import FLAG_ACK, FLAG_SYN, decode_tcp
@@ -48,7 +48,9 @@ class Session:
         return [e for s in senders for e in self.events[s] if isinstance(e, kind)]
 
 
-def read_sessions(path: Path, keylog: Path | None = None) -> list[Session]:
+def read_sessions(
+    path: Path, keylog: Path | None = None, limit: int = tls12.MAX_APPLICATION_DATA
+) -> list[Session]:
     """Every TCP connection that opens with a SYN, its TLS read with ``keylog`` if given."""
     lookup = KeyLog.read(keylog).secrets if keylog is not None else None
     sessions: dict[frozenset[bytes], Session] = {}
@@ -61,7 +63,7 @@ def read_sessions(path: Path, keylog: Path | None = None) -> list[Session]:
             connection = frozenset((segment.key, segment.reverse_key))
             if segment.flags & FLAG_SYN and not segment.flags & FLAG_ACK:
                 directions = {CLIENT: tls.TlsDirection(), SERVER: tls.TlsDirection()}
-                keys = Tls12Keys(lookup)
+                keys = Tls12Keys(lookup, limit)
                 keys.attach(directions[CLIENT], directions[SERVER])
                 session = Session(
                     segment.key,
@@ -88,20 +90,23 @@ def read_sessions(path: Path, keylog: Path | None = None) -> list[Session]:
     return order
 
 
-def tshark_tls_streams(path: Path, keylog: Path | None) -> list[tuple[int, bytes, bytes]]:
-    """``[(client port, client's bytes, server's bytes)]`` per TCP stream, tshark's decryption."""
+def tshark_tls_streams(path: Path, keylog: Path | None) -> dict[int, tuple[bytes, bytes]]:
+    """``{client port: (client's bytes, server's bytes)}`` per TCP connection, as tshark
+    decrypts them ("Follow TLS stream"); only connections whose SYN is in the capture."""
     base = [TSHARK, "-r", str(path), "-o", "tcp.reassemble_out_of_order:TRUE"]
     if keylog is not None:
         base += ["-o", f"tls.keylog_file:{keylog}"]
-    count = subprocess.run(
-        [*base, "-T", "fields", "-e", "tcp.stream"],
+    first_syns = ["-Y", "tcp.flags.syn == 1 && tcp.flags.ack == 0"]
+    syns = subprocess.run(
+        [*base, *first_syns, "-T", "fields", "-e", "tcp.stream", "-e", "tcp.srcport"],
         capture_output=True,
         text=True,
         check=True,
         timeout=120,
-    ).stdout.split()
-    result = []
-    for stream in sorted({int(n) for n in count}):
+    ).stdout
+    result = {}
+    for line in syns.splitlines():
+        stream, client_port = (int(field) for field in line.split())
         output = subprocess.run(
             [*base, "-q", "-z", f"follow,tls,raw,{stream}"],
             capture_output=True,
@@ -109,7 +114,8 @@ def tshark_tls_streams(path: Path, keylog: Path | None) -> list[tuple[int, bytes
             check=True,
             timeout=120,
         ).stdout
-        result.append(_follow(output))
+        node0_port, first, second = _follow(output)
+        result[client_port] = (first, second) if node0_port == client_port else (second, first)
     return result
 
 
