@@ -37,6 +37,8 @@ class Session:
     directions: dict[str, tls.TlsDirection]
     streams: dict[str, TcpStream]
     events: dict[str, list[tls.TlsEvent]] = field(default_factory=lambda: {CLIENT: [], SERVER: []})
+    # Application data of both directions in capture order: what a session decoder is fed.
+    conversation: list[tuple[str, bytes]] = field(default_factory=list)
 
     def application_data(self, sender: str) -> bytes:
         return b"".join(
@@ -86,7 +88,11 @@ def read_sessions(
             if segment.payload:
                 ready = session.streams[sender].add(segment.seq, segment.payload)
                 if ready:
-                    session.events[sender] += session.directions[sender].feed(ready)
+                    events = session.directions[sender].feed(ready)
+                    session.events[sender] += events
+                    session.conversation += [
+                        (sender, e.content) for e in events if isinstance(e, tls.ApplicationData)
+                    ]
     return order
 
 
