@@ -47,6 +47,7 @@ from dissectors.cisco_capf_tvs import (
     CapfKeySize,
     CapfKeyType,
     CapfString,
+    elements_fit,
 )
 from dissectors.cisco_capf_tvs import (
     CapfReason as CapfReasonElement,
@@ -172,7 +173,7 @@ class CapfDecoder:
     def _message(self, sender: Sender, raw: bytes) -> CapfMessage:
         packet = CAPF(raw)
         elements = [e for e in packet.elements if isinstance(e, CapfElement)]
-        if bytes(packet) != raw:
+        if not elements_fit(packet):
             self._problems.append(f"{sender}: a message's elements overrun its length")
         command = CAPF_COMMANDS.get(packet.cmd, f"command_{packet.cmd}")
         message = CapfMessage(

@@ -26,6 +26,7 @@ from dissectors.cisco_capf_tvs import (
     TvsRoles,
     TvsStatus,
     TvsTtl,
+    elements_fit,
 )
 
 Sender = Literal["phone", "tvs"]
@@ -97,7 +98,7 @@ class TvsDecoder:
     def _message(self, sender: Sender, raw: bytes) -> TvsMessage:
         packet = TVS(raw)
         elements = [e for e in packet.elements if isinstance(e, TvsElement)]
-        if bytes(packet) != raw:
+        if not elements_fit(packet):
             self._problems.append(f"{sender}: a message's elements overrun its length")
         command = TVS_COMMANDS.get(packet.cmd, f"command_{packet.cmd}")
         session_id = int(packet.session_id)

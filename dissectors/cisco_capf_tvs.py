@@ -88,6 +88,7 @@ __all__ = [
     "TvsRoles",
     "TvsStatus",
     "TvsTtl",
+    "elements_fit",
 ]
 
 CAPF_PORT = 3804
@@ -397,6 +398,18 @@ class TVS(Packet):
 
     def mysummary(self) -> str:
         return str(self.sprintf("TVS %cmd% session %session_id%"))
+
+
+def elements_fit(message: Packet) -> bool:
+    """Do the message's elements, as their lengths claim, fill its body exactly?
+
+    A dissected element keeps its claimed length even where the bytes ran out first.
+    """
+    elements = message.elements
+    claimed = sum(3 + int(e.length or 0) for e in elements if isinstance(e, _Element))
+    return len(elements) == sum(isinstance(e, _Element) for e in elements) and claimed == int(
+        message.length or 0
+    )
 
 
 def _tls_or(cls: type[Packet], data: bytes | None) -> type[Packet]:
