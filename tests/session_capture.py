@@ -136,3 +136,35 @@ def _follow(output: str) -> tuple[int, bytes, bytes]:
         target = second if line.startswith("\t") else first
         target += bytes.fromhex(line.strip())
     return (int(node0.group(1)) if node0 else 0), bytes(first), bytes(second)
+
+
+def tcp_conversations(
+    path: Path, server_port: int
+) -> dict[tuple[int, int], list[tuple[str, bytes]]]:
+    """Clear TCP: ``{(phone port, server port): [(sender, bytes), ...]}`` in capture order,
+    sender "phone" or "server" by ``server_port``; connections may start mid-stream."""
+    streams: dict[frozenset[bytes], dict[str, TcpStream]] = {}
+    conversations: dict[tuple[int, int], list[tuple[str, bytes]]] = {}
+    with CaptureReader(path) as capture:
+        for _time, linktype, frame, wire_length in capture:
+            segment = decode_tcp(linktype, frame, wire_length)
+            if segment is None:
+                continue
+            source = int.from_bytes(segment.key[-4:-2], "big")
+            destination = int.from_bytes(segment.key[-2:], "big")
+            if server_port not in (source, destination):
+                continue
+            sender = "server" if source == server_port else "phone"
+            pair = streams.setdefault(
+                frozenset((segment.key, segment.reverse_key)),
+                {"phone": TcpStream(), "server": TcpStream()},
+            )
+            if segment.flags & FLAG_SYN:
+                pair[sender].next_seq = segment.seq + 1
+                continue
+            if segment.payload:
+                ready = pair[sender].add(segment.seq, segment.payload)
+                phone_port = destination if sender == "server" else source
+                if ready:
+                    conversations.setdefault((phone_port, server_port), []).append((sender, ready))
+    return conversations
