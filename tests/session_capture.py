@@ -96,12 +96,17 @@ def read_sessions(
     return order
 
 
-def tshark_tls_streams(path: Path, keylog: Path | None) -> dict[int, tuple[bytes, bytes]]:
+def tshark_tls_streams(
+    path: Path, keylog: Path | None, tls_ports: tuple[int, ...] = ()
+) -> dict[int, tuple[bytes, bytes]]:
     """``{client port: (client's bytes, server's bytes)}`` per TCP connection, as tshark
-    decrypts them ("Follow TLS stream"); only connections whose SYN is in the capture."""
+    decrypts them ("Follow TLS stream"); only connections whose SYN is in the capture.
+    ``tls_ports``: ports Wireshark does not take for TLS by itself (CAPF 3804, TVS 2445)."""
     base = [TSHARK, "-r", str(path), "-o", "tcp.reassemble_out_of_order:TRUE"]
     if keylog is not None:
         base += ["-o", f"tls.keylog_file:{keylog}"]
+    for port in tls_ports:
+        base += ["-d", f"tcp.port=={port},tls"]
     first_syns = ["-Y", "tcp.flags.syn == 1 && tcp.flags.ack == 0"]
     syns = subprocess.run(
         [*base, *first_syns, "-T", "fields", "-e", "tcp.stream", "-e", "tcp.srcport"],

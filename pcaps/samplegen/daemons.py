@@ -118,8 +118,10 @@ def capf_run(
     steps: Sequence[CapfStep],
     verify: Sequence[Issued] = (),
     name: str = "capf",
+    port: int | None = None,
 ) -> DaemonRun:
-    """capfd with ``capf`` (its certificate and key; it signs the LSCs), one capfc per step."""
+    """capfd with ``capf`` (its certificate and key; it signs the LSCs), one capfc per step;
+    on ``port`` (e.g. 3804), else on a free one."""
     folder.mkdir(parents=True, exist_ok=True)
     keylog, database, issued = folder / f"{name}.keys", folder / "capf.sqlite3", folder / "issued"
     issued.mkdir(exist_ok=True)
@@ -131,7 +133,7 @@ def capf_run(
         path.write_bytes(certificate.pem)
         verify_options += ["-v", str(path)]
     server_env, env = _environments(folder, keylog)
-    port = free_port()
+    port = port or free_port()
     server = [str(python), str(daemons / "capfd"), "-A", "capf.pem", "-p", str(port)]
     server += [*verify_options, str(database), str(issued)]
     sessions = []
@@ -162,9 +164,10 @@ def tvs_run(
     trusted: Sequence[tuple[Issued, tuple[str, ...], int]],
     steps: Sequence[TvsStep],
     name: str = "tvs",
+    port: int | None = None,
 ) -> DaemonRun:
     """tvsd with ``tvs``, its database holding ``trusted`` (certificate, tvsctl role options,
-    TTL); one tvsc per step."""
+    TTL); one tvsc per step; on ``port`` (e.g. 2445), else on a free one."""
     folder.mkdir(parents=True, exist_ok=True)
     keylog, database = folder / f"{name}.keys", folder / "tvs.sqlite3"
     (folder / "tvs.pem").write_bytes(tvs.pem + tvs.key_pem)
@@ -176,7 +179,7 @@ def tvs_run(
         tvsctl = [str(python), str(daemons / "tvsctl"), str(database), "-a", str(path)]
         tvsctl += [*roles, "-L", str(ttl)]
         subprocess.run(tvsctl, cwd=folder, env=env, check=True, capture_output=True)
-    port = free_port()
+    port = port or free_port()
     server = [str(python), str(daemons / "tvsd"), "-T", "tvs.pem", "-p", str(port), str(database)]
     sessions = []
     capture = folder / f"{name}.pcap"

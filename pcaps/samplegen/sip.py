@@ -49,17 +49,19 @@ def sip_register(
     *,
     ciphers: str = "NULL-SHA",
     name: str = "sip",
+    port: int | None = None,
 ) -> SipRun:
     """Each line registers on its own connection; ``server=None`` is clear SIP over TCP.
 
-    ``known`` maps the registrar's directory numbers to their passwords.
+    ``known`` maps the registrar's directory numbers to their passwords; ``port`` (e.g. 5061)
+    is the registrar's, else a free one.
     """
     folder.mkdir(parents=True, exist_ok=True)
     keylog = folder / f"{name}.keys" if server is not None else None
     if keylog is not None:
         keylog.unlink(missing_ok=True)
     server_context, client_context = _contexts(folder, server, ciphers, keylog)
-    port = free_port()
+    port = port or free_port()
     listener = socket.create_server(("127.0.0.1", port))
     capture = folder / f"{name}.pcap"
     answers = []
