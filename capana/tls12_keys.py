@@ -116,6 +116,8 @@ class Tls12Keys:
         except tls12.UnsupportedSuite as error:
             if self._decryptors is None:
                 self._hello = hello
+                # An encrypted suite without its keys is merely unread; with them, or a NULL
+                # suite, what stops us is the suite or version itself (3DES, RC4, SSL 3.0).
                 self._status = (
                     "unsupported"
                     if master or tls12.is_null_suite(hello.cipher_suite)

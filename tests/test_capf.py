@@ -24,7 +24,13 @@ from session_capture import CLIENT, read_sessions, tshark_tls_streams
 from tshark_oracle import TSHARK
 
 from capana.capf import CapfDecoder, CapfSession
-from dissectors.cisco_capf_tvs import CAPF, CapfCertificate, CapfReason, CapfString
+from dissectors.cisco_capf_tvs import (
+    CAPF,
+    CapfCertificate,
+    CapfCertificateType,
+    CapfReason,
+    CapfString,
+)
 
 DAEMONS = PROJECT.parent / "shared" / "oracles" / "usecallmanager-daemons"
 NOW = datetime.now(timezone.utc)
@@ -303,3 +309,14 @@ def test_the_layer_round_trips_a_certificate_element():
     raw = bytes(message)
     assert raw == header(9, bytes([4, 0, 10, 1, 0, 7, 0, 1]) + der, session=3)
     assert CAPF(raw)[CapfCertificate].der == der
+
+
+def test_a_fetch_of_the_mic_is_a_troubleshoot():
+    """No daemon here troubleshoots: the rule is held to hand-made messages instead."""
+    decoder = CapfDecoder()
+    decoder.feed("capf", bytes(CAPF(cmd=11, elements=[CapfCertificateType(certificate_type=1)])))
+    decoder.feed("phone", bytes(CAPF(cmd=12, elements=[CapfReason(reason=1)])))
+    decoder.feed("capf", bytes(CAPF(cmd=11, elements=[CapfCertificateType(certificate_type=2)])))
+    decoder.feed("capf", bytes(CAPF(cmd=15, elements=[CapfReason(reason=0)])))
+    session = decoder.session()
+    assert (session.operation, session.result, session.auth) == ("troubleshoot", "fetched", None)
