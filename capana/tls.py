@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from capana import iana
@@ -110,6 +110,8 @@ class ServerHello:
     cipher_suite: int
     selected_version: int | None
     hello_retry: bool
+    random: bytes = b""  # with the client's, derives TLS <= 1.2 keys
+    extensions: tuple[int, ...] = ()  # types, in order (extended_master_secret, encrypt_then_mac)
 
 
 @dataclass(frozen=True)
@@ -152,9 +154,16 @@ class EncryptedRecord:
 
 @dataclass(frozen=True)
 class ApplicationData:
-    """A decrypted application data record; its content is not read."""
+    """A decrypted (or NULL-cipher) application data record and its content."""
 
     length: int
+    content: bytes = field(default=b"", repr=False)
+
+
+@dataclass(frozen=True)
+class Renegotiation:
+    """A TLS <= 1.2 handshake started inside the session: a protected handshake record after
+    the Finished that followed this peer's last ChangeCipherSpec (readable or not)."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +191,7 @@ TlsEvent = (
     | ChangeCipherSpec
     | EncryptedRecord
     | ApplicationData
+    | Renegotiation
     | DecryptionFailed
     | ProtocolError
 )
@@ -194,7 +204,10 @@ class RecordDecryptor(Protocol):
     def active(self) -> bool: ...
 
     def open(self, header: bytes, ciphertext: bytes) -> tuple[int, bytes]:
-        """(inner content type, content); raises ValueError when the record does not open."""
+        """(inner content type, content); raises ValueError when the record does not open.
+
+        TLS 1.3 hides the type inside the record; TLS <= 1.2 returns the header's.
+        """
         ...
 
     def finished(self) -> None:
@@ -210,14 +223,17 @@ class TlsDirection:
     MAX_HANDSHAKE_MESSAGE. Consumed bytes are dropped by compaction, so cost is O(n) overall.
 
     With a key log: ``on_hello`` is called with each hello as soon as it is parsed, so that the
-    caller can set ``decryptor`` before the next record of the same feed; from then on TLS 1.3
-    protected records are opened and their contents reported like plaintext ones.
+    caller can set ``decryptor`` before the next record of the same feed; from then on protected
+    records are opened and their contents reported like plaintext ones: application data records
+    (TLS 1.3), and every record after this peer's ChangeCipherSpec (TLS <= 1.2, where the outer
+    type is the real one; in TLS 1.3 every record after it is application data anyway).
     """
 
     def __init__(self, on_hello: Callable[[ClientHello | ServerHello], None] | None = None) -> None:
         self._pending = bytearray()
         self._handshake = bytearray()
         self._encrypted = False
+        self._protected_handshakes = 0  # handshake records since the last ChangeCipherSpec
         self.failed = False
         self.records = 0
         self.on_hello = on_hello
@@ -257,7 +273,7 @@ class TlsDirection:
             if end > len(buffer):
                 break
             self.records += 1
-            if content_type == APPLICATION_DATA and self.decryptor is not None:
+            if self.decryptor is not None and (content_type == APPLICATION_DATA or self._encrypted):
                 self._decrypt(
                     bytes(buffer[start : start + 5]), bytes(buffer[start + 5 : end]), events
                 )
@@ -275,8 +291,7 @@ class TlsDirection:
 
     def _record(self, content_type: int, body: bytes, events: list[TlsEvent]) -> None:
         if content_type == CHANGE_CIPHER_SPEC:
-            self._encrypted = True
-            events.append(ChangeCipherSpec())
+            self._change_cipher_spec(events)
         elif content_type == ALERT:
             if self._encrypted or len(body) != 2:
                 events.append(Alert(None, None))
@@ -285,10 +300,23 @@ class TlsDirection:
         elif content_type == HANDSHAKE and (not self._encrypted or _whole_hello(body)):
             self._handshake_bytes(body, events)
         else:
+            if content_type == HANDSHAKE:
+                self._protected_handshake(events)
             events.append(EncryptedRecord(content_type, len(body)))
 
+    def _change_cipher_spec(self, events: list[TlsEvent]) -> None:
+        self._encrypted = True
+        self._protected_handshakes = 0
+        events.append(ChangeCipherSpec())
+
+    def _protected_handshake(self, events: list[TlsEvent]) -> None:
+        """The first protected handshake record after a ChangeCipherSpec is the Finished."""
+        self._protected_handshakes += 1
+        if self._protected_handshakes == 2:
+            events.append(Renegotiation())
+
     def _decrypt(self, header: bytes, ciphertext: bytes, events: list[TlsEvent]) -> None:
-        """A TLS 1.3 protected record: its inner record, or EncryptedRecord if it won't open."""
+        """A protected record: its inner record, or EncryptedRecord if it won't open."""
         decryptor = self.decryptor
         assert decryptor is not None
         try:
@@ -296,15 +324,20 @@ class TlsDirection:
         except ValueError as error:
             self.decryptor = None
             events.append(DecryptionFailed(str(error)))
-            events.append(EncryptedRecord(APPLICATION_DATA, len(ciphertext)))
+            events.append(EncryptedRecord(header[0], len(ciphertext)))
             return
+        tls13 = header[0] == APPLICATION_DATA  # TLS <= 1.2 never carries these in type 23
         if inner_type == HANDSHAKE:
-            self._handshake_bytes(content, events, tls13=True)
+            if not tls13:
+                self._protected_handshake(events)
+            self._handshake_bytes(content, events, tls13=tls13)
         elif inner_type == ALERT:
             level, description = (content[0], content[1]) if len(content) == 2 else (None, None)
             events.append(Alert(level, description))
         elif inner_type == APPLICATION_DATA:
-            events.append(ApplicationData(len(content)))
+            events.append(ApplicationData(len(content), content))
+        elif inner_type == CHANGE_CIPHER_SPEC and not tls13:
+            self._change_cipher_spec(events)  # a renegotiated session's keys start after it
         else:
             self._fail(
                 events, ProblemCode.NOT_TLS, f"decrypted record has content type {inner_type}"
@@ -442,11 +475,15 @@ def _server_hello(reader: _Reader) -> ServerHello:
     suite = reader.integer(2)
     reader.integer(1)
     selected = None
+    types: list[int] = []
     if reader.remaining() >= 2:
         for ext_type, ext in _extensions(_Reader(reader.vector(2))):
+            types.append(ext_type)
             if ext_type == EXTENSION_SUPPORTED_VERSIONS and len(ext) == 2:
                 selected = int.from_bytes(ext, "big")
-    return ServerHello(version, suite, selected, random == _HELLO_RETRY_RANDOM)
+    return ServerHello(
+        version, suite, selected, random == _HELLO_RETRY_RANDOM, random, tuple(types)
+    )
 
 
 def _certificate_list(body: bytes) -> CertificateMessage:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from scapy.config import ScapyExt
 
 # The contrib modules in this folder, by the name ``load_contrib`` takes.
-CONTRIB_MODULES = ("cisco_phone_tls", "cisco_trust_files")
+CONTRIB_MODULES = ("cisco_phone_tls", "cisco_trust_files", "cisco_capf_tvs")
 
 
 def scapy_ext(ext: ScapyExt) -> None:

@@ -1,0 +1,179 @@
+"""Real peers on the loopback interface, captured by tcpdump: every byte from a real program.
+
+Unlike ``tlsrun`` + ``wire`` (bytes laid out by hand), here two separate processes talk over
+127.0.0.1 and ``tcpdump -i lo`` writes what the kernel carried:
+
+    port = free_port()
+    with tcpdump(folder / "run.pcap", [port]):
+        ... start a server on 127.0.0.1:port, run its client ...
+
+:func:`openssl_pair` does this for OpenSSL's ``s_server -rev`` (which answers each line reversed)
+and ``s_client -keylogfile``, with one TLS version and cipher, optionally renegotiating midway.
+Only processes started here are stopped here, by their handle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from samplegen.pki import Issued
+
+TCPDUMP = shutil.which("tcpdump")
+OPENSSL = shutil.which("openssl")
+_WAIT = 10.0  # seconds to wait for a program to get ready or answer
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def tcpdump(path: Path, ports: Iterable[int]) -> Iterator[Path]:
+    """Capture TCP on ``ports`` on lo into ``path`` (pcap) while the block runs."""
+    if TCPDUMP is None:
+        raise RuntimeError("tcpdump is not installed")
+    expression = " or ".join(f"tcp port {port}" for port in ports)
+    process = subprocess.Popen(
+        [
+            TCPDUMP,
+            "-i",
+            "lo",
+            "--immediate-mode",
+            "-U",
+            "-n",
+            "-s",
+            "0",
+            "-w",
+            str(path),
+            expression,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()  # "listening on lo, ..." once it captures
+        if "listening" not in line:
+            raise RuntimeError(f"tcpdump did not start: {line.strip()}")
+        yield path
+        time.sleep(0.3)  # the last packets' way through the kernel
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=_WAIT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def wait_for(condition, what: str, timeout: float = _WAIT) -> None:
+    """Poll ``condition()`` until true; RuntimeError naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+@dataclass(frozen=True)
+class OpenSslRun:
+    """One s_client <-> s_server session on lo: the capture, its key log, what was said."""
+
+    capture: Path
+    keylog: Path
+    port: int
+    sent: tuple[bytes, ...]  # the client's lines, in order; the server sent each reversed
+
+    @property
+    def client_bytes(self) -> bytes:
+        return b"".join(self.sent)
+
+    @property
+    def server_bytes(self) -> bytes:
+        return b"".join(line[:-1][::-1] + b"\n" for line in self.sent)
+
+
+_VERSION_OPTIONS = {"1.0": "-tls1", "1.1": "-tls1_1", "1.2": "-tls1_2"}
+
+
+def openssl_pair(
+    folder: Path,
+    server: Issued,
+    *,
+    version: str,
+    cipher: str,
+    lines: Sequence[bytes] = (b"hello from the phone\n", b"second line, longer " * 20 + b"\n"),
+    renegotiate_after: int | None = None,
+    encrypt_then_mac: bool = True,
+    name: str = "session",
+) -> OpenSslRun:
+    """Run s_server -rev and s_client with ``version`` and ``cipher``; capture and key log.
+
+    Each line is sent once the previous answer came back, so each travels in its own records.
+    ``renegotiate_after=n`` has the client renegotiate (its ``R`` command) after line n. No
+    line may start with a letter s_client takes as a command (Q, R, k, K).
+    """
+    if OPENSSL is None:
+        raise RuntimeError("openssl is not installed")
+    folder.mkdir(parents=True, exist_ok=True)
+    cert, keylog = folder / f"{name}.server.pem", folder / f"{name}.keys"
+    cert.write_bytes(server.pem + server.key_pem)
+    keylog.unlink(missing_ok=True)
+    port = free_port()
+    common = [_VERSION_OPTIONS[version], "-cipher", f"{cipher}:@SECLEVEL=0"]
+    if not encrypt_then_mac:
+        common.append("-no_etm")
+    server_command = [OPENSSL, "s_server", "-accept", f"127.0.0.1:{port}", "-cert", str(cert)]
+    server_command += ["-rev", "-naccept", "1", "-client_renegotiation", *common]
+    client_command = [OPENSSL, "s_client", "-connect", f"127.0.0.1:{port}", "-no_ign_eof"]
+    client_command += ["-keylogfile", str(keylog), *common]
+    capture = folder / f"{name}.pcap"
+    with tcpdump(capture, [port]):
+        server_out = folder / f"{name}.server.out"
+        with server_out.open("wb") as out:
+            server_process = subprocess.Popen(server_command, stdout=out, stderr=out)
+        try:
+            wait_for(lambda: b"ACCEPT" in server_out.read_bytes(), "s_server")
+            _run_client(client_command, lines, renegotiate_after, folder / f"{name}.client.out")
+        finally:
+            if server_process.poll() is None:
+                server_process.terminate()
+            server_process.wait(timeout=_WAIT)
+    return OpenSslRun(capture, keylog, port, tuple(lines))
+
+
+def _run_client(
+    command: list[str], lines: Sequence[bytes], renegotiate_after: int | None, output: Path
+) -> None:
+    with output.open("wb") as out:
+        client = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=out, stderr=out)
+        assert client.stdin is not None
+        try:
+            for number, line in enumerate(lines, 1):
+                client.stdin.write(line)
+                client.stdin.flush()
+                answer = line[:-1][::-1]
+                wait_for(lambda answer=answer: answer in output.read_bytes(), "s_server's answer")
+                if renegotiate_after == number:
+                    client.stdin.write(b"R\n")
+                    client.stdin.flush()
+                    wait_for(lambda: b"RENEGOTIATING" in output.read_bytes(), "renegotiation")
+                    time.sleep(0.2)
+            client.stdin.close()
+            client.wait(timeout=_WAIT)
+        finally:
+            if client.poll() is None:
+                client.kill()
+                client.wait()
