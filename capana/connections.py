@@ -8,12 +8,12 @@ evicted; an evicted TLS connection is reported with what it had shown and a note
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from capana import tls
 from capana.domain import SERVICE_BY_PORT, service_for
-from capana.handshake import CLIENT, SERVER, HandshakeTracker
-from capana.model import Handshake, Problem, ProblemCode, Sender
+from capana.handshake import CLIENT, SERVER
+from capana.model import Problem, ProblemCode, Sender
 from capana.packets import (
     FLAG_ACK,
     FLAG_FIN,
@@ -26,8 +26,10 @@ from capana.packets import (
     endpoint_text,
     reverse_key,
 )
-from capana.session_keys import SecretsLookup, SessionKeys
+from capana.session_keys import SecretsLookup
+from capana.streams import Fact, Flow, StreamReader
 from capana.tcp import HeldBudget, TcpStream
+from capana.tls_stream import TlsStream, opens_tls
 
 MAX_CONNECTIONS = 100_000
 # A record header and the handshake type: enough to tell a ClientHello from anything else.
@@ -36,20 +38,18 @@ _MASK = 0xFFFFFFFF
 
 
 class Connection:
-    """A TCP connection that is TLS, or whose first bytes have not been seen yet."""
+    """A TCP connection being read, or whose first bytes have not been seen yet."""
 
     __slots__ = (
         "budget",
         "client_key",
         "closing",
-        "directions",
         "heads",
         "isns",
         "keys",
         "problems",
-        "session_keys",
+        "reader",
         "streams",
-        "tracker",
     )
 
     def __init__(
@@ -63,15 +63,13 @@ class Connection:
         self.client_key = client_key
         self.budget = budget  # bytes held behind holes, shared by the capture's streams
         self.keys = keys  # a key log's secrets by client random, to read TLS 1.3 handshakes
-        self.session_keys: SessionKeys | None = None
         # The streams are made at the first payload: a connection that never carries one (or
-        # whose first bytes are not TLS) costs a third of the memory. Until then, each side's
+        # whose first bytes are not read) costs a third of the memory. Until then, each side's
         # next sequence number as its SYN said.
         self.streams: dict[Sender, TcpStream] | None = None
         self.isns = (client_isn, server_isn)
-        # Created once the first bytes look like TLS: most connections never get that far.
-        self.directions: dict[Sender, tls.TlsDirection] | None = None
-        self.tracker: HandshakeTracker | None = None
+        # Chosen by the first bytes: most connections never get one.
+        self.reader: StreamReader | None = None
         # First bytes too few to decide on (a segment cut inside the record header), per side.
         self.heads: dict[Sender, bytes] | None = None
         self.problems: list[Problem] = []
@@ -85,7 +83,7 @@ class Connection:
         return CLIENT if segment.key == self.client_key else SERVER
 
     def data(self, sender: Sender, segment: TcpSegment, timestamp: float) -> bool:
-        """Take a payload; False when the connection's first bytes turn out not to be TLS."""
+        """Take a payload; False when the connection turns out to be of no interest."""
         if segment.missing and all(p.code != ProblemCode.SNAPLEN for p in self.problems):
             text = f"{sender} data cut by the capture's snaplen"
             self.problems.append(Problem(ProblemCode.SNAPLEN, text))
@@ -100,27 +98,24 @@ class Connection:
         ready = stream.add(segment.seq, segment.payload)
         if not ready:
             return True
-        if self.tracker is None:
+        reader = self.reader
+        if reader is None:
             heads = self.heads or {}
             ready = heads.pop(sender, b"") + ready
             if len(ready) < _BYTES_TO_DECIDE:
                 self.heads = {**heads, sender: ready}
                 return True
-            if not self._starts_tls(sender, ready):
+            reader = self.reader = self._open(sender, ready)
+            if reader is None:
                 return False
-            self.directions = {CLIENT: tls.TlsDirection(), SERVER: tls.TlsDirection()}
-            if self.keys is not None:
-                self.session_keys = SessionKeys(self.keys)
-                self.session_keys.attach(self.directions[CLIENT], self.directions[SERVER])
-            self.tracker = HandshakeTracker()
             for other, held in heads.items():
-                self._feed(other, held, timestamp)
+                reader.feed(other, held, timestamp)
             self.heads = None
         elif stream.gaps != gaps:  # too much waited behind a hole: it was skipped
-            self._after_gap(sender, ready, timestamp)
-            return not self.tracker.hopeless
-        self._feed(sender, ready, timestamp)
-        return not self.tracker.hopeless
+            reader.after_gap(sender, ready, timestamp)
+            return not reader.hopeless
+        reader.feed(sender, ready, timestamp)
+        return not reader.hopeless
 
     def syn(self, sender: Sender, next_seq: int) -> bool:
         """A SYN from ``sender`` (the SYN-ACK, or sent again); False if it starts a new one."""
@@ -137,49 +132,28 @@ class Connection:
         self.isns = (next_seq, server_isn) if sender == CLIENT else (client_isn, next_seq)
         return True
 
-    def _starts_tls(self, sender: Sender, first_bytes: bytes) -> bool:
-        if sender == CLIENT and tls.looks_like_client_hello(first_bytes):
-            return True
-        # On a TLS port a capture may start mid-handshake: any handshake record will do.
-        known_port = self.server_port in SERVICE_BY_PORT
-        return (
-            known_port
-            and tls.looks_like_tls_record(first_bytes)
-            and first_bytes[0] == tls.HANDSHAKE
-        )
-
-    def _feed(self, sender: Sender, data: bytes, timestamp: float) -> None:
-        assert self.directions is not None and self.tracker is not None
-        for event in self.directions[sender].feed(data):
-            self.tracker.on_event(sender, event, timestamp)
+    def _open(self, sender: Sender, first_bytes: bytes) -> StreamReader | None:
+        """The reader these first bytes call for, or None: the connection is not followed."""
+        if opens_tls(sender, first_bytes, self.server_port in SERVICE_BY_PORT):
+            return TlsStream(self.keys)
+        return None
 
     def flush(self) -> None:
         """The connection is over: what waits behind a hole is read after the gap."""
-        if self.tracker is None:
+        if self.reader is None:
             return
-        assert self.directions is not None and self.streams is not None
+        assert self.streams is not None
         for sender, stream in self.streams.items():
             while stream.pending:
-                self._after_gap(sender, stream.skip_gap(), 0.0)
+                self.reader.after_gap(sender, stream.skip_gap(), 0.0)
 
-    def _after_gap(self, sender: Sender, data: bytes, timestamp: float) -> None:
-        """Bytes after a hole start mid-record; only a record boundary can resync."""
-        assert self.directions is not None and self.tracker is not None
-        self.tracker.lost_data(sender)
-        self.directions[sender] = direction = tls.TlsDirection()
-        if tls.looks_like_tls_record(data):
-            self._feed(sender, data, timestamp)
-        else:
-            direction.failed = True  # what follows cannot be framed either
-
-    def handshake(self, capture: str) -> Handshake | None:
-        """The handshake's facts, or None when no handshake message was ever seen."""
-        if self.tracker is None or not self.tracker.saw_handshake:
-            return None
-        assert self.streams is not None  # made before the tracker
+    def facts(self, capture: str) -> Sequence[Fact]:
+        """What the connection's reader found, on this flow."""
+        if self.reader is None:
+            return ()
+        assert self.streams is not None  # made before the reader
         client_address, client_port = endpoint(self.client_key)
         server_address, server_port = endpoint(self.client_key, destination=True)
-        keys = self.session_keys
         conflicts = tuple(
             Problem(
                 ProblemCode.OVERLAP_CONFLICT,
@@ -188,24 +162,23 @@ class Connection:
             for sender, stream in self.streams.items()
             if stream.conflicts
         )
-        key_problems = tuple(Problem(ProblemCode.KEYLOG, p) for p in keys.problems) if keys else ()
-        return self.tracker.result(
+        flow = Flow(
             capture=capture,
             client=endpoint_text(client_address, client_port),
             server=endpoint_text(server_address, server_port),
             server_port=server_port,
             service=service_for(server_port),
             gaps=sum(stream.gaps for stream in self.streams.values()),
-            problems=tuple(self.problems) + conflicts + key_problems,
-            decryption=keys.status if keys else None,
+            problems=tuple(self.problems) + conflicts,
         )
+        return self.reader.facts(flow)
 
 
 class ConnectionTable:
-    """Follows every TCP connection of one capture; collects each TLS handshake when it is over.
+    """Follows every TCP connection of one capture; collects what each one showed when it is over.
 
-    ``add`` is the per-packet hot path: for a connection already known not to be TLS it costs
-    one dict lookup. Finished handshakes accumulate in ``completed``; the caller drains it.
+    ``add`` is the per-packet hot path: for a connection already skipped it costs one dict
+    lookup. Facts (handshakes) accumulate in ``completed``; the caller drains it.
     """
 
     def __init__(
@@ -219,7 +192,7 @@ class ConnectionTable:
         self.max_connections = max_connections
         self.evicted = 0
         self.held = HeldBudget()
-        self.completed: list[Handshake] = []
+        self.completed: list[Fact] = []
         # Both direction keys of a connection map to it; SKIPPED_FLOW marks one that is not TLS.
         self._table: dict[bytes, Connection | SkippedFlow] = {}
 
@@ -248,7 +221,7 @@ class ConnectionTable:
             if not connection.data(connection.sender(segment), segment, timestamp):
                 self._remember(segment, SKIPPED_FLOW)
                 return
-            if connection.tracker is not None and connection.tracker.done:
+            if connection.reader is not None and connection.reader.done:
                 self._remember(segment, SKIPPED_FLOW)
                 self._report(connection)
                 return
@@ -313,7 +286,7 @@ class ConnectionTable:
         table = self._table
         for _ in range(max(1, len(table) // 10)):
             connection = table.pop(next(iter(table)))
-            if connection is not SKIPPED_FLOW and connection.tracker is not None:
+            if connection is not SKIPPED_FLOW and connection.reader is not None:
                 self.evicted += 1
                 text = "evicted: too many connections open at once"
                 connection.problems.append(Problem(ProblemCode.EVICTED, text))
@@ -323,6 +296,4 @@ class ConnectionTable:
 
     def _report(self, connection: Connection) -> None:
         connection.flush()
-        handshake = connection.handshake(self.capture)
-        if handshake is not None:
-            self.completed.append(handshake)
+        self.completed.extend(connection.facts(self.capture))
