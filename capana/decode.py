@@ -371,10 +371,12 @@ def _radiotap(frame: bytes, at: int, end: int, depth: int, _macs: bytes) -> Deco
     length = frame[at + 2] | (frame[at + 3] << 8)
     if length < 8:
         return Undecoded("radiotap", "malformed")
+    if len(frame) < at + length:
+        return _truncated("radiotap")
     # The present bitmaps (each with bit 31 when another follows), then the fields: TSFT
     # (bit 0, 8 bytes aligned on 8) and Flags (bit 1, one byte).
     field = at + 4
-    while len(frame) >= field + 4 and frame[field + 3] & 0x80:
+    while field + 4 < at + length and frame[field + 3] & 0x80:
         field += 4
     present = frame[at + 4]
     field += 4
@@ -676,11 +678,12 @@ def _tunnel_header(frame: bytes, at: int, end: int, size: int) -> bool | None:
 
 
 def _vxlan(frame: bytes, at: int, end: int, depth: int) -> Decoded | _NotTunnel:
-    """VXLAN (RFC 7348): flags with I set, VNI; then an Ethernet frame."""
+    """VXLAN (RFC 7348): flags with I set (the reserved bits are ignored), VNI; then an
+    Ethernet frame."""
     room = _tunnel_header(frame, at, end, 8)
     if room is None:
         return _truncated("vxlan")
-    if not room or frame[at] & 0xF7 or not frame[at] & 0x08:
+    if not room or not frame[at] & 0x08:
         return _NOT_TUNNEL
     return _ethernet(frame, at + 8, end, depth, _NO_MACS)
 
