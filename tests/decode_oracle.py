@@ -84,6 +84,8 @@ def _carried(values: dict[str, str]) -> Carried | None:
         destination = _last(values, "wlan.da" if wireless else "eth.dst")
         return Carried("eapol", source, destination, 0)
     family = "ipv6" if _last_index(protocols, "ipv6") > _last_index(protocols, "ip") else "ip"
+    if _last_index(protocols, kind) < _last_index(protocols, family):
+        return None  # a fragment inside a tunnel: the transport seen is the tunnel's
     source, destination = _last(values, f"{family}.src"), _last(values, f"{family}.dst")
     ports = _last(values, f"{kind}.srcport"), _last(values, f"{kind}.dstport")
     if kind == "tcp":

@@ -27,8 +27,15 @@ from scapy.contrib.geneve import GENEVE, GeneveOptions
 from scapy.contrib.gtp import GTP_U_Header, GTPPDUSessionContainer
 from scapy.contrib.mpls import MPLS
 from scapy.layers.dot11 import Dot11, Dot11QoS, RadioTap
-from scapy.layers.inet import IP, UDP
-from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting
+from scapy.layers.inet import IP, UDP, fragment
+from scapy.layers.inet6 import (
+    IPv6,
+    IPv6ExtHdrDestOpt,
+    IPv6ExtHdrFragment,
+    IPv6ExtHdrHopByHop,
+    IPv6ExtHdrRouting,
+    fragment6,
+)
 from scapy.layers.l2 import (
     GRE,
     LLC,
@@ -441,3 +448,57 @@ _CATALOGUE = (
     Encapsulation("capwap-8023", 1, _capwap_8023),
 )
 ENCAPSULATIONS = {encapsulation.name: encapsulation for encapsulation in _CATALOGUE}
+
+
+def fragmented(frames: Iterable[Frame], size: int) -> list[Frame]:
+    """The IP packets longer than ``size`` split into fragments by scapy (``fragment`` for
+    IPv4, ``fragment6`` for IPv6), captured the way networks deliver them: every second
+    datagram's fragments last first, and before the last one captured, the second fragment
+    again, starting 8 bytes earlier (an overlap with the same bytes)."""
+    out: list[Frame] = []
+    split = 0
+    for time_ns, data, uplink in frames:
+        ether = Ether(data)
+        pieces = _fragments(ether, size)
+        if len(pieces) < 2:
+            out.append((time_ns, data, uplink))
+            continue
+        split += 1
+        overlap = _overlapping(ether.payload, pieces[1])
+        if split % 2 == 0:
+            pieces.reverse()
+        header = Ether(src=ether.src, dst=ether.dst)
+        pieces.insert(len(pieces) - 1, overlap)
+        out += [(time_ns + n, bytes(header / piece), uplink) for n, piece in enumerate(pieces)]
+    return out
+
+
+def _fragments(frame: Ether, size: int) -> list[Packet]:
+    packet = frame.payload
+    if frame.type == ETHERTYPE_IPV4 and len(packet) > size:
+        packet = packet.copy()
+        packet.flags = 0  # clear Don't Fragment: this path fragments
+        return list(fragment(packet, fragsize=size))
+    if frame.type == ETHERTYPE_IPV6 and len(packet) > size:
+        head = IPv6(src=packet.src, dst=packet.dst, hlim=packet.hlim)
+        whole = head / IPv6ExtHdrFragment(id=0x5EED0000 + packet.plen) / packet.payload
+        return list(fragment6(whole, size))
+    return [packet]
+
+
+def _overlapping(packet: Packet, second: Packet) -> Packet:
+    """``second`` (a fragment of ``packet``) sent again from 8 bytes before its start."""
+    data = bytes(packet.payload)
+    if isinstance(second, IP):
+        start = second.frag * 8 - 8
+        stop = start + 8 + len(second.payload)
+        again = second.copy()
+        again.frag, again.len, again.chksum = start // 8, None, None
+        again.remove_payload()
+        return again / Raw(data[start:stop])
+    header = second[IPv6ExtHdrFragment]
+    start = header.offset * 8 - 8
+    stop = start + 8 + len(header.payload)
+    outer = IPv6(src=second.src, dst=second.dst, hlim=second.hlim)
+    fragment_header = IPv6ExtHdrFragment(id=header.id, nh=header.nh, offset=start // 8, m=header.m)
+    return outer / fragment_header / Raw(data[start:stop])
