@@ -146,8 +146,8 @@ def _view(decoded: object) -> Carried | None:
 def tshark_certificates(
     capture: Path, preferences: Sequence[str] = (), dtls: bool = False
 ) -> set[tuple[str, str]]:
-    """``{(sender "ip:port", sha256 of the DER)}`` of every TLS (or DTLS) Certificate message
-    over TCP (or UDP), the sender being the innermost addresses when it travels in a tunnel."""
+    """``{(sender "ip:port", sha256 of the DER)}`` of every TLS Certificate message over TCP (or
+    DTLS over UDP), the sender being the innermost addresses when it travels in a tunnel."""
     protocol = "dtls" if dtls else "tls"
     transport = "udp" if dtls else "tcp"
     command = [TSHARK, "-r", str(capture), *OUT_OF_ORDER, *preferences]
@@ -159,9 +159,9 @@ def tshark_certificates(
     seen = set()
     for line in output.stdout.splitlines():
         protocols, ipv4, ipv6, port, certificates = (line.split("\t") + [""] * 5)[:5]
-        if not port:
-            continue  # EAP-TLS over EAPOL: no IP endpoint (its frames are compared one by one)
         layers = protocols.split(":")
+        if transport not in layers:
+            continue  # EAP-TLS over EAPOL or RADIUS: not a TLS connection of its own
         address = ipv6 if _last_index(layers, "ipv6") > _last_index(layers, "ip") else ipv4
         sender = endpoint_text(_canonical(address.split(",")[-1]), int(port.split(",")[-1]))
         for hex_der in filter(None, certificates.split(",")):

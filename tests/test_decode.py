@@ -198,6 +198,7 @@ def test_every_frame_of_the_real_captures_agrees_with_tshark(shared_data: Path):
         found, undecoded = capana_frames(capture)
         assert undecoded == {}, capture.name
         assert found == tshark_frames(capture), capture.name
+        assert capana_certificates(capture) == tshark_certificates(capture), capture.name
 
 
 @needs_tshark

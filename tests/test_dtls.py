@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 from decode_oracle import tshark_certificates
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from samplegen.dtlscapture import (
     CAPWAP_CONTROL_PORT,
     DtlsCapture,
@@ -302,3 +304,36 @@ def test_dtls13_encrypted_records_are_recognised():
 def test_capwap_preamble():
     assert capwap_dtls(b"\x01\x00\x00\x00\x16\xfe\xfd") == b"\x16\xfe\xfd"
     assert capwap_dtls(b"\x00\x10\x02\x00" + bytes(8)) is None  # CAPWAP control in clear
+
+
+_DTLS_LIKE = st.one_of(
+    st.binary(max_size=200),
+    st.binary(max_size=200).map(lambda body: b"\x16\xfe\xfd\x00\x00" + body),
+    st.binary(max_size=200).map(lambda body: b"\x2c" + body),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_DTLS_LIKE, max_size=8))
+def test_random_datagrams_never_raise(datagrams: list[bytes]):
+    direction = DtlsDirection()
+    for datagram in datagrams:
+        direction.feed(datagram)
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.data())
+def test_damaged_real_datagrams_never_raise(shared_data: Path, data):
+    capture = shared_data / "pcaps" / "ndpi_dtls_certificate_fragments.pcap"
+    datagrams = [payload for _, _, payload in dtls_datagrams(capture)]
+    victim = data.draw(st.integers(0, len(datagrams) - 1))
+    payload = datagrams[victim]
+    position = data.draw(st.integers(0, len(payload) - 1))
+    datagrams[victim] = (
+        payload[:position] + bytes([data.draw(st.integers(0, 255))]) + (payload[position + 1 :])
+    )
+    direction = DtlsDirection()
+    for datagram in datagrams:
+        direction.feed(datagram)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from decode_oracle import capana_frames, tshark_certificates, tshark_frames
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from samplegen import wire
 from samplegen.encaps import ENCAPSULATIONS, Frame, fragmented, write_frames
 from test_decode import capana_certificates
@@ -179,3 +181,28 @@ def _radius_certificates(folder: Path) -> set[tuple[str, str]]:
     """tshark's certificates of the same exchange, unfragmented and untunnelled."""
     capture = write_frames(folder / "plain.pcap", ENCAPSULATIONS["ethernet"], _radius_frames())
     return tshark_radius_certificates(capture)
+
+
+_FRAGMENTS = st.builds(
+    lambda key, offset, more, size, missing: Fragment(
+        bytes([key]), SOURCE, DESTINATION, 17, offset * 8, more, bytes(size), missing, 3
+    ),
+    st.integers(0, 3),
+    st.integers(0, 8200),
+    st.booleans(),
+    st.integers(0, 200),
+    st.integers(0, 100),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_FRAGMENTS, max_size=40))
+def test_any_fragments_keep_the_bounds_and_the_books(fragments: list[Fragment]):
+    reassembler = IpReassembler(max_datagrams=2, max_bytes=600)
+    for number, piece_ in enumerate(fragments):
+        whole = reassembler.add(piece_, float(number))
+        if whole is not None:
+            assert len(whole.payload) + whole.missing <= 65535
+        assert 0 <= reassembler.held_bytes <= 600
+    reassembler.finish()
+    assert reassembler.held_bytes == 0
