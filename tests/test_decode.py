@@ -100,7 +100,9 @@ def capana_certificates(capture: Path) -> set[tuple[str, str]]:
 
 @needs_tshark
 @pytest.mark.parametrize("name", sorted(ENCAPSULATIONS))
-def test_encapsulation_agrees_with_tshark_frame_by_frame(tmp_path: Path, traffic, name: str):
+def test_encapsulation_agrees_with_tshark(tmp_path: Path, traffic, name: str):
+    """Frame by frame (inner endpoints, payload lengths, EAPOL MACs), then certificate by
+    certificate through capana's TCP table."""
     encapsulation = ENCAPSULATIONS[name]
     capture = _capture(tmp_path, encapsulation, traffic)
     expected = tshark_frames(capture, encapsulation.preferences)
@@ -113,16 +115,9 @@ def test_encapsulation_agrees_with_tshark_frame_by_frame(tmp_path: Path, traffic
         assert "eapol" in kinds
     # Inner addresses: never the tunnel's, the access point's or the controller's.
     assert not any(c.source.startswith(("192.0.2.", "[2001:db8:")) for c in found.values())
-
-
-@needs_tshark
-@pytest.mark.parametrize("name", sorted(ENCAPSULATIONS))
-def test_encapsulated_handshake_gives_tsharks_certificates(tmp_path: Path, traffic, name: str):
-    encapsulation = ENCAPSULATIONS[name]
-    capture = _capture(tmp_path, encapsulation, traffic)
-    expected = tshark_certificates(capture, encapsulation.preferences)
-    assert expected  # the phone's and the server's certificates, as their inner endpoints
-    assert capana_certificates(capture) == expected
+    certificates = tshark_certificates(capture, encapsulation.preferences)
+    assert certificates  # the phone's and the server's, as their inner endpoints
+    assert capana_certificates(capture) == certificates
 
 
 @needs_tshark
