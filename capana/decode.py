@@ -447,10 +447,10 @@ def _ipv4(frame: bytes, ip: int, end: int, depth: int, _macs: bytes) -> Decoded:
         return _truncated("ipv4")
     header = (frame[ip] & 0x0F) * 4
     total = (frame[ip + 2] << 8) | frame[ip + 3]
-    if frame[ip] >> 4 != 4 or header < 20 or 0 < total < header:
+    if frame[ip] >> 4 != 4 or header < 20 or 0 < total < header or total > end - ip:
         return Undecoded("ipv4", "malformed")
     # Total length 0: TCP segmentation offload, the NIC fills it in after the capture point.
-    ip_end = end if total == 0 else min(ip + total, end)
+    ip_end = end if total == 0 else ip + total
     source, destination = frame[ip + 12 : ip + 16], frame[ip + 16 : ip + 20]
     protocol = frame[ip + 9]
     if (frame[ip + 6] & 0x3F) or frame[ip + 7]:
@@ -470,8 +470,10 @@ def _ipv6(frame: bytes, ip: int, end: int, depth: int, _macs: bytes) -> Decoded:
     if frame[ip] >> 4 != 6:
         return Undecoded("ipv6", "malformed")
     length = (frame[ip + 4] << 8) | frame[ip + 5]
+    if 40 + length > end - ip:
+        return Undecoded("ipv6", "malformed")
     # Payload length 0: a jumbogram, or BIG TCP / segmentation offload: what was captured.
-    ip_end = end if length == 0 else min(ip + 40 + length, end)
+    ip_end = end if length == 0 else ip + 40 + length
     source, destination = frame[ip + 8 : ip + 24], frame[ip + 24 : ip + 40]
     return _ip_payload(frame, ip + 40, ip_end, depth, source, destination, frame[ip + 6])
 

@@ -352,3 +352,15 @@ def test_inner_endpoints_are_reported(traffic, tmp_path: Path):
     assert any(carried.source == client for carried in found.values())
     server = endpoint_text(*CUCM)
     assert any(carried.destination == server for carried in found.values())
+
+
+def test_ip_lengths_beyond_the_frame_on_the_wire_are_malformed():
+    """A length no wire carried is not a snaplen cut: e.g. MPLS's guess of IPv4 was wrong."""
+    ipv4 = bytearray(_ipv4(17, struct.pack("!HHHH", 5060, 5060, 8, 0)))
+    ipv4[2:4] = (1000).to_bytes(2, "big")
+    frame = _ethernet(0x0800, bytes(ipv4))
+    assert decode_frame(1, frame, len(frame)) == Undecoded("ipv4", "malformed")
+    assert isinstance(decode_frame(1, frame[:40], 1014), Undecoded)  # cut: truncated udp
+    assert decode_frame(1, frame, 1014) == Datagram(
+        bytes([10, 1, 1, 20]), 5060, bytes([10, 1, 1, 5]), 5060, b"", 0
+    )
