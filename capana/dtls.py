@@ -13,8 +13,9 @@ Any UDP port: :func:`looks_like_dtls_client_hello` tells a DTLS flow by its firs
 CAPWAP (RFC 5415) puts a 4-byte DTLS preamble before the records: :func:`capwap_dtls` removes it.
 
 Bounds, per direction: at most MAX_MESSAGES_IN_PROGRESS messages being reassembled, whose declared
-lengths add up to at most MAX_BUFFERED bytes; at most MAX_MESSAGES messages in all. Past them the
-direction stops with a ProtocolError. Each fragment costs O(fragments of its message).
+lengths add up to at most MAX_BUFFERED bytes, each in at most MAX_HOLES separate pieces; at most
+MAX_MESSAGES messages in all. Past them the direction stops with a ProtocolError. A fragment costs
+O(MAX_HOLES log MAX_HOLES) at most.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ _MESSAGE_HEADER = 12  # type, length, message_seq, fragment_offset, fragment_len
 MAX_MESSAGES_IN_PROGRESS = 32
 MAX_BUFFERED = tls.MAX_HANDSHAKE_MESSAGE
 MAX_MESSAGES = 1024
+MAX_HOLES = 256  # fragments of one message that do not join up yet: past it, not a real peer
 MAX_RECORDS_REMEMBERED = 256  # recent records, to pass over a datagram captured twice
 
 
@@ -268,6 +270,9 @@ class DtlsDirection:
             return False
         covered = message.covered
         self.conflicts += message.add(offset, data)
+        if len(message.ranges) > MAX_HOLES:
+            self._fail(events, f"handshake message {sequence} in over {MAX_HOLES} pieces")
+            return False
         if message.complete:
             del self._in_progress[sequence]
             self._buffered -= message.length

@@ -6,8 +6,9 @@ are kept, and a later fragment that would rewrite them with different bytes coun
 A fragment the snaplen cut still counts for the bytes it declares; the datagram then comes out
 with its captured prefix and ``missing`` bytes, as a cut packet does.
 
-Bounds: at most MAX_DATAGRAMS datagrams in progress holding MAX_HELD_BYTES between them, at most
-MAX_FRAGMENTS fragments and MAX_DATAGRAM_LENGTH bytes each; a datagram still incomplete
+Bounds: at most MAX_DATAGRAMS datagrams in progress holding MAX_HELD_BYTES between them (each
+piece held counted at its size plus PIECE_COST), at most MAX_FRAGMENTS fragments and
+MAX_DATAGRAM_LENGTH bytes each; a datagram still incomplete
 TIMEOUT seconds of capture time after its first fragment is dropped (Linux's ipfrag_time).
 Past a bound the oldest datagrams are dropped and counted by reason in ``dropped``. A fragment
 costs O(fragments of its datagram), so a datagram costs at most O(MAX_FRAGMENTS ** 2).
@@ -24,6 +25,8 @@ MAX_HELD_BYTES = 16 << 20
 MAX_FRAGMENTS = 256  # a 64 KiB datagram at the minimum IPv6 MTU (1280) takes 52
 MAX_DATAGRAM_LENGTH = 65535  # IPv4 total length and IPv6 payload length are 16-bit
 TIMEOUT = 30.0
+PIECE_COST = 128  # bytes a held piece costs beyond its data (tuple, bytes object), counted
+
 
 DropReason = Literal["timeout", "datagrams", "bytes", "fragments", "too_long", "unfinished"]
 
@@ -56,7 +59,6 @@ class Reassembled(NamedTuple):
     payload: bytes
     missing: int
     depth: int
-    fragments: int
 
 
 class _Datagram:
@@ -96,7 +98,7 @@ class _Datagram:
             fresh.append((cursor, stop, data[cursor - start :]))
         if fresh:
             self.pieces = sorted(self.pieces + fresh)
-            self.held += sum(len(piece[2]) for piece in fresh)
+            self.held += sum(len(piece[2]) + PIECE_COST for piece in fresh)
         return conflict
 
     def whole(self) -> tuple[bytes, int] | None:
@@ -181,7 +183,6 @@ class IpReassembler:
                 whole[0],
                 whole[1],
                 first.depth,
-                len(datagram.pieces),
             )
         self._bound()
         return None

@@ -29,6 +29,7 @@ from capana.decode import Datagram, FrameDecoder
 from capana.dtls import (
     DTLS12,
     MAX_BUFFERED,
+    MAX_HOLES,
     DtlsDirection,
     capwap_dtls,
     looks_like_dtls_client_hello,
@@ -276,6 +277,15 @@ def test_oversized_message_stops_the_direction_with_a_reason():
     events = direction.feed(record(0, 0, fragment(11, MAX_BUFFERED + 1, 0, 0, b"x")))
     assert len(events) == 1 and isinstance(events[0], tls.ProtocolError)
     assert direction.failed
+
+
+def test_a_message_in_too_many_separate_pieces_stops_the_direction():
+    direction = DtlsDirection()
+    events = []
+    for n in range(MAX_HOLES + 1):
+        events += direction.feed(record(0, n, fragment(11, 4 * MAX_HOLES + 8, 0, 4 * n, b"x")))
+    assert direction.failed
+    assert isinstance(events[-1], tls.ProtocolError)
 
 
 def test_other_protocols_beside_dtls_are_passed_over_and_bad_records_said_once():

@@ -19,7 +19,7 @@ from tshark_oracle import tshark_certificates as tshark_radius_certificates
 
 from capana.capture import CaptureReader
 from capana.decode import Datagram, FrameDecoder
-from capana.ipfrag import MAX_FRAGMENTS, Fragment, IpReassembler
+from capana.ipfrag import MAX_FRAGMENTS, PIECE_COST, Fragment, IpReassembler
 from capana.radius import RadiusTable
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -101,7 +101,7 @@ def test_bounds_on_datagrams_bytes_fragments_and_length():
     by_bytes.add(piece(0, 600, key=b"a"), 1.0)
     by_bytes.add(piece(0, 600, key=b"b"), 1.0)
     assert by_bytes.dropped == {"bytes": 1}
-    assert by_bytes.held_bytes == 600
+    assert by_bytes.held_bytes == 600 + PIECE_COST
 
     by_fragments = IpReassembler()
     tiny = bytes(16 * (MAX_FRAGMENTS + 1))
