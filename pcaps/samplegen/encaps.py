@@ -36,6 +36,7 @@ from scapy.layers.inet6 import (
     IPv6ExtHdrRouting,
     fragment6,
 )
+from scapy.layers.ipsec import AH
 from scapy.layers.l2 import (
     GRE,
     LLC,
@@ -317,6 +318,20 @@ def _ipv6_extensions(frame: Ether, _uplink: bool) -> Packet:
     return Ether(src=frame.src, dst=frame.dst) / rebuilt
 
 
+def _ipsec_ah(frame: Ether, _uplink: bool) -> Packet:
+    """The packet with an IPsec Authentication Header (RFC 4302) before its transport: a
+    12-byte ICV, so the header is 24 bytes (payload length 4: in 32-bit words, minus 2)."""
+    inner = _inner(frame)
+    transport = inner.payload
+    ah = AH(nh=inner.nh if _ip_version(frame) == 6 else inner.proto, payloadlen=4, spi=0x1001)
+    ah.seq, ah.icv = 1, bytes(12)
+    if _ip_version(frame) == 6:
+        header = IPv6(src=inner.src, dst=inner.dst, hlim=inner.hlim)
+    else:
+        header = IP(src=inner.src, dst=inner.dst, ttl=inner.ttl, id=inner.id)
+    return Ether(src=frame.src, dst=frame.dst) / header / ah / transport
+
+
 def _sll(frame: Ether, uplink: bool) -> Packet:
     header = CookedLinux(
         pkttype=4 if uplink else 0, lladdrtype=1, lladdrlen=6, src=_mac(frame.src), proto=frame.type
@@ -426,6 +441,7 @@ _CATALOGUE = (
     Encapsulation("6in6", 1, _ip_in_ipv6, carries="ipv6"),
     Encapsulation("4in6", 1, _ip_in_ipv6, carries="ipv4"),
     Encapsulation("ipv6-extensions", 1, _ipv6_extensions, carries="ipv6"),
+    Encapsulation("ipsec-ah", 1, _ipsec_ah, carries="ip"),
     Encapsulation("linux-sll", 113, _sll, carries="ip"),
     Encapsulation("linux-sll2", 276, _sll2, carries="ip"),
     Encapsulation("raw", 101, _raw, carries="ip"),
