@@ -4,7 +4,9 @@
     python3 bench/decode.py --frames 50000 --rounds 3
 
 The frames are the TCP frames of the shipped reboot capture (real OpenSSL handshakes on plain
-Ethernet/IPv4), repeated; the other rows wrap the same frames with ``samplegen.encaps``. Each
+Ethernet/IPv4), repeated; the other rows wrap the same frames with ``samplegen.encaps``, but
+"rtp (udp)", a voice stream (where decode_tcp only says "not TCP" and decode_frame gives the
+datagram). Each
 round times every method once, in turn, so that a busy machine slows them alike; the best round
 counts. "loop" is the bare loop over the frames (nothing called): the floor each ratio is to.
 """
@@ -39,6 +41,19 @@ def plain_frames(count: int) -> Frames:
             if linktype == 1 and frame[12:14] == b"\x08\x00" and frame[23] == 6
         ]
     return (tcp * (count // len(tcp) + 1))[:count]
+
+
+def rtp_frames(count: int) -> Frames:
+    """``count`` frames of a G.711 RTP stream (UDP): half of a phone capture's packets."""
+    from datetime import datetime, timezone
+
+    from samplegen import wire
+
+    start = datetime(2024, 3, 1, tzinfo=timezone.utc)
+    link = wire.Link()
+    stream = wire.rtp_stream(("10.20.1.21", 20000), ("10.20.1.22", 20002), start, count=500)
+    frames = [(1, link.frame(packet), len(link.frame(packet))) for packet in stream]
+    return (frames * (count // len(frames) + 1))[:count]
 
 
 def wrapped(frames: Frames, name: str) -> Frames:
@@ -79,7 +94,18 @@ METHODS: dict[str, Callable[[Frames], None]] = {
     "decode.decode_frame": _decode_frame,
     "decode.FrameDecoder": _frame_decoder,
 }
-ROWS = ["ethernet", "dot1q", "qinq", "cisco-metadata", "vxlan", "gre", "radiotap", "capwap-80211"]
+ROWS = [
+    "ethernet",
+    "rtp (udp)",
+    "dot1q",
+    "qinq",
+    "cisco-metadata",
+    "vxlan",
+    "gre",
+    "radiotap",
+    "capwap-80211",
+]
+_DECODE_TCP_ROWS = ("ethernet", "rtp (udp)", "dot1q", "qinq")
 
 
 def timed(frames: Frames, rounds: int, methods: dict) -> dict[str, list[float]]:
@@ -106,11 +132,16 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'frames':16}" + "".join(f"{name:>22}" for name in METHODS))
     ethernet: dict[str, list[float]] = {}
     for row in ROWS:
-        frames = plain if row == "ethernet" else wrapped(plain, row)
+        if row == "ethernet":
+            frames = plain
+        elif row == "rtp (udp)":
+            frames = rtp_frames(len(plain))
+        else:
+            frames = wrapped(plain, row)
         methods = {
             name: method
             for name, method in METHODS.items()
-            if name != "packets.decode_tcp" or row in ("ethernet", "dot1q", "qinq")
+            if name != "packets.decode_tcp" or row in _DECODE_TCP_ROWS
         }
         times = timed(frames, args.rounds, methods)
         cells = [
