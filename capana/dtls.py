@@ -34,8 +34,6 @@ DTLS10 = 0xFEFF
 DTLS12 = 0xFEFD
 DTLS13 = 0xFEFC
 VERSION_NAMES = {DTLS10: "DTLS 1.0", DTLS12: "DTLS 1.2", DTLS13: "DTLS 1.3"}
-
-HELLO_VERIFY_REQUEST = 3
 # Content types a DTLSPlaintext record may carry: TLS's five, tls12_cid (RFC 9146) and ack (9147).
 _CONNECTION_ID = 25
 _ACK = 26

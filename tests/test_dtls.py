@@ -30,6 +30,7 @@ from capana.dtls import (
     DTLS12,
     MAX_BUFFERED,
     MAX_HOLES,
+    VERSION_NAMES,
     DtlsDirection,
     capwap_dtls,
     looks_like_dtls_client_hello,
@@ -87,6 +88,7 @@ class Sessions:
         self.directions: dict[Flow, DtlsDirection] = {}
         self.trackers: dict[Flow, tuple[HandshakeTracker, Flow]] = {}
         self.certificates: set[tuple[str, str]] = set()
+        self.versions: set[str] = set()  # as the ServerHellos chose them
 
     def feed(self, timestamp: float, flow: Flow, payload: bytes) -> None:
         reverse = (flow[2], flow[3], flow[0], flow[1])
@@ -100,6 +102,8 @@ class Sessions:
         sender = CLIENT if flow == client_flow else SERVER
         for event in self.directions[flow].feed(payload):
             tracker.on_event(sender, event, timestamp)
+            if isinstance(event, tls.ServerHello):
+                self.versions.add(VERSION_NAMES[event.version])
             if isinstance(event, tls.CertificateMessage):
                 for der in event.certificates:
                     self.certificates.add((_sender(flow), hashlib.sha256(der).hexdigest()))
@@ -156,7 +160,9 @@ def test_real_dtls_certificates_travel_in_fragments(dtls: DtlsCapture):
 
 
 def test_real_dtls_becomes_the_facts_of_a_tls_handshake(dtls: DtlsCapture):
-    (handshake,) = read(dtls.path).handshakes()
+    sessions = read(dtls.path)
+    assert sessions.versions == {f"DTLS {dtls.path.stem.removeprefix('dtls')}"}
+    (handshake,) = sessions.handshakes()
     assert [c.sha256 for c in handshake.client_chain] == list(dtls.client_chain)
     assert [c.sha256 for c in handshake.server_chain] == list(dtls.server_chain)
     assert handshake.client_cert_status == "present"
