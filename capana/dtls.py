@@ -21,6 +21,7 @@ O(MAX_HOLES log MAX_HOLES) at most.
 from __future__ import annotations
 
 from capana import tls
+from capana.model import ProblemCode
 from capana.tls import (
     Alert,
     ChangeCipherSpec,
@@ -302,13 +303,13 @@ class DtlsDirection:
         """A datagram that is not well-formed DTLS: said once, and the next one is read."""
         if not self._malformed_reported:
             self._malformed_reported = True
-            events.append(ProtocolError(message))
+            events.append(ProtocolError(ProblemCode.MESSAGE_MALFORMED, message))
 
     def _fail(self, events: list[TlsEvent], message: str) -> None:
         self.failed = True
         self._in_progress.clear()
         self._buffered = 0
-        events.append(ProtocolError(message))
+        events.append(ProtocolError(ProblemCode.LIMIT, message))
 
 
 def _parse(message_type: int, body: bytes) -> TlsEvent:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from tshark_oracle import TSHARK
+from tshark_oracle import CISCO_TLS, TSHARK
 
 from capana.capture import CaptureReader
 from capana.decode import Datagram, EapolFrame, FrameDecoder, Undecoded
@@ -150,7 +150,7 @@ def tshark_certificates(
     DTLS over UDP), the sender being the innermost addresses when it travels in a tunnel."""
     protocol = "dtls" if dtls else "tls"
     transport = "udp" if dtls else "tcp"
-    command = [TSHARK, "-r", str(capture), *OUT_OF_ORDER, *preferences]
+    command = [TSHARK, "-r", str(capture), *OUT_OF_ORDER, *CISCO_TLS, *preferences]
     command += ["-Y", f"{protocol}.handshake.type == 11", "-T", "fields", "-E", "occurrence=a"]
     for field in ("frame.protocols", "ip.src", "ipv6.src", f"{transport}.srcport"):
         command += ["-e", field]

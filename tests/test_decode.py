@@ -18,6 +18,7 @@ from decode_oracle import (
     tshark_certificates,
     tshark_frames,
 )
+from facts import sha256s
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from samplegen import wire
@@ -90,8 +91,8 @@ def capana_certificates(capture: Path) -> set[tuple[str, str]]:
     table.finish()
     seen = set()
     for handshake in table.completed:
-        seen |= {(handshake.client, cert.sha256) for cert in handshake.client_chain}
-        seen |= {(handshake.server, cert.sha256) for cert in handshake.server_chain}
+        seen |= {(handshake.client, sha) for sha in sha256s(handshake.client_chain)}
+        seen |= {(handshake.server, sha) for sha in sha256s(handshake.server_chain)}
     return seen
 
 

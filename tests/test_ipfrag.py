@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from decode_oracle import capana_frames, tshark_certificates, tshark_frames
+from facts import sha256s
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from samplegen import wire
@@ -168,8 +169,8 @@ def test_fragmented_radius_agrees_with_tshark(tmp_path: Path, name: str):
     assert (decoder.fragments.conflicts, decoder.fragments.dropped) == (0, {})
     seen = set()
     for handshake in radius.completed:
-        seen |= {(handshake.client, cert.sha256) for cert in handshake.client_chain}
-        seen |= {(handshake.server, cert.sha256) for cert in handshake.server_chain}
+        seen |= {(handshake.client, sha) for sha in sha256s(handshake.client_chain)}
+        seen |= {(handshake.server, sha) for sha in sha256s(handshake.server_chain)}
     assert any(sender.count(":") == 5 for sender, _ in seen)  # the phone, by its MAC
     if name == "ethernet":  # tshark_oracle names a RADIUS server by its outer address
         assert seen == tshark_radius_certificates(capture)

@@ -8,7 +8,8 @@ import subprocess
 from pathlib import Path
 
 TSHARK = shutil.which("tshark")
-_CISCO_TLS = ["-d", "tcp.port==3804,tls", "-d", "tcp.port==2445,tls"]
+# Wireshark does not take CAPF and TVS for TLS by itself.
+CISCO_TLS = ["-d", "tcp.port==3804,tls", "-d", "tcp.port==2445,tls"]
 _FIELDS = (
     "ip.src",
     "ipv6.src",
@@ -27,7 +28,7 @@ def tshark_certificates(capture: Path, keylog: Path | None = None) -> set[tuple[
     over EAPOL (Ethernet source) and inside RADIUS (Calling-Station-Id).
     """
     command = [TSHARK, "-r", str(capture), "-o", "tcp.reassemble_out_of_order:TRUE"]
-    command += _CISCO_TLS  # Wireshark does not take CAPF and TVS for TLS by itself
+    command += CISCO_TLS
     if keylog is not None:
         command += ["-o", f"tls.keylog_file:{keylog}"]
     command += ["-Y", "tls.handshake.type == 11", "-T", "fields", "-E", "occurrence=a"]

@@ -37,6 +37,7 @@ class ProblemCode(str, Enum):
     RESUMED = "resumed"
     KEYLOG = "keylog"
     DECRYPTION_FAILED = "decryption-failed"
+    LIMIT = "limit"  # a stated bound (buffers, counts) cut the reading short
     EAP_REPEATED = "eap-repeated"
     NO_CALLING_STATION = "no-calling-station"
 
