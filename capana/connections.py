@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from capana import tls
-from capana.domain import SERVICE_BY_PORT, service_for
-from capana.handshake import CLIENT, SERVER, HandshakeTracker
-from capana.model import Handshake, Problem, ProblemCode, Sender
+from capana.cleartext import cleartext_service
+from capana.domain import CLEARTEXT_SERVICE_BY_PORT, SERVICE_BY_PORT, service_for
+from capana.handshake import CLIENT, SERVER, HandshakeTracker, utc_from_epoch
+from capana.model import Frames, Handshake, Problem, ProblemCode, Sender
 from capana.packets import (
     FLAG_ACK,
     FLAG_FIN,
@@ -33,6 +34,8 @@ MAX_CONNECTIONS = 100_000
 # A record header and the handshake type: enough to tell a ClientHello from anything else.
 _BYTES_TO_DECIDE = 6
 _MASK = 0xFFFFFFFF
+# Ports whose connections are followed without a SYN: TLS services and cleartext signalling.
+_KNOWN_PORTS = frozenset(SERVICE_BY_PORT) | frozenset(CLEARTEXT_SERVICE_BY_PORT)
 
 
 class Connection:
@@ -40,6 +43,7 @@ class Connection:
 
     __slots__ = (
         "budget",
+        "cleartext",
         "client_key",
         "closing",
         "directions",
@@ -76,6 +80,8 @@ class Connection:
         self.heads: dict[Sender, bytes] | None = None
         self.problems: list[Problem] = []
         self.closing = 0  # bit 1: the client sent FIN, bit 2: the server did; 3: over
+        # A session that turned out to be cleartext SCCP/SIP: (service, timestamp, frame).
+        self.cleartext: tuple[str, float, int] | None = None
 
     @property
     def server_port(self) -> int:
@@ -84,8 +90,9 @@ class Connection:
     def sender(self, segment: TcpSegment) -> Sender:
         return CLIENT if segment.key == self.client_key else SERVER
 
-    def data(self, sender: Sender, segment: TcpSegment, timestamp: float) -> bool:
-        """Take a payload; False when the connection's first bytes turn out not to be TLS."""
+    def data(self, sender: Sender, segment: TcpSegment, timestamp: float, frame: int = 0) -> bool:
+        """Take a payload; False when the connection's first bytes turn out not to be TLS
+        (``cleartext`` then says if they were a phone's SCCP or SIP)."""
         if segment.missing and all(p.code != ProblemCode.SNAPLEN for p in self.problems):
             text = f"{sender} data cut by the capture's snaplen"
             self.problems.append(Problem(ProblemCode.SNAPLEN, text))
@@ -107,6 +114,9 @@ class Connection:
                 self.heads = {**heads, sender: ready}
                 return True
             if not self._starts_tls(sender, ready):
+                service = cleartext_service(self.server_port, ready)
+                if service is not None:
+                    self.cleartext = (service, timestamp, frame)
                 return False
             self.directions = {CLIENT: tls.TlsDirection(), SERVER: tls.TlsDirection()}
             if self.keys is not None:
@@ -114,12 +124,12 @@ class Connection:
                 self.session_keys.attach(self.directions[CLIENT], self.directions[SERVER])
             self.tracker = HandshakeTracker()
             for other, held in heads.items():
-                self._feed(other, held, timestamp)
+                self._feed(other, held, timestamp, frame)
             self.heads = None
         elif stream.gaps != gaps:  # too much waited behind a hole: it was skipped
             self._after_gap(sender, ready, timestamp)
             return not self.tracker.hopeless
-        self._feed(sender, ready, timestamp)
+        self._feed(sender, ready, timestamp, frame)
         return not self.tracker.hopeless
 
     def syn(self, sender: Sender, next_seq: int) -> bool:
@@ -148,10 +158,10 @@ class Connection:
             and first_bytes[0] == tls.HANDSHAKE
         )
 
-    def _feed(self, sender: Sender, data: bytes, timestamp: float) -> None:
+    def _feed(self, sender: Sender, data: bytes, timestamp: float, frame: int = 0) -> None:
         assert self.directions is not None and self.tracker is not None
         for event in self.directions[sender].feed(data):
-            self.tracker.on_event(sender, event, timestamp)
+            self.tracker.on_event(sender, event, timestamp, frame)
 
     def flush(self) -> None:
         """The connection is over: what waits behind a hole is read after the gap."""
@@ -179,6 +189,7 @@ class Connection:
         assert self.streams is not None  # made before the tracker
         client_address, client_port = endpoint(self.client_key)
         server_address, server_port = endpoint(self.client_key, destination=True)
+        conversation = wireshark_filter(client_address, client_port, server_address, server_port)
         keys = self.session_keys
         conflicts = tuple(
             Problem(
@@ -198,7 +209,49 @@ class Connection:
             gaps=sum(stream.gaps for stream in self.streams.values()),
             problems=tuple(self.problems) + conflicts + key_problems,
             decryption=keys.status if keys else None,
+            wireshark_filter=conversation,
         )
+
+    def cleartext_session(self, capture: str) -> Handshake | None:
+        """A phone's cleartext SCCP/SIP session as a connection without TLS, if it was one."""
+        if self.cleartext is None:
+            return None
+        service, timestamp, frame = self.cleartext
+        client_address, client_port = endpoint(self.client_key)
+        server_address, server_port = endpoint(self.client_key, destination=True)
+        return Handshake(
+            capture=capture,
+            transport="tcp",
+            client=endpoint_text(client_address, client_port),
+            server=endpoint_text(server_address, server_port),
+            server_port=server_port,
+            service=service,
+            start=utc_from_epoch(timestamp),
+            tls_version=None,
+            cipher_suite=None,
+            sni=None,
+            client_cert_status="not_requested",
+            client_chain=(),
+            server_chain=(),
+            requested_ca_names=None,
+            alerts=(),
+            outcome="established",
+            gaps=0,
+            frames=Frames(cleartext=frame or None),
+            wireshark_filter=wireshark_filter(
+                client_address, client_port, server_address, server_port
+            ),
+            cleartext=True,
+        )
+
+
+def wireshark_filter(client: str, client_port: int, server: str, server_port: int) -> str:
+    """Wireshark's conversation filter for one TCP connection (what "Conversation Filter" gives)."""
+    ip = "ipv6" if ":" in client else "ip"
+    return (
+        f"({ip}.addr eq {client} and {ip}.addr eq {server}) and "
+        f"(tcp.port eq {client_port} and tcp.port eq {server_port})"
+    )
 
 
 class ConnectionTable:
@@ -228,7 +281,8 @@ class ConnectionTable:
         """Read-only view for fast paths: segment key -> connection, or SKIPPED_FLOW."""
         return self._table
 
-    def add(self, segment: TcpSegment, timestamp: float) -> None:
+    def add(self, segment: TcpSegment, timestamp: float, frame: int = 0) -> None:
+        """One segment; ``frame`` is its packet's number in the capture (0: unknown)."""
         connection = self._table.get(segment.key)
         flags = segment.flags
         if flags & FLAG_SYN:
@@ -245,8 +299,11 @@ class ConnectionTable:
             if connection is None:
                 return
         if segment.payload:
-            if not connection.data(connection.sender(segment), segment, timestamp):
+            if not connection.data(connection.sender(segment), segment, timestamp, frame):
                 self._remember(segment, SKIPPED_FLOW)
+                session = connection.cleartext_session(self.capture)
+                if session is not None:
+                    self.completed.append(session)
                 return
             if connection.tracker is not None and connection.tracker.done:
                 self._remember(segment, SKIPPED_FLOW)
@@ -285,10 +342,10 @@ class ConnectionTable:
         payload = segment.payload
         if (
             tls.looks_like_client_hello(payload)
-            or int.from_bytes(segment.key[-2:], "big") in SERVICE_BY_PORT
+            or int.from_bytes(segment.key[-2:], "big") in _KNOWN_PORTS
         ):
             client_key = segment.key
-        elif int.from_bytes(segment.key[-4:-2], "big") in SERVICE_BY_PORT:
+        elif int.from_bytes(segment.key[-4:-2], "big") in _KNOWN_PORTS:
             client_key = segment.reverse_key
         else:
             self._remember(segment, SKIPPED_FLOW)

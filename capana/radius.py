@@ -99,25 +99,28 @@ class RadiusTable:
         self._index: dict[_IndexKey, _RadiusSession] = {}  # state, station and pending keys
         self._open: dict[int, _RadiusSession] = {}  # by id(), oldest first
 
-    def add(self, datagram: UdpDatagram, timestamp: float) -> None:
+    def add(self, datagram: UdpDatagram, timestamp: float, frame: int = 0) -> None:
+        """One datagram; ``frame``: its packet's number in the capture (0: unknown)."""
         packet = parse_radius(datagram.payload)
         if packet is None:
             return
         if packet.code == ACCESS_REQUEST and datagram.destination_port in RADIUS_PORTS:
             nas = datagram.source, datagram.source_port
             endpoints = (*nas, datagram.destination, datagram.destination_port)
-            self._request(endpoints, packet, timestamp)
+            self._request(endpoints, packet, timestamp, frame)
         elif packet.code in (ACCESS_ACCEPT, ACCESS_REJECT, ACCESS_CHALLENGE):
             nas = datagram.destination, datagram.destination_port
             endpoints = (*nas, datagram.source, datagram.source_port)
-            self._response(endpoints, packet, timestamp)
+            self._response(endpoints, packet, timestamp, frame)
 
     def finish(self) -> None:
         """End of capture: report every exchange still open."""
         for session in list(self._open.values()):
             self._close(session)
 
-    def _request(self, endpoints: Endpoints, packet: RadiusPacket, timestamp: float) -> None:
+    def _request(
+        self, endpoints: Endpoints, packet: RadiusPacket, timestamp: float, frame: int
+    ) -> None:
         session = None
         if packet.state is not None:
             session = self._index.get(("state", endpoints, packet.state))
@@ -131,9 +134,11 @@ class RadiusTable:
             session = self._open_session(endpoints, packet.calling_station)
         self._key(session, "pending", (endpoints, packet.identifier))
         if eap is not None:
-            session.eap.feed(eap, timestamp)
+            session.eap.feed(eap, timestamp, frame)
 
-    def _response(self, endpoints: Endpoints, packet: RadiusPacket, timestamp: float) -> None:
+    def _response(
+        self, endpoints: Endpoints, packet: RadiusPacket, timestamp: float, frame: int
+    ) -> None:
         session = self._index.get(("pending", endpoints, packet.identifier))
         if session is None:
             return  # the answer to a request the capture does not hold
@@ -141,7 +146,7 @@ class RadiusTable:
             self._key(session, "state", (endpoints, packet.state))
         eap = parse_eap(packet.eap) if packet.eap else None
         if eap is not None:
-            session.eap.feed(eap, timestamp)
+            session.eap.feed(eap, timestamp, frame)
         if packet.code == ACCESS_ACCEPT:
             session.eap.eap_outcome = "established"
         elif packet.code == ACCESS_REJECT:
@@ -188,6 +193,17 @@ class RadiusTable:
             client=session.station or nas_text,
             server=endpoint_text(address_text(server), server_port),
             server_port=server_port,
+            wireshark_filter=_radius_filter(session.station, address_text(server), server_port),
         )
         if handshake is not None:
             self.completed.append(handshake)
+
+
+def _radius_filter(station: str | None, server: str, port: int) -> str:
+    """The RADIUS packets of one phone: its MAC in Calling-Station-Id, whatever the separators."""
+    ip = "ipv6" if ":" in server else "ip"
+    where = f"radius and {ip}.addr eq {server} and udp.port eq {port}"
+    if station is None or not _MAC.fullmatch(station.replace(":", "")):
+        return where
+    pattern = "[-:.]?".join(station.replace(":", "")[i : i + 2] for i in range(0, 12, 2))
+    return f'{where} and radius.Calling_Station_Id matches "(?i){pattern}"'
