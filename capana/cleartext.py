@@ -18,7 +18,7 @@ _SCCP_MAX_LENGTH = 1 << 16
 
 
 def cleartext_service(server_port: int, first_bytes: bytes) -> str | None:
-    """ "sccp" or "sip" when a session to ``server_port`` opens with that protocol, else None."""
+    """The service ("sccp", "sip") a session to ``server_port`` opens in clear, else None."""
     service = CLEARTEXT_SERVICE_BY_PORT.get(server_port)
     if service == "sccp" and looks_like_sccp(first_bytes):
         return service

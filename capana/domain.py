@@ -71,19 +71,19 @@ TRUST_STORE_LABELS: Mapping[str, str] = MappingProxyType(
 SERVER_BY_STORE: Mapping[str, str] = MappingProxyType(
     {"callmanager": "CUCM", "capf": "CUCM", "ise": "ISE", "asa": "ASA"}
 )
-# How a CA certificate gets into each store, and what to restart for the change to take.
+# How a CA certificate ({what}) gets into each store, and what to restart for the change to take.
 TRUST_STORE_UPDATE: Mapping[str, str] = MappingProxyType(
     {
-        "callmanager": "upload it to CallManager-trust (Cisco Unified OS Administration > "
+        "callmanager": "upload {what} to CallManager-trust (Cisco Unified OS Administration > "
         "Security > Certificate Management), then restart the Cisco CallManager and Cisco TFTP "
         "services on every node that runs them",
-        "capf": "upload it to CAPF-trust (Cisco Unified OS Administration > Security > "
+        "capf": "upload {what} to CAPF-trust (Cisco Unified OS Administration > Security > "
         "Certificate Management), then restart the Cisco Certificate Authority Proxy Function "
         "service",
-        "ise": "import it in ISE (Administration > System > Certificates > Trusted "
+        "ise": "import {what} in ISE (Administration > System > Certificates > Trusted "
         "Certificates) with 'Trust for client authentication and Syslog' checked",
-        "asa": "install it on the ASA as a trustpoint (crypto ca trustpoint, crypto ca "
-        "authenticate) used by the tunnel group's certificate authentication",
+        "asa": "install {what} on the ASA as a trustpoint (crypto ca trustpoint, crypto ca "
+        "authenticate) that the tunnel group's certificate authentication uses",
     }
 )
 # Where the TLS versions and cipher suites a server accepts are set.

@@ -135,7 +135,7 @@ class _Case:
 
     @property
     def who(self) -> str:
-        """ "the phone", or "the client" for a host that is not one."""
+        """The phone, or the client for a host that is not one."""
         return "the phone" if self.is_phone else "the client"
 
     @property
@@ -187,11 +187,11 @@ class _Case:
         return TRUST_STORE_LABELS.get(self.server_store or "", "the server's trust store")
 
     def add_to_server_trust(self, what: str) -> str:
-        """ "Add <what> to <the server's store> and restart ...", in that server's words."""
+        """How to put ``what`` in the server's store and make it count, in that server's words."""
         update = TRUST_STORE_UPDATE.get(self.server_store or "")
         if update is None:
             return f"add {what} to the server's trust store and restart the service"
-        return f"for {what}: {update}"
+        return update.format(what=what)
 
 
 def store_label(name: str | None) -> str:
