@@ -66,8 +66,9 @@ def presented(device: Device) -> str:
 
 @dataclass(frozen=True)
 class Summary:
-    """The counts a report opens with. Verdicts and what was presented count devices; findings
-    count connections (one finding per connection it was found on)."""
+    """The counts a report opens with. Verdicts count phones (hosts are only counted); what
+    was presented counts devices; findings count connections (one per connection it was
+    found on)."""
 
     captures: int
     handshakes: int
@@ -82,7 +83,7 @@ class Summary:
 
 def summarize(report: Report) -> Summary:
     phones = [device for device in report.devices if is_phone(device)]
-    verdicts = Counter(device_verdict(device) for device in report.devices)
+    verdicts = Counter(device_verdict(device) for device in phones)
     ok_phones = [device for device in phones if device_verdict(device) == "ok"]
     by_code = Counter(code for device in report.devices for code in _codes(device.findings))
     severities = Counter(finding.severity for finding in report.findings)
@@ -113,10 +114,10 @@ def summary_line(summary: Summary) -> str:
 def finding_groups(devices: Sequence[Device]) -> list[FindingGroup]:
     """Findings grouped by code and advice, most severe first, each with the devices (and the
     number of connections) it was found on: 500 identical MIC notes are one group."""
-    groups: dict[tuple[str, str], FindingGroup] = {}
+    groups: dict[tuple[str, str, str], FindingGroup] = {}
     for device in devices:
         for finding in device.findings:
-            key = (finding.code, finding.advice)
+            key = (finding.code, finding.severity, finding.advice)
             group = groups.get(key)
             if group is None:
                 group = groups[key] = FindingGroup(finding, [], 0)

@@ -32,7 +32,7 @@ _HANDSHAKE_HEADER = (
 # Columns that give way (cut with "…") when a table is wider than WIDTH, first to last, with the
 # narrowest each may become.
 _DEVICE_SHRINK = ((5, 16), (7, 16), (2, 12), (3, 8), (0, 12))
-_HANDSHAKE_SHRINK = ((5, 14), (7, 16), (1, 16), (2, 16))
+_HANDSHAKE_SHRINK = ((7, 21), (5, 19), (1, 16), (2, 16))
 
 
 def render_table(
