@@ -480,7 +480,7 @@ def phone_reboot(
     )
 
 
-# --- a site-sized reboot ---------------------------------------------------------------------------
+# --- a site-sized reboot --------------------------------------------------------------------------
 
 # What each phone of a site reboot does, by its number modulo 50 (the rest: LSC or MIC, trusted).
 SITE_MOVED, SITE_OLD_FIRMWARE, SITE_EXPIRING, SITE_CLEARTEXT, SITE_FALLBACK, SITE_PC = (
