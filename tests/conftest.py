@@ -15,6 +15,18 @@ SAMPLE_PCAPS = PROJECT / "pcaps"
 sys.path.insert(0, str(SAMPLE_PCAPS))
 
 
+def shared_captures() -> list[object]:
+    """The real public captures, as pytest parameters; one skipped parameter saying why when
+    ../shared/data is absent (a fresh clone)."""
+    from capana.inputs import capture_files
+
+    folder = SHARED_DATA / "pcaps"
+    if not folder.is_dir():
+        reason = f"real public test data not present at {SHARED_DATA}"
+        return [pytest.param(folder, marks=pytest.mark.skip(reason=reason), id="shared-absent")]
+    return [pytest.param(path, id=path.name) for path in sorted(capture_files(folder))]
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real Cisco certificates and public captures (never copied into the project)."""

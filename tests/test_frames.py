@@ -1,0 +1,112 @@
+"""Where each handshake shows in its capture, held to tshark: the frame numbers of the ClientHello,
+the client's Certificate and the fatal alert, and the Wireshark filter that selects the
+connection (802.1X: the phone's MAC)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import shared_captures
+from tshark_oracle import TSHARK
+
+from capana import analyze
+from capana.inputs import capture_files
+from capana.model import Handshake
+
+PCAPS = Path(__file__).resolve().parent.parent / "pcaps"
+SHIPPED = [pytest.param(path, id=path.name) for path in sorted(capture_files(PCAPS))]
+FIELDS = (
+    "frame.number",
+    "tcp.stream",
+    "tcp.srcport",
+    "eth.src",
+    "udp.dstport",
+    "tls.handshake.type",
+    "tls.alert_message.level",
+    "tcp.len",
+)
+
+pytestmark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installed")
+
+
+def tshark_rows(capture: Path, display_filter: str, keylog: Path | None = None) -> list[dict]:
+    command = [str(TSHARK), "-r", str(capture), "-o", "tcp.reassemble_out_of_order:TRUE"]
+    if keylog is not None:
+        command += ["-o", f"tls.keylog_file:{keylog}"]
+    command += ["-Y", display_filter, "-T", "fields", "-E", "occurrence=a"]
+    for field in FIELDS:
+        command += ["-e", field]
+    output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=120)
+    rows = []
+    for line in output.stdout.splitlines():
+        values = dict(zip(FIELDS, line.split("\t"), strict=True))
+        rows.append({k: v.split(",") if v else [] for k, v in values.items()})
+    return rows
+
+
+def from_client(handshake: Handshake, row: dict) -> bool:
+    """Was this frame sent by the handshake's client?"""
+    if handshake.transport == "tcp":
+        return row["tcp.srcport"][:1] == [handshake.client.rsplit(":", 1)[1]]
+    if handshake.transport == "eapol":
+        return row["eth.src"][:1] == [handshake.client]
+    return row["udp.dstport"][:1] in (["1812"], ["1645"])  # RADIUS: the NAS's Access-Request
+
+
+def first(rows: list[dict], handshake: Handshake, field: str, value: str, client: bool) -> int:
+    """The first frame of the connection, from the client (or not), whose ``field`` has ``value``."""
+    frames = [
+        int(row["frame.number"][0])
+        for row in rows
+        if value in row[field] and (from_client(handshake, row) or not client)
+    ]
+    return frames[0] if frames else None  # type: ignore[return-value]
+
+
+def check_frames(capture: Path, keylog: Path | None = None) -> int:
+    """Every handshake's frames and filter against tshark; returns how many were checked."""
+    report = analyze(capture, keylog=keylog)
+    for record in report.handshakes:
+        handshake = record.handshake
+        assert handshake.wireshark_filter, handshake
+        rows = tshark_rows(capture, handshake.wireshark_filter, keylog)
+        frames = handshake.frames
+        numbers = {int(row["frame.number"][0]) for row in rows}
+        if handshake.transport == "tcp":
+            streams = {row["tcp.stream"][0] for row in rows}
+            assert len(streams) == 1, (handshake.client, streams)  # exactly that connection
+        if handshake.cleartext:
+            data = [int(r["frame.number"][0]) for r in rows if r["tcp.len"] != ["0"]]
+            assert frames.cleartext == data[0], handshake
+            continue
+        hello = first(rows, handshake, "tls.handshake.type", "1", True)
+        assert frames.client_hello == hello, handshake
+        certificate = first(rows, handshake, "tls.handshake.type", "11", True)
+        assert frames.client_certificate == certificate, handshake
+        alert = first(rows, handshake, "tls.alert_message.level", "2", False)
+        if alert is not None or any(a.level == "fatal" for a in handshake.alerts):
+            assert frames.alert == alert, handshake
+        for frame in (frames.client_hello, frames.client_certificate, frames.alert):
+            assert frame is None or frame in numbers, (handshake.client, frame)
+    return len(report.handshakes)
+
+
+@pytest.mark.parametrize("capture", SHIPPED)
+def test_frames_of_the_shipped_captures_are_tsharks(capture: Path) -> None:
+    keylog = PCAPS / "tls13-client-cert.keys" if capture.name.startswith("tls13") else None
+    assert check_frames(capture, keylog) > 0
+
+
+@pytest.mark.parametrize("capture", shared_captures())
+def test_frames_of_the_real_captures_are_tsharks(capture: Path) -> None:
+    check_frames(capture)
+
+
+def test_reordered_certificate_is_at_the_frame_that_completes_it() -> None:
+    """Its segments arrive swapped: Wireshark shows the message where reassembly ends, and
+    so does capana (the later segment, not the first one seen)."""
+    report = analyze(PCAPS / "reordered-cert.pcap")
+    frames = report.handshakes[0].handshake.frames
+    assert (frames.client_hello, frames.client_certificate) == (5, 17)
