@@ -27,6 +27,8 @@ ATTRIBUTE_STATE = 24
 ATTRIBUTE_CALLING_STATION_ID = 31
 ATTRIBUTE_EAP_MESSAGE = 79
 MAX_SESSIONS = 10_000
+# Frame numbers kept per session for its display filter; later ones extend the last range.
+MAX_FILTER_FRAMES = 256
 _MAC = re.compile(r"[0-9a-fA-F]{12}")
 _MAC_SEPARATORS = str.maketrans("", "", ":-. ")
 
@@ -79,13 +81,22 @@ _IndexKey = tuple[object, ...]
 
 
 class _RadiusSession:
-    __slots__ = ("eap", "endpoints", "keys", "station")
+    __slots__ = ("eap", "endpoints", "frames", "keys", "station")
 
     def __init__(self, endpoints: Endpoints, station: str | None) -> None:
         self.endpoints = endpoints
         self.station = station
         self.eap = EapTlsSession()
         self.keys: dict[str, _IndexKey] = {}  # kind -> its key in the table's index
+        self.frames: list[int] = []  # its packets' numbers, for the display filter
+
+    def seen(self, frame: int) -> None:
+        if frame <= 0:
+            return
+        if len(self.frames) < MAX_FILTER_FRAMES:
+            self.frames.append(frame)
+        else:
+            self.frames[-1] = frame  # the last range grows to the latest packet
 
 
 class RadiusTable:
@@ -133,6 +144,7 @@ class RadiusTable:
         if session is None:
             session = self._open_session(endpoints, packet.calling_station)
         self._key(session, "pending", (endpoints, packet.identifier))
+        session.seen(frame)
         if eap is not None:
             session.eap.feed(eap, timestamp, frame)
 
@@ -142,6 +154,7 @@ class RadiusTable:
         session = self._index.get(("pending", endpoints, packet.identifier))
         if session is None:
             return  # the answer to a request the capture does not hold
+        session.seen(frame)
         if packet.state is not None:
             self._key(session, "state", (endpoints, packet.state))
         eap = parse_eap(packet.eap) if packet.eap else None
@@ -193,17 +206,25 @@ class RadiusTable:
             client=session.station or nas_text,
             server=endpoint_text(address_text(server), server_port),
             server_port=server_port,
-            wireshark_filter=_radius_filter(session.station, address_text(server), server_port),
+            wireshark_filter=_radius_filter(session.frames),
         )
         if handshake is not None:
             self.completed.append(handshake)
 
 
-def _radius_filter(station: str | None, server: str, port: int) -> str:
-    """The RADIUS packets of one phone: its MAC in Calling-Station-Id, whatever the separators."""
-    ip = "ipv6" if ":" in server else "ip"
-    where = f"radius and {ip}.addr eq {server} and udp.port eq {port}"
-    if station is None or not _MAC.fullmatch(station.replace(":", "")):
-        return where
-    pattern = "[-:.]?".join(station.replace(":", "")[i : i + 2] for i in range(0, 12, 2))
-    return f'{where} and radius.Calling_Station_Id matches "(?i){pattern}"'
+def _radius_filter(frames: list[int]) -> str | None:
+    """The session's own packets by number (its responses carry no MAC to filter on)."""
+    if not frames:
+        return None
+    ranges: list[str] = []
+    first = last = frames[0]
+    for frame in [*frames[1:], -1]:
+        if frame == last + 1:
+            last = frame
+            continue
+        ranges.append(str(first) if first == last else f"{first}..{last}")
+        first = last = frame
+    if len(frames) == MAX_FILTER_FRAMES and len(ranges) > 1:
+        # The last entry stands for every packet up to it: one range from the one before.
+        ranges[-2:] = [f"{ranges[-2].split('..')[0]}..{frames[-1]}"]
+    return f"radius and frame.number in {{{', '.join(ranges)}}}"
