@@ -48,8 +48,8 @@ def test_reprs_are_one_short_line(report: Report) -> None:
 
 def test_html_fragments_for_notebooks(report: Report) -> None:
     page = html.report_fragment(report)
-    assert page.startswith("<style>") and "<table class='devices'>" in page
-    assert page.count("<tr>") > len(report.devices) + len(report.handshakes)
+    assert page.startswith("<style>") and 'class="devices"' in page and "<script" not in page
+    assert page.count("<tr") > len(report.devices) + len(report.handshakes)
     moved = report.devices[-1]
     assert "lsc-from-other-cluster" in html.device_fragment(moved)
     assert "unknown_ca" in html.handshake_fragment(moved.handshakes[0])
@@ -58,7 +58,7 @@ def test_html_fragments_for_notebooks(report: Report) -> None:
 
 def test_html_escapes_what_the_capture_says(report: Report) -> None:
     hostile = Report(captures=(), handshakes=(), devices=(), trust_stores=("<script>x</script>",))
-    assert "<script>" not in render_html(hostile)
+    assert "<script>x" not in render_html(hostile)
 
 
 def test_csv_row_per_handshake_with_the_leaf_flattened(report: Report) -> None:
