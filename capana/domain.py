@@ -153,6 +153,8 @@ def service_for(server_port: int) -> str:
 
 # Services a phone opens to CUCM, where a certificate request is expected of a secure profile.
 PHONE_SERVICES: frozenset[str] = frozenset({"sccp-tls", "sip-tls", "capf", "tvs"})
+# Everything only a phone speaks to CUCM: a client of these is a phone, whatever it presented.
+PHONE_SIGNALLING: frozenset[str] = PHONE_SERVICES | frozenset(CLEARTEXT_SERVICE_BY_PORT.values())
 
 # Alerts by which a server says it refused the client's certificate.
 CERTIFICATE_ALERTS: frozenset[str] = frozenset(

@@ -13,9 +13,9 @@ from typing import Any
 
 from capana.domain import (
     CERTIFICATE_ALERTS,
-    CLEARTEXT_SERVICE_BY_PORT,
     MIN_RSA_BITS,
     PHONE_SERVICES,
+    PHONE_SIGNALLING,
     SERVER_BY_STORE,
     TLS_SETTINGS_ADVICE,
     TRUST_STORE_BY_PORT,
@@ -86,8 +86,6 @@ CATALOGUE: dict[str, tuple[Severity, str]] = {
     "capture-snaplen": ("warning", "the capture cut packets short (snaplen)"),
     "handshake-incomplete": ("warning", "the capture ends before the handshake does"),
 }
-# Services a phone (and only a phone) speaks to CUCM: a client of these is a phone.
-PHONE_SIGNALLING = PHONE_SERVICES | frozenset(CLEARTEXT_SERVICE_BY_PORT.values())
 # Days before a certificate's notAfter (counted from the capture) when it is worth a warning.
 DEFAULT_EXPIRY_DAYS = 30
 

@@ -39,3 +39,16 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "fuzz: the bounded fuzz run (about a minute); skip with -m 'not fuzz'"
     )
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """The report of a 500-phone reboot of real OpenSSL handshakes with mixed verdicts
+    (``scenarios.site_reboot``: trusted LSCs and MICs, moved phones, old firmware, expiring
+    LSCs, cleartext SCCP, PCs), analysed against its CallManager-trust."""
+    from samplegen import scenarios
+
+    from capana import analyze
+
+    scenario = scenarios.site_reboot(tmp_path_factory.mktemp("site"), phones=500)
+    return analyze(scenario.capture, trust={"callmanager": scenario.trust_dir})

@@ -18,7 +18,6 @@ from capana.judging import judge
 from capana.model import AlertSeen, Report
 from capana.truststore import TrustStore
 
-
 PCAPS = Path(__file__).resolve().parent.parent / "pcaps"
 
 

@@ -55,14 +55,17 @@ def from_client(handshake: Handshake, row: dict) -> bool:
     return row["udp.dstport"][:1] in (["1812"], ["1645"])  # RADIUS: the NAS's Access-Request
 
 
-def first(rows: list[dict], handshake: Handshake, field: str, value: str, client: bool) -> int:
-    """The first frame of the connection, from the client (or not), whose ``field`` has ``value``."""
+def first(
+    rows: list[dict], handshake: Handshake, field: str, value: str, client: bool
+) -> int | None:
+    """The first frame of the connection (from the client, if ``client``) whose ``field`` has
+    ``value``; None when there is none."""
     frames = [
         int(row["frame.number"][0])
         for row in rows
         if value in row[field] and (from_client(handshake, row) or not client)
     ]
-    return frames[0] if frames else None  # type: ignore[return-value]
+    return frames[0] if frames else None
 
 
 def check_frames(capture: Path, keylog: Path | None = None) -> int:

@@ -10,9 +10,7 @@ from pathlib import Path
 
 import pytest
 from browser import OVERFLOW_SCRIPT, chromium, require_browser
-from samplegen import scenarios
 
-from capana import analyze
 from capana.model import Report
 from capana.views import html
 from capana.views.html import render_html
@@ -22,14 +20,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from html_report import LOAD_TIME_SCRIPT, replicated
 
 GENERATED = datetime(2024, 3, 1, 12, 0, tzinfo=timezone.utc)
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Report:
-    """A 500-phone reboot of real OpenSSL handshakes with mixed verdicts (scenarios.site_reboot)."""
-    folder = tmp_path_factory.mktemp("site")
-    scenario = scenarios.site_reboot(folder, phones=500)
-    return analyze(scenario.capture, trust={"callmanager": scenario.trust_dir})
 
 
 @pytest.fixture(scope="module")

@@ -271,6 +271,10 @@ class _Page:
         )
 
     @property
+    def timeline_width(self) -> int:
+        return TIMELINE_WIDTH
+
+    @property
     def timeline_height(self) -> int:
         return 30 + len(self.devices) * TIMELINE_ROW
 

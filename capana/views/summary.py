@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from capana.domain import CLEARTEXT_SERVICE_BY_PORT, PHONE_SERVICES
+from capana.domain import PHONE_SIGNALLING
 from capana.model import SEVERITY_RANK, Device, Finding, Report, Severity
 
 # "ok": every connection completed its handshake with a certificate trusted by the store;
@@ -22,7 +22,6 @@ _VERDICT_WORDS: tuple[tuple[DeviceVerdict, str], ...] = (
     ("warning", "with warnings"),
     ("unverified", "not verified"),
 )
-_PHONE_SERVICES = PHONE_SERVICES | frozenset(CLEARTEXT_SERVICE_BY_PORT.values())
 
 
 def device_verdict(device: Device) -> DeviceVerdict:
@@ -45,7 +44,7 @@ def is_phone(device: Device) -> bool:
     spoke to (SCCP, SIP, CAPF, TVS); anything else is a host (a PC's HTTPS, say)."""
     if device.name.upper().startswith("SEP") or {"LSC", "MIC"} & set(device.kinds):
         return True
-    return any(service in _PHONE_SERVICES for service in device.services)
+    return any(service in PHONE_SIGNALLING for service in device.services)
 
 
 def ordered_devices(devices: Iterable[Device], phones_only: bool = False) -> tuple[Device, ...]:
