@@ -113,3 +113,83 @@ def test_reordered_certificate_is_at_the_frame_that_completes_it() -> None:
     report = analyze(PCAPS / "reordered-cert.pcap")
     frames = report.handshakes[0].handshake.frames
     assert (frames.client_hello, frames.client_certificate) == (5, 17)
+
+
+HELLO_FIELDS = (
+    "frame.number",
+    "tls.handshake.ciphersuite",
+    "tls.handshake.sig_hash_alg",
+    "tls.handshake.extensions.supported_version",
+    "tls.handshake.version",
+    "tls.handshake.extensions_server_name",
+    "tls.handshake.extension.type",
+    "tls.handshake.sig_hash_alg_len",
+)
+
+
+def tshark_hellos(capture: Path) -> dict[int, dict[str, list[str]]]:
+    command = [str(TSHARK), "-r", str(capture), "-o", "tcp.reassemble_out_of_order:TRUE"]
+    command += ["-Y", "tls.handshake.type == 1", "-T", "fields", "-E", "occurrence=a"]
+    for field in HELLO_FIELDS:
+        command += ["-e", field]
+    output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=120)
+    hellos = {}
+    for line in output.stdout.splitlines():
+        values = [v.split(",") if v else [] for v in line.split("\t")]
+        hellos[int(values[0][0])] = dict(zip(HELLO_FIELDS[1:], values[1:], strict=True))
+    return hellos
+
+
+def signature_algorithms(seen: dict[str, list[str]]) -> list[str]:
+    """tshark lists signature_algorithms (13), delegated_credentials' (34) and
+    signature_algorithms_cert (50) in one field: cut it by each extension's length, in the
+    order the extensions came."""
+    kinds = [t for t in seen["tls.handshake.extension.type"] if t in ("13", "34", "50")]
+    codes, chunks = seen["tls.handshake.sig_hash_alg"], {}
+    for kind, length in zip(kinds, seen["tls.handshake.sig_hash_alg_len"], strict=True):
+        count = int(length) // 2
+        chunks[kind], codes = codes[:count], codes[count:]
+    return chunks.get("13", [])
+
+
+def named(codes: list[str], name: object) -> list[str]:
+    """tshark's hex code points, GREASE left out, named by capana's tables."""
+    from capana import tls
+
+    numbers = [int(code, 16) for code in codes]
+    return [name(n) for n in numbers if not tls.is_grease(n)]  # type: ignore[operator]
+
+
+def check_client_hellos(capture: Path) -> int:
+    from capana import tls
+
+    hellos = tshark_hellos(capture)
+    checked = 0
+    for record in analyze(capture).handshakes:
+        facts, frame = record.handshake.client_hello, record.handshake.frames.client_hello
+        if facts is None or frame is None:
+            continue
+        seen = hellos[frame]
+        versions = seen["tls.handshake.extensions.supported_version"] or [
+            seen["tls.handshake.version"][0]
+        ]
+        assert list(facts.versions) == named(versions, tls.version_name)
+        assert list(facts.cipher_suites) == named(
+            seen["tls.handshake.ciphersuite"], tls.cipher_suite_name
+        )
+        assert list(facts.signature_algorithms) == named(
+            signature_algorithms(seen), tls.signature_scheme_name
+        )
+        assert facts.sni == (seen["tls.handshake.extensions_server_name"] or [None])[0]
+        checked += 1
+    return checked
+
+
+@pytest.mark.parametrize("capture", SHIPPED)
+def test_what_the_client_offered_is_tsharks(capture: Path) -> None:
+    assert check_client_hellos(capture) > 0
+
+
+@pytest.mark.parametrize("capture", shared_captures())
+def test_what_real_clients_offered_is_tsharks(capture: Path) -> None:
+    check_client_hellos(capture)
