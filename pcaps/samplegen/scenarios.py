@@ -879,7 +879,7 @@ def _other_cluster_capf(keys: KeyRing) -> Issued:
 
 
 def _phone(n: int, model: str = "CP-8861") -> Phone:
-    mac = f"2C3124C9{0xF800 + n:04X}"
+    mac = f"2C3124{0xC9F800 + n:06X}"  # 2C3124C9F800 and up, unique past 2,048 phones
     return Phone(model, mac, f"10.20.{1 + n // 240}.{10 + n % 240}", 49800 + 37 * (n % 400))
 
 
