@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from collections.abc import Callable, Sequence
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Literal, TextIO
 
 from capana.analyzer import analyze
+from capana.annotate import AnnotateError, write_annotated
+from capana.findings import DEFAULT_EXPIRY_DAYS
 from capana.keylog import KeyLogError
 from capana.model import Report, Severity
 from capana.truststore import TrustStoreError
+from capana.views.annotations import frame_comments
 from capana.views.csv import render_csv
 from capana.views.html import render_html
 from capana.views.json import render_json, render_jsonl
 from capana.views.pem import certificate_files
+from capana.views.records import capana_version
 from capana.views.table import render_table
 
 EXIT_OK = 0
@@ -35,6 +39,7 @@ RENDERERS: dict[str, Callable[[Report], str]] = {
 # --format, when not given, from the --output file's suffix.
 _SUFFIX_FORMATS = {".json": "json", ".jsonl": "jsonl", ".csv": "csv", ".html": "html"}
 FAIL_ON = ("error", "warning", "never")
+SEVERITIES = ("info", "warning", "error")
 
 # A file at least this large gets a progress bar (when stderr is a terminal).
 LARGE_FILE = 32 << 20
@@ -49,6 +54,8 @@ examples:
   capana scan reboot.pcap --format csv -o handshakes.csv --export-certs certs/
   capana scan reboot.pcap --trust cm-trust/ --fail-on error || echo "phones need attention"
   capana scan tls13.pcap --keylog sslkeys.log
+  capana scan reboot.pcap --trust cm-trust/ --annotate reboot-annotated.pcapng
+  capana scan site.pcap --trust cm-trust/ --phones-only --min-severity info
 
 exit status:
   0  analysed; no finding at or above --fail-on (always, with the default --fail-on never)
@@ -66,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"capana {_version()}")
+    parser.add_argument("--version", action="version", version=f"capana {capana_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     scan = commands.add_parser(
         "scan",
@@ -125,6 +132,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="write every distinct certificate as PEM to DIR, named "
         "<device-or-cn>_<role>_<sha256[:12]>.pem",
     )
+    scan.add_argument(
+        "--min-severity",
+        choices=SEVERITIES,
+        default="warning",
+        help="table: show findings of this severity or worse (default: warning; the others "
+        "are counted)",
+    )
+    scan.add_argument(
+        "--phones-only",
+        action="store_true",
+        help="table: leave out hosts that are not phones (by certificate or service)",
+    )
+    scan.add_argument(
+        "--expiry-days",
+        type=_days,
+        default=DEFAULT_EXPIRY_DAYS,
+        metavar="N",
+        help="warn of certificates that expire within N days of the capture (default: "
+        f"{DEFAULT_EXPIRY_DAYS})",
+    )
+    scan.add_argument(
+        "--annotate",
+        metavar="OUT.pcapng",
+        help="write a copy of the (one) capture as pcapng with a comment on each handshake's "
+        "ClientHello, certificate and alert frames; in Wireshark: frame.comment contains "
+        '"capana"',
+    )
     scan.add_argument("--debug", action="store_true", help="show tracebacks on internal errors")
     return parser
 
@@ -152,6 +186,7 @@ def _scan(args: argparse.Namespace) -> int:
             jobs=args.jobs,
             progress=bar,
             keylog=args.keylog,
+            expiry_days=args.expiry_days,
         )
     except (TrustStoreError, KeyLogError) as error:
         print(f"capana: {error}", file=sys.stderr)
@@ -162,14 +197,28 @@ def _scan(args: argparse.Namespace) -> int:
     if not report.captures:
         print(f"capana: no capture files in {', '.join(args.paths)}", file=sys.stderr)
         return EXIT_USAGE
-    text = RENDERERS[_format(args)](report)
+    if args.annotate and len(report.captures) != 1:
+        print("capana: --annotate takes one capture file", file=sys.stderr)
+        return EXIT_USAGE
+    render = RENDERERS[_format(args)]
+    if render is render_table:
+        render = functools.partial(
+            render_table, min_severity=args.min_severity, phones_only=args.phones_only
+        )
     try:
-        _write(text, args.output)
+        _write(render(report), args.output)
         if args.export_certs:
             _export(report, Path(args.export_certs))
+        if args.annotate:
+            _annotate(report, Path(args.annotate))
+    except AnnotateError as error:
+        print(f"capana: {error}", file=sys.stderr)
+        return EXIT_USAGE
     except OSError as error:
         print(f"capana: cannot write: {error}", file=sys.stderr)
         return EXIT_USAGE
+    for warning in report.warnings:
+        print(f"capana: warning: {warning}", file=sys.stderr)
     for problem in report.errors:
         print(f"capana: {problem}", file=sys.stderr)
     return exit_code(report, args.fail_on)
@@ -204,6 +253,12 @@ def _write(text: str, output: str | None) -> None:
     except BrokenPipeError:  # `capana scan ... | head`: the reader had enough
         # Point stdout at /dev/null so the flush at interpreter exit does not fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _annotate(report: Report, out: Path) -> None:
+    capture = report.captures[0].path
+    written = write_annotated(capture, out, frame_comments(report, capture))
+    print(f"capana: wrote {out} with {written} packet comment(s)", file=sys.stderr)
 
 
 def _export(report: Report, folder: Path) -> None:
@@ -255,8 +310,11 @@ def _jobs(text: str) -> int:
     return jobs
 
 
-def _version() -> str:
+def _days(text: str) -> int:
     try:
-        return version("capana")
-    except PackageNotFoundError:
-        return "unknown"
+        days = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of days: {text!r}") from None
+    if days < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return days

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from capana import tls
-from capana.domain import SERVICE_BY_PORT, service_for
+from capana.cleartext import CleartextSession, cleartext_service
+from capana.domain import CLEARTEXT_SERVICE_BY_PORT, SERVICE_BY_PORT, service_for
 from capana.handshake import CLIENT, SERVER
 from capana.model import Problem, ProblemCode, Sender
 from capana.packets import (
@@ -35,6 +36,8 @@ MAX_CONNECTIONS = 100_000
 # A record header and the handshake type: enough to tell a ClientHello from anything else.
 _BYTES_TO_DECIDE = 6
 _MASK = 0xFFFFFFFF
+# Ports whose connections are followed without a SYN: TLS services and cleartext signalling.
+_KNOWN_PORTS = frozenset(SERVICE_BY_PORT) | frozenset(CLEARTEXT_SERVICE_BY_PORT)
 
 
 class Connection:
@@ -82,8 +85,9 @@ class Connection:
     def sender(self, segment: TcpSegment) -> Sender:
         return CLIENT if segment.key == self.client_key else SERVER
 
-    def data(self, sender: Sender, segment: TcpSegment, timestamp: float) -> bool:
-        """Take a payload; False when the connection turns out to be of no interest."""
+    def data(self, sender: Sender, segment: TcpSegment, timestamp: float, frame: int = 0) -> bool:
+        """Take a payload (``frame``: its packet's number); False when the connection turns
+        out to be of no interest."""
         if segment.missing and all(p.code != ProblemCode.SNAPLEN for p in self.problems):
             text = f"{sender} data cut by the capture's snaplen"
             self.problems.append(Problem(ProblemCode.SNAPLEN, text))
@@ -105,16 +109,16 @@ class Connection:
             if len(ready) < _BYTES_TO_DECIDE:
                 self.heads = {**heads, sender: ready}
                 return True
-            reader = self.reader = self._open(sender, ready)
+            reader = self.reader = self._open(sender, ready, timestamp, frame)
             if reader is None:
                 return False
             for other, held in heads.items():
-                reader.feed(other, held, timestamp)
+                reader.feed(other, held, timestamp, frame)
             self.heads = None
         elif stream.gaps != gaps:  # too much waited behind a hole: it was skipped
-            reader.after_gap(sender, ready, timestamp)
+            reader.after_gap(sender, ready, timestamp, frame)
             return not reader.hopeless
-        reader.feed(sender, ready, timestamp)
+        reader.feed(sender, ready, timestamp, frame)
         return not reader.hopeless
 
     def syn(self, sender: Sender, next_seq: int) -> bool:
@@ -132,10 +136,15 @@ class Connection:
         self.isns = (next_seq, server_isn) if sender == CLIENT else (client_isn, next_seq)
         return True
 
-    def _open(self, sender: Sender, first_bytes: bytes) -> StreamReader | None:
+    def _open(
+        self, sender: Sender, first_bytes: bytes, timestamp: float, frame: int
+    ) -> StreamReader | None:
         """The reader these first bytes call for, or None: the connection is not followed."""
         if opens_tls(sender, first_bytes, self.server_port in SERVICE_BY_PORT):
             return TlsStream(self.keys)
+        service = cleartext_service(self.server_port, first_bytes)
+        if service is not None:
+            return CleartextSession(service, timestamp, frame)
         return None
 
     def flush(self) -> None:
@@ -145,7 +154,7 @@ class Connection:
         assert self.streams is not None
         for sender, stream in self.streams.items():
             while stream.pending:
-                self.reader.after_gap(sender, stream.skip_gap(), 0.0)
+                self.reader.after_gap(sender, stream.skip_gap(), 0.0, 0)
 
     def facts(self, capture: str) -> Sequence[Fact]:
         """What the connection's reader found, on this flow."""
@@ -170,8 +179,20 @@ class Connection:
             service=service_for(server_port),
             gaps=sum(stream.gaps for stream in self.streams.values()),
             problems=tuple(self.problems) + conflicts,
+            wireshark_filter=wireshark_filter(
+                client_address, client_port, server_address, server_port
+            ),
         )
         return self.reader.facts(flow)
+
+
+def wireshark_filter(client: str, client_port: int, server: str, server_port: int) -> str:
+    """Wireshark's conversation filter for one TCP connection (what "Conversation Filter" gives)."""
+    ip = "ipv6" if ":" in client else "ip"
+    return (
+        f"({ip}.addr eq {client} and {ip}.addr eq {server}) and "
+        f"(tcp.port eq {client_port} and tcp.port eq {server_port})"
+    )
 
 
 class ConnectionTable:
@@ -201,7 +222,8 @@ class ConnectionTable:
         """Read-only view for fast paths: segment key -> connection, or SKIPPED_FLOW."""
         return self._table
 
-    def add(self, segment: TcpSegment, timestamp: float) -> None:
+    def add(self, segment: TcpSegment, timestamp: float, frame: int = 0) -> None:
+        """One segment; ``frame`` is its packet's number in the capture (0: unknown)."""
         connection = self._table.get(segment.key)
         flags = segment.flags
         if flags & FLAG_SYN:
@@ -218,7 +240,7 @@ class ConnectionTable:
             if connection is None:
                 return
         if segment.payload:
-            if not connection.data(connection.sender(segment), segment, timestamp):
+            if not connection.data(connection.sender(segment), segment, timestamp, frame):
                 self._remember(segment, SKIPPED_FLOW)
                 return
             if connection.reader is not None and connection.reader.done:
@@ -258,10 +280,10 @@ class ConnectionTable:
         payload = segment.payload
         if (
             tls.looks_like_client_hello(payload)
-            or int.from_bytes(segment.key[-2:], "big") in SERVICE_BY_PORT
+            or int.from_bytes(segment.key[-2:], "big") in _KNOWN_PORTS
         ):
             client_key = segment.key
-        elif int.from_bytes(segment.key[-4:-2], "big") in SERVICE_BY_PORT:
+        elif int.from_bytes(segment.key[-4:-2], "big") in _KNOWN_PORTS:
             client_key = segment.reverse_key
         else:
             self._remember(segment, SKIPPED_FLOW)

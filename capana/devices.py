@@ -41,7 +41,4 @@ def _device(name: str, records: list[HandshakeReport]) -> Device:
 
 
 def _address(record: HandshakeReport) -> str:
-    client = record.handshake.client
-    if record.handshake.transport in ("eapol", "radius"):
-        return client  # 802.1X: the client is the phone's MAC, no port
-    return client.rsplit(":", 1)[0].strip("[]")
+    return record.handshake.client_host

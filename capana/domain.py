@@ -67,6 +67,39 @@ TRUST_STORE_LABELS: Mapping[str, str] = MappingProxyType(
         "asa": "the ASA trustpoints",
     }
 )
+# The kind of server each store belongs to (what advice speaks of).
+SERVER_BY_STORE: Mapping[str, str] = MappingProxyType(
+    {"callmanager": "CUCM", "capf": "CUCM", "ise": "ISE", "asa": "ASA"}
+)
+# How a CA certificate ({what}) gets into each store, and what to restart for the change to take.
+TRUST_STORE_UPDATE: Mapping[str, str] = MappingProxyType(
+    {
+        "callmanager": "upload {what} to CallManager-trust (Cisco Unified OS Administration > "
+        "Security > Certificate Management), then restart the Cisco CallManager and Cisco TFTP "
+        "services on every node that runs them",
+        "capf": "upload {what} to CAPF-trust (Cisco Unified OS Administration > Security > "
+        "Certificate Management), then restart the Cisco Certificate Authority Proxy Function "
+        "service",
+        "ise": "import {what} in ISE (Administration > System > Certificates > Trusted "
+        "Certificates) with 'Trust for client authentication and Syslog' checked",
+        "asa": "install {what} on the ASA as a trustpoint (crypto ca trustpoint, crypto ca "
+        "authenticate) that the tunnel group's certificate authentication uses",
+    }
+)
+# Where the TLS versions and cipher suites a server accepts are set.
+TLS_SETTINGS_ADVICE: Mapping[str, str] = MappingProxyType(
+    {
+        "CUCM": "On CUCM compare the TLS minimum version (CLI: show tls min-version, set tls "
+        "min-version) and the 'TLS Ciphers' enterprise parameter with what the phone offered; "
+        "a phone that offers only old versions or ciphers needs newer firmware.",
+        "ISE": "On ISE check Administration > System > Settings > Security Settings (allowed "
+        "TLS versions, weak ciphers) against what the phone offered; upgrade old phone "
+        "firmware.",
+        "ASA": "On the ASA check 'ssl server-version' and 'ssl cipher' against what the phone "
+        "offered; upgrade old phone firmware.",
+    }
+)
+
 # Stores whose CAs issue LSCs when CAPF runs in online/offline CA mode (None: the default store).
 LSC_ISSUING_STORES: frozenset[str | None] = frozenset({"capf", "callmanager", None})
 
@@ -107,6 +140,8 @@ SERVICE_BY_PORT: Mapping[int, str] = MappingProxyType(
     }
 )
 GENERIC_TLS_SERVICE = "tls"
+# Phone signalling in clear (a non-secure device profile), by the server's TCP port.
+CLEARTEXT_SERVICE_BY_PORT: Mapping[int, str] = MappingProxyType({2000: "sccp", 5060: "sip"})
 # The ports only Cisco's services use (443 is everyone's HTTPS).
 CISCO_TLS_PORTS: tuple[int, ...] = tuple(port for port in SERVICE_BY_PORT if port != 443)
 
@@ -118,6 +153,8 @@ def service_for(server_port: int) -> str:
 
 # Services a phone opens to CUCM, where a certificate request is expected of a secure profile.
 PHONE_SERVICES: frozenset[str] = frozenset({"sccp-tls", "sip-tls", "capf", "tvs"})
+# Everything only a phone speaks to CUCM: a client of these is a phone, whatever it presented.
+PHONE_SIGNALLING: frozenset[str] = PHONE_SERVICES | frozenset(CLEARTEXT_SERVICE_BY_PORT.values())
 
 # Alerts by which a server says it refused the client's certificate.
 CERTIFICATE_ALERTS: frozenset[str] = frozenset(

@@ -22,12 +22,13 @@ class Dot1xTable:
         self.eapol = EapolTable(capture)
         self.radius = RadiusTable(capture)
 
-    def add(self, linktype: int, frame: bytes, timestamp: float) -> None:
-        if linktype == LINKTYPE_ETHERNET and self.eapol.add(linktype, frame, timestamp):
+    def add(self, linktype: int, frame: bytes, timestamp: float, number: int = 0) -> None:
+        """One frame; ``number``: its 1-based number in the capture (0: unknown)."""
+        if linktype == LINKTYPE_ETHERNET and self.eapol.add(linktype, frame, timestamp, number):
             return
         datagram = decode_udp(linktype, frame, RADIUS_PORTS)
         if datagram is not None:
-            self.radius.add(datagram, timestamp)
+            self.radius.add(datagram, timestamp, number)
 
     def drain(self) -> list[Handshake]:
         """The handshakes finished since the last call."""

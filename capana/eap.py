@@ -157,7 +157,8 @@ class EapTlsSession:
         )
         return self.tls_started and bool(identity or start)
 
-    def feed(self, packet: EapPacket, timestamp: float) -> None:
+    def feed(self, packet: EapPacket, timestamp: float, frame: int = 0) -> None:
+        """One EAP packet; ``frame``: the capture's packet that carried it (0: unknown)."""
         if self.start is None:
             self.start = timestamp
         if packet.code == EAP_SUCCESS:
@@ -170,9 +171,9 @@ class EapTlsSession:
             if self.method is None:
                 self.method = packet.method
             if packet.method == self.method:
-                self._fragment(packet, timestamp)
+                self._fragment(packet, timestamp, frame)
 
-    def _fragment(self, packet: EapPacket, timestamp: float) -> None:
+    def _fragment(self, packet: EapPacket, timestamp: float, frame: int) -> None:
         sender: Sender = CLIENT if packet.code == EAP_RESPONSE else SERVER
         message, lost = self._joiners[sender].add(packet.identifier, packet.data)
         if lost:
@@ -182,10 +183,17 @@ class EapTlsSession:
             self._directions[sender] = tls.TlsDirection()
         if message is not None:
             for event in self._directions[sender].feed(message):
-                self.tracker.on_event(sender, event, timestamp)
+                self.tracker.on_event(sender, event, timestamp, frame)
 
     def handshake(
-        self, *, capture: str, transport: Transport, client: str, server: str, server_port: int
+        self,
+        *,
+        capture: str,
+        transport: Transport,
+        client: str,
+        server: str,
+        server_port: int,
+        wireshark_filter: str | None = None,
     ) -> Handshake | None:
         """The authentication as a handshake, or None when no TLS handshake message was seen."""
         if not self.tracker.saw_handshake:
@@ -201,6 +209,7 @@ class EapTlsSession:
             service=TLS_METHODS.get(self.method or 13, "eap-tls"),
             gaps=self._gaps,
             problems=tuple(self.problems) + notes,
+            wireshark_filter=wireshark_filter,
         )
         return dataclasses.replace(
             result,

@@ -54,8 +54,9 @@ class EapolTable:
         self.evicted = 0
         self._sessions: dict[bytes, _EapolSession] = {}
 
-    def add(self, linktype: int, frame: bytes, timestamp: float) -> bool:
-        """Take a frame; False when it is not an EAPOL EAP-Packet."""
+    def add(self, linktype: int, frame: bytes, timestamp: float, number: int = 0) -> bool:
+        """Take a frame (``number``: its place in the capture); False when it is not an EAPOL
+        EAP-Packet."""
         found = eapol_eap(linktype, frame)
         if found is None:
             return False
@@ -77,7 +78,7 @@ class EapolTable:
                 self._evict()
         if not from_supplicant:
             session.authenticator = source
-        session.eap.feed(packet, timestamp)
+        session.eap.feed(packet, timestamp, number)
         if session.eap.done:
             self._report(self._sessions.pop(supplicant))
         return True
@@ -103,6 +104,7 @@ class EapolTable:
             client=mac_text(session.supplicant),
             server=mac_text(session.authenticator) if session.authenticator else "",
             server_port=0,
+            wireshark_filter=f"eapol and eth.addr eq {mac_text(session.supplicant)}",
         )
         if handshake is not None:
             self.completed.append(handshake)

@@ -7,16 +7,21 @@ a message naming the phone and the certificate, advice in CUCM's words, and the 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from capana.domain import (
     CERTIFICATE_ALERTS,
     MIN_RSA_BITS,
     PHONE_SERVICES,
+    PHONE_SIGNALLING,
+    SERVER_BY_STORE,
+    TLS_SETTINGS_ADVICE,
     TRUST_STORE_BY_PORT,
     TRUST_STORE_BY_SERVICE,
     TRUST_STORE_LABELS,
+    TRUST_STORE_UPDATE,
     is_manufacturing_ca,
 )
 from capana.model import (
@@ -45,6 +50,7 @@ CATALOGUE: dict[str, tuple[Severity, str]] = {
         "Cisco manufacturing CA named, signature fails",
     ),
     "mic-ca-missing": ("error", "MIC whose manufacturing CA or root is not in the trust store"),
+    "issuer-not-trusted": ("error", "neither LSC nor MIC, and its issuer is not in the store"),
     "certificate-expired": ("error", "a certificate on the path had expired at capture time"),
     "certificate-not-yet-valid": (
         "error",
@@ -55,13 +61,23 @@ CATALOGUE: dict[str, tuple[Severity, str]] = {
         "warning",
         "CertificateRequest does not list the issuer",
     ),
-    "server-rejected-certificate": ("error", "the server refused the phone's certificate (alert)"),
+    "server-rejected-certificate": (
+        "error",
+        "the server refused the phone's certificate (alert, EAP-Failure)",
+    ),
+    "tls-negotiation-failed": (
+        "error",
+        "the server ended the handshake before the phone's certificate",
+    ),
+    "handshake-rejected": ("error", "the handshake was refused and no other finding says why"),
     "verdict-disagrees-with-server": ("warning", "capana's verdict and the server's differ"),
     "no-client-certificate": (
         "warning",
         "asked for a certificate, the phone sent none",
     ),
+    "certificate-expiring": ("warning", "a certificate on the path expires soon after capture"),
     "certificate-not-requested": ("info", "the server did not ask the phone for a certificate"),
+    "registered-non-secure": ("info", "cleartext SCCP or SIP: a non-secure registration"),
     "tls13-certificate-encrypted": ("info", "TLS 1.3: the phone's certificate is encrypted"),
     "weak-signature": ("info", "SHA-1 signature on the phone's certificate or its CA"),
     "short-rsa-key": ("info", "RSA key shorter than 2048 bits"),
@@ -70,6 +86,8 @@ CATALOGUE: dict[str, tuple[Severity, str]] = {
     "capture-snaplen": ("warning", "the capture cut packets short (snaplen)"),
     "handshake-incomplete": ("warning", "the capture ends before the handshake does"),
 }
+# Days before a certificate's notAfter (counted from the capture) when it is worth a warning.
+DEFAULT_EXPIRY_DAYS = 30
 
 
 def _finding(code: str, message: str, advice: str, **evidence: Any) -> Finding:
@@ -87,6 +105,9 @@ class _Case:
     requested_ca_names: tuple[str, ...]
     issuer_requested: bool | None
     store: TrustStore | None
+    moment: datetime | None
+    expiry_days: int
+    tried_tls: bool
 
     @property
     def leaf(self) -> Certificate | None:
@@ -102,22 +123,82 @@ class _Case:
         return device or self.handshake.client
 
     @property
+    def is_phone(self) -> bool:
+        """A phone by its certificate or by the CUCM service it spoke to; else a host."""
+        leaf = self.client_leaf
+        by_certificate = leaf is not None and (
+            leaf.kind in ("LSC", "MIC") or leaf.classification.device is not None
+        )
+        return by_certificate or self.handshake.service in PHONE_SIGNALLING
+
+    @property
+    def who(self) -> str:
+        """The phone, or the client for a host that is not one."""
+        return "the phone" if self.is_phone else "the client"
+
+    @property
     def server_alert(self) -> str | None:
         return self.handshake.server_fatal_alert
 
     @property
+    def rejection(self) -> str | None:
+        """How the server refused the client's certificate: a certificate alert, or for 802.1X
+        an EAP-Failure / Access-Reject once the certificate was sent."""
+        alert = self.server_alert
+        if alert in CERTIFICATE_ALERTS:
+            return alert
+        handshake = self.handshake
+        if (
+            handshake.transport in ("eapol", "radius")
+            and handshake.outcome == "rejected"
+            and handshake.client_cert_status == "present"
+            and alert is None
+        ):
+            return "EAP-Failure" if handshake.transport == "eapol" else "Access-Reject"
+        return None
+
+    @property
     def store_name(self) -> str:
         """The store capana judged with, as the admin knows it."""
-        return _store_label(self.store.name if self.store else None, "no trust store")
+        if self.store is None:
+            return "no trust store"
+        return store_label(self.store.name)
+
+    @property
+    def server_store(self) -> str | None:
+        """The name of the store of the server this phone talked to (callmanager, ise, ...)."""
+        handshake = self.handshake
+        return TRUST_STORE_BY_SERVICE.get(handshake.service) or TRUST_STORE_BY_PORT.get(
+            handshake.server_port
+        )
+
+    @property
+    def server(self) -> str | None:
+        """CUCM, ISE or ASA, when the service says which (443 is an ASA only for a phone)."""
+        if not self.is_phone and self.handshake.transport == "tcp":
+            return None
+        return SERVER_BY_STORE.get(self.server_store or "")
 
     @property
     def server_trust(self) -> str:
         """The trust store of the server this phone talked to (what the advice asks to fix)."""
-        handshake = self.handshake
-        name = TRUST_STORE_BY_SERVICE.get(handshake.service) or TRUST_STORE_BY_PORT.get(
-            handshake.server_port
-        )
-        return _store_label(name, "the server's trust store")
+        return TRUST_STORE_LABELS.get(self.server_store or "", "the server's trust store")
+
+    def add_to_server_trust(self, what: str) -> str:
+        """How to put ``what`` in the server's store and make it count, in that server's words."""
+        update = TRUST_STORE_UPDATE.get(self.server_store or "")
+        if update is None:
+            return f"add {what} to the server's trust store and restart the service"
+        return update.format(what=what)
+
+
+def store_label(name: str | None) -> str:
+    """A store as messages name it: its label on the server, by port, or the default one."""
+    if name is None:
+        return "the default trust store"
+    if name.isdigit():
+        return f"the trust store for port {name}"
+    return TRUST_STORE_LABELS.get(name, f"trust store '{name}'")
 
 
 def diagnose(
@@ -128,12 +209,29 @@ def diagnose(
     requested_ca_names: tuple[str, ...] | None,
     issuer_requested: bool | None,
     store: TrustStore | None,
+    moment: datetime | None = None,
+    expiry_days: int = DEFAULT_EXPIRY_DAYS,
+    tried_tls: bool = False,
 ) -> tuple[Finding, ...]:
-    """Every finding for one handshake, most severe first."""
+    """Every finding for one handshake, most severe first.
+
+    ``moment``: when it happened (else the handshake's start); ``expiry_days``: how soon an
+    expiry is worth a warning; ``tried_tls``: the same client also opened a TLS session to a
+    phone service in this capture (makes a cleartext registration a warning).
+    """
     case = _Case(
-        handshake, validation, client_leaf, requested_ca_names or (), issuer_requested, store
+        handshake,
+        validation,
+        client_leaf,
+        requested_ca_names or (),
+        issuer_requested,
+        store,
+        moment or handshake.start,
+        expiry_days,
+        tried_tls,
     )
     found = [finding for rule in _RULES for finding in rule(case)]
+    found += _unexplained_rejection(case, found)
     return tuple(sorted(found, key=lambda f: -SEVERITY_RANK[f.severity]))
 
 
@@ -168,24 +266,34 @@ def _trust_rules(case: _Case) -> Iterator[Finding]:
             store_certificates=[c.sha256 for c in same_name],
         )
     elif kind == "MIC":
+        default_list = (
+            " (CUCM ships them in its default CA list, 'show cert default-ca-list')"
+            if case.server == "CUCM"
+            else ""
+        )
         yield _finding(
             "mic-ca-missing",
             f"{case.phone}: MIC issued by '{issuer_cn}'; neither it nor its root is in "
             f"{case.store_name}",
-            f"Restore '{issuer_cn}' and its Cisco root to {case.server_trust} (CUCM ships them "
-            "in its default CA list, 'show cert default-ca-list'; Cisco publishes them at "
-            "cisco.com/security/pki), or install an LSC on the phone (Certificate Operation = "
-            "Install/Upgrade).",
+            f"Restore '{issuer_cn}' and its Cisco root{default_list}, "
+            + case.add_to_server_trust(f"'{issuer_cn}' and its root")
+            + " (Cisco publishes them at cisco.com/security/pki); or install an LSC on the "
+            "phone (Certificate Operation = Install/Upgrade).",
             issuer=leaf.issuer,
         )
     elif same_name:
+        reissue = (
+            ", or reissue the LSC from the new CAPF (Certificate Operation = Install/Upgrade)"
+            if kind == "LSC"
+            else ""
+        )
         yield _finding(
             "capf-regenerated",
             f"{case.phone}: {kind} issued by '{issuer_cn}'; {case.store_name} holds a "
-            f"'{issuer_cn}' with another key (a regenerated CAPF)",
-            f"Put the old '{issuer_cn}' certificate back in CallManager-trust and CAPF-trust "
-            "(and on ISE/ASA if used) until every phone has an LSC from the new CAPF, or "
-            "reissue the LSC (Certificate Operation = Install/Upgrade).",
+            f"'{issuer_cn}' with another key (a regenerated CA)",
+            f"Put the old '{issuer_cn}' certificate back in {case.server_trust} (and in "
+            "CAPF-trust, ISE and the ASA where they check phones) until every phone has a "
+            f"certificate from the new one{reissue}.",
             issuer=leaf.issuer,
             store_certificates=[c.sha256 for c in same_name],
         )
@@ -200,12 +308,27 @@ def _trust_rules(case: _Case) -> Iterator[Finding]:
             issuer=leaf.issuer,
         )
     elif kind == "LSC":
+        moved = (
+            " If the phone came from another cluster, delete its LSC and install one from "
+            "this cluster's CAPF."
+            if case.server in ("CUCM", None)
+            else ""
+        )
         yield _finding(
             "lsc-issuer-not-trusted",
             f"{case.phone}: LSC issued by '{issuer_cn}', which is not in {case.store_name}",
-            f"If '{issuer_cn}' is this cluster's CAPF, add its certificate to {case.server_trust} "
-            "(and CAPF-trust); if the phone came from another cluster, delete its LSC and "
-            "install one from this cluster's CAPF.",
+            f"If '{issuer_cn}' is the CAPF (or CA) that issues your LSCs, "
+            + case.add_to_server_trust(f"'{issuer_cn}'")
+            + "."
+            + moved,
+            issuer=leaf.issuer,
+        )
+    else:
+        yield _finding(
+            "issuer-not-trusted",
+            f"{case.phone}: {kind} certificate {leaf.subject}: its issuer '{issuer_cn}' is not "
+            f"in {case.store_name}",
+            f"If '{issuer_cn}' should be trusted, " + case.add_to_server_trust(f"'{issuer_cn}'"),
             issuer=leaf.issuer,
         )
 
@@ -213,22 +336,22 @@ def _trust_rules(case: _Case) -> Iterator[Finding]:
 def _dated(case: _Case, leaf: Certificate) -> Finding:
     expired = case.validation.status == "expired"
     code = "certificate-expired" if expired else "certificate-not-yet-valid"
-    when = case.handshake.start.isoformat() if case.handshake.start else "capture time"
-    if case.kind == "MIC":
+    when = case.moment.isoformat() if case.moment else "capture time"
+    if not expired:
+        advice = "Check the clocks (NTP) of the phone and of the CA, and the CA's dates."
+    elif case.kind == "MIC":
         advice = (
             "A MIC cannot be renewed: install an LSC (Certificate Operation = Install/Upgrade, "
             "authentication by an existing certificate is refused, use a null string or "
             "authentication string)."
-            if expired
-            else "Check the phone's clock and the CA dates."
+        )
+    elif case.kind == "LSC":
+        advice = (
+            "Reissue the LSC (Certificate Operation = Install/Upgrade), or renew the CA "
+            f"certificate in {case.server_trust} if it is the CA that expired."
         )
     else:
-        advice = (
-            "Reissue the LSC (Certificate Operation = Install/Upgrade) or renew the CA "
-            f"certificate in {case.server_trust}."
-            if expired
-            else "Check clocks (NTP) on the phone and CAPF, and the CA certificate's dates."
-        )
+        advice = f"Renew the expired certificate (or its CA in {case.server_trust})."
     return _finding(
         code,
         f"{case.phone}: {case.kind} {leaf.subject} out of its validity at {when}: "
@@ -239,17 +362,64 @@ def _dated(case: _Case, leaf: Certificate) -> Finding:
     )
 
 
+def _expiry_rules(case: _Case) -> Iterator[Finding]:
+    """Certificates of the chain sent, or of the path found, that expire soon after the capture."""
+    moment = case.moment
+    if moment is None or case.validation.status not in ("trusted", "not_checked"):
+        return
+    horizon = moment + timedelta(days=case.expiry_days)
+    store = {c.sha256: c for c in case.store.certificates} if case.store else {}
+    on_path = [store[sha] for sha in case.validation.path if sha in store]
+    chain = [c.certificate for c in _client_chain(case)] + on_path
+    expiring = [
+        cert
+        for cert in dict.fromkeys(c for c in chain if isinstance(c, Certificate))
+        if moment <= cert.not_after <= horizon
+    ]
+    if not expiring:
+        return
+    soonest = min(expiring, key=lambda cert: cert.not_after)
+    names = "; ".join(
+        f"'{cert.subject_cn or cert.subject}' on {cert.not_after.date().isoformat()} "
+        f"({(cert.not_after - moment).days} days after the capture)"
+        for cert in expiring
+    )
+    is_leaf = case.leaf is not None and soonest == case.leaf
+    if is_leaf and case.kind == "LSC":
+        advice = "Reissue the LSC (Certificate Operation = Install/Upgrade) before it expires."
+    elif is_leaf and case.kind == "MIC":
+        advice = (
+            "A MIC cannot be renewed: install an LSC (Certificate Operation = Install/Upgrade)."
+        )
+    elif soonest.is_ca:
+        advice = (
+            f"Renew '{soonest.subject_cn or soonest.subject}' before it expires and add the new "
+            f"one to {case.server_trust}; keep the old one until every certificate it issued "
+            "has been replaced."
+        )
+    else:
+        advice = "Renew the certificate before it expires."
+    yield _finding(
+        "certificate-expiring",
+        f"{case.phone}: expiring within {case.expiry_days} days: {names}",
+        advice,
+        certificates=[cert.sha256 for cert in expiring],
+        not_after=soonest.not_after.isoformat(),
+    )
+
+
+def _client_chain(case: _Case) -> tuple[CertificateReport, ...]:
+    return (case.client_leaf,) if case.client_leaf else ()
+
+
 def _alert_rules(case: _Case) -> Iterator[Finding]:
-    alert = case.server_alert
+    rejection = case.rejection
     status = case.validation.status
     if (
-        alert is None
+        rejection is None
+        and case.server_alert is None
         and case.handshake.outcome == "established"
-        and status
-        in (
-            "untrusted",
-            "invalid",
-        )
+        and status in ("untrusted", "invalid")
     ):
         yield _finding(
             "verdict-disagrees-with-server",
@@ -259,38 +429,110 @@ def _alert_rules(case: _Case) -> Iterator[Finding]:
             "from this server and run again.",
             server_outcome=case.handshake.outcome,
         )
-    if alert not in CERTIFICATE_ALERTS:
+    if rejection is None:
         return
     if status == "trusted":
         yield _finding(
             "verdict-disagrees-with-server",
             f"{case.phone}: capana trusts the certificate against {case.store_name}, but the "
-            f"server answered {alert}",
-            "The trust store given to capana is not the server's (or the service was not "
-            f"restarted after a trust change): export this server's {case.server_trust} and "
+            f"server answered {rejection}",
+            "The trust store given to capana is not the server's, or the server was not "
+            f"restarted after a trust change: export {case.server_trust} from this server and "
             "compare.",
-            server_alert=alert,
+            server_alert=rejection,
         )
     elif status == "not_checked" and case.handshake.client_cert_status == "present":
         yield _finding(
             "server-rejected-certificate",
-            f"{case.phone}: the server refused the phone's certificate ({alert})",
-            f"Run capana with --trust pointing at this server's {case.server_trust} export to "
-            "see which CA is missing; unknown_ca means the issuer is not in the server's trust "
-            "store.",
-            server_alert=alert,
+            f"{case.phone}: the server refused {case.who}'s certificate ({rejection})",
+            f"Run capana with --trust pointing at an export of {case.server_trust} to see which "
+            "CA is missing; unknown_ca means the issuer is not in the server's trust store.",
+            server_alert=rejection,
         )
+
+
+def _negotiation_rules(case: _Case) -> Iterator[Finding]:
+    """The server ended the handshake before the client sent a certificate."""
+    handshake = case.handshake
+    alert = case.server_alert
+    failed_eap = (
+        handshake.transport in ("eapol", "radius")
+        and handshake.outcome == "rejected"
+        and handshake.client_cert_status not in ("present", "absent")
+    )
+    if handshake.client_cert_status in ("present", "absent") or alert in CERTIFICATE_ALERTS:
+        return
+    if alert is None and not failed_eap:
+        return
+    hello = handshake.client_hello
+    if hello is None:
+        offered = f"{case.who}'s ClientHello is not in the capture"
+    else:
+        suites = ", ".join(hello.cipher_suites[:6]) + (
+            f" +{len(hello.cipher_suites) - 6} more" if len(hello.cipher_suites) > 6 else ""
+        )
+        offered = (
+            f"{case.who} offered {', '.join(hello.versions) or '?'} with {suites or 'no suite'}"
+        )
+    chosen = (
+        f"the server chose {handshake.tls_version} {handshake.cipher_suite or ''}".rstrip()
+        if handshake.tls_version
+        else "the server chose nothing (no ServerHello)"
+    )
+    ended = alert or ("EAP-Failure" if handshake.transport == "eapol" else "Access-Reject")
+    yield _finding(
+        "tls-negotiation-failed",
+        f"{case.phone}: the server ended the handshake with {ended} before {case.who} sent a "
+        f"certificate: {offered}; {chosen}",
+        TLS_SETTINGS_ADVICE.get(
+            case.server or "",
+            "Compare the TLS versions and cipher suites the server accepts with those offered.",
+        ),
+        server_alert=ended,
+        offered_versions=list(hello.versions) if hello else None,
+        offered_cipher_suites=list(hello.cipher_suites) if hello else None,
+        server_version=handshake.tls_version,
+        server_cipher_suite=handshake.cipher_suite,
+    )
+
+
+def _cleartext_rules(case: _Case) -> Iterator[Finding]:
+    handshake = case.handshake
+    if not handshake.cleartext:
+        return
+    protocol = handshake.service.upper()
+    also = (
+        f"; it also opened TLS to CUCM: it fell back to {protocol} in clear"
+        if case.tried_tls
+        else ""
+    )
+    finding = _finding(
+        "registered-non-secure",
+        f"{case.phone}: cleartext {protocol} to {handshake.server} (a non-secure device "
+        f"profile){also}",
+        "If the phone should be secure, give it a secure device profile (authenticated or "
+        "encrypted) and check that it holds a certificate the cluster trusts (LSC or MIC).",
+        service=handshake.service,
+    )
+    yield replace(finding, severity="warning") if case.tried_tls else finding
 
 
 def _request_rules(case: _Case) -> Iterator[Finding]:
     handshake = case.handshake
     status = handshake.client_cert_status
+    if handshake.cleartext:
+        return
     if status == "absent":
+        advice = (
+            "The phone has neither LSC nor a usable MIC for this service: check the phone's "
+            "security settings and install an LSC (Certificate Operation = Install/Upgrade)."
+            if case.is_phone
+            else "The client holds no certificate for this server: configure one."
+        )
         yield _finding(
             "no-client-certificate",
-            f"{case.phone}: the server asked for a certificate and the phone sent none",
-            "The phone has neither LSC nor a usable MIC for this service: check the phone's "
-            "security settings and install an LSC (Certificate Operation = Install/Upgrade).",
+            f"{case.phone}: the server asked for a certificate and {case.who} sent none",
+            advice,
         )
     elif status == "not_requested" and handshake.service in PHONE_SERVICES:
         yield _finding(
@@ -303,7 +545,7 @@ def _request_rules(case: _Case) -> Iterator[Finding]:
         failed = handshake.decryption == "failed"
         yield _finding(
             "tls13-certificate-encrypted",
-            f"{case.phone}: TLS 1.3, the phone's certificate is encrypted in the capture"
+            f"{case.phone}: TLS 1.3, {case.who}'s certificate is encrypted in the capture"
             + (" and the key log given did not decrypt it" if failed else ""),
             "Run again with the session keys (capana scan --keylog FILE, an NSS key log; keys "
             "in a pcapng are used too), or note that phones in Authenticated mode stay below "
@@ -312,13 +554,18 @@ def _request_rules(case: _Case) -> Iterator[Finding]:
         )
     if case.issuer_requested is False and case.leaf is not None:
         issuer_cn = case.leaf.issuer_label
+        fix = (
+            "otherwise give the phone an LSC from a CAPF the request lists"
+            if case.kind == "LSC"
+            else "otherwise give it a certificate from a CA the request lists"
+        )
         yield _finding(
             "issuer-not-requested",
             f"{case.phone}: the server's CertificateRequest does not list '{issuer_cn}', the "
-            "issuer of the phone's certificate",
-            f"The server's trust store lacks '{issuer_cn}'. If it belongs to this cluster, add "
-            f"it to {case.server_trust} (and restart the service); otherwise give the phone an "
-            "LSC from a CAPF the request lists.",
+            f"issuer of {case.who}'s certificate",
+            f"The server's trust store lacks '{issuer_cn}'. If it is yours, "
+            + case.add_to_server_trust(f"'{issuer_cn}'")
+            + f"; {fix}.",
             requested_ca_names=list(case.requested_ca_names),
         )
 
@@ -328,17 +575,22 @@ def _certificate_quality_rules(case: _Case) -> Iterator[Finding]:
     if leaf is None:
         return
     if leaf.signature_hash == "sha1" or ReasonCode.WEAK_SIGNATURE in case.validation.codes:
+        advice = {
+            "MIC": "CUCM accepts SHA-1 MICs; plan an LSC signed with SHA-256 for the long run.",
+            "LSC": "Reissue the LSC from a CAPF (or CA) that signs with SHA-256.",
+        }.get(case.kind or "", "Reissue the certificate signed with SHA-256.")
         yield _finding(
             "weak-signature",
             f"{case.phone}: SHA-1 signature on the certificate or its CA",
-            "CUCM accepts SHA-1 MICs; plan an LSC signed with SHA-256 for the long run.",
+            advice,
         )
     if leaf.public_key.startswith("RSA ") and int(leaf.public_key.split()[1]) < MIN_RSA_BITS:
-        yield _finding(
-            "short-rsa-key",
-            f"{case.phone}: {leaf.public_key} key",
-            "Reissue the LSC with a key size of 2048 bits or more (CAPF settings: Key Size).",
-        )
+        advice = {
+            "LSC": "Reissue the LSC with a key size of 2048 bits or more (CAPF settings: Key "
+            "Size).",
+            "MIC": "A MIC's key is set at the factory: install an LSC with a 2048-bit key.",
+        }.get(case.kind or "", "Reissue the certificate with an RSA key of 2048 bits or more.")
+        yield _finding("short-rsa-key", f"{case.phone}: {leaf.public_key} key", advice)
     if case.kind == "MIC" and not (leaf.extended_key_usage and leaf.subject_alt_names):
         yield _finding(
             "mic-without-eku-or-san",
@@ -380,9 +632,47 @@ def _capture_rules(case: _Case) -> Iterator[Finding]:
         )
 
 
+def _unexplained_rejection(case: _Case, found: list[Finding]) -> list[Finding]:
+    """A refused handshake always gets an error or a warning: one that no rule explained."""
+    handshake = case.handshake
+    if handshake.outcome != "rejected" or any(f.severity != "info" for f in found):
+        return []
+    fatal = next((a for a in handshake.alerts if a.level in ("fatal", "encrypted")), None)
+    if fatal is not None and fatal.sender == "client":
+        return [
+            _finding(
+                "handshake-rejected",
+                f"{case.phone}: {case.who} ended the handshake "
+                f"({fatal.description or 'encrypted alert'}): it did not accept the server",
+                "The phone refuses the server's certificate: check the phone's trust list "
+                "(Settings > Security > Trust List); after regenerating CallManager, TVS or "
+                "ITLRecovery certificates reset it (utils itl reset) or from the phone's menu."
+                if case.is_phone
+                else "The client refuses the server's certificate or parameters: check its "
+                "trust settings.",
+                client_alert=fatal.description,
+            )
+        ]
+    what = fatal.description if fatal and fatal.description else "an encrypted alert"
+    if fatal is None:
+        what = "EAP-Failure" if handshake.transport == "eapol" else "a rejection"
+    return [
+        _finding(
+            "handshake-rejected",
+            f"{case.phone}: the server refused the handshake ({what})",
+            "Look at the server's logs for this connection (the frames are listed in the "
+            "report); with TLS 1.3 run again with --keylog to read the alert.",
+            server_alert=what,
+        )
+    ]
+
+
 _RULES: tuple[Callable[[_Case], Iterator[Finding]], ...] = (
     _trust_rules,
+    _expiry_rules,
     _alert_rules,
+    _negotiation_rules,
+    _cleartext_rules,
     _request_rules,
     _certificate_quality_rules,
     _capture_rules,
@@ -395,7 +685,3 @@ def _same_name_other_key(validation: Validation, store: TrustStore | None) -> li
         return []
     about = set(validation.about(ReasonCode.SAME_NAME_OTHER_KEY, ReasonCode.SIGNATURE_INVALID))
     return [cert for cert in store.certificates if cert.sha256 in about]
-
-
-def _store_label(name: str | None, otherwise: str) -> str:
-    return TRUST_STORE_LABELS.get(name or "", otherwise)

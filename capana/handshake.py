@@ -14,7 +14,9 @@ from capana.model import (
     AlertLevel,
     AlertSeen,
     ClientCertStatus,
+    ClientHelloFacts,
     Decryption,
+    Frames,
     Handshake,
     Outcome,
     Problem,
@@ -60,6 +62,7 @@ class HandshakeTracker:
         self._start: float | None = None
         self._tls13_verdict: Outcome | None = None
         self._records = 0
+        self._frames: dict[str, int] = {}  # Frames field -> frame number, first seen kept
 
     @property
     def saw_any_hello(self) -> bool:
@@ -106,16 +109,22 @@ class HandshakeTracker:
         if not side.changed_cipher:
             side.lost_handshake_bytes = True
 
-    def on_event(self, sender: Sender, event: tls.TlsEvent, timestamp: float) -> None:
+    def on_event(
+        self, sender: Sender, event: tls.TlsEvent, timestamp: float, frame: int = 0
+    ) -> None:
+        """One event of ``sender``'s; ``frame``: the capture's packet that completed it."""
         self._records += 1
         side = self._sides[sender]
         if isinstance(event, tls.ClientHello | tls.ServerHello):
             if sender == CLIENT and side.hello is None:
                 self._start = timestamp
+                self._frame("client_hello", frame)
             if not (isinstance(event, tls.ServerHello) and event.hello_retry):
                 side.hello = event
         elif isinstance(event, tls.CertificateMessage):
             side.certificates = event
+            if sender == CLIENT:
+                self._frame("client_certificate", frame)
             if event.problem:
                 self._problem(
                     ProblemCode.CERTIFICATE_LIST, f"{sender} Certificate: {event.problem}"
@@ -131,11 +140,15 @@ class HandshakeTracker:
             side.changed_cipher = True
         elif isinstance(event, tls.Alert):
             self._alerts.append(_alert_seen(sender, event))
+            if self._alerts[-1].level == "fatal":
+                self._frame("alert", frame)
             if event.level not in (None, *_ALERT_LEVELS):
                 text = f"{sender} alert with unknown level {event.level}"
                 self._problem(ProblemCode.UNKNOWN_ALERT_LEVEL, text)
         elif isinstance(event, tls.EncryptedRecord):
             self._encrypted_record(sender, side, event)
+            if self._tls13_verdict == "rejected":
+                self._frame("alert", frame)
         elif isinstance(event, tls.ProtocolError):
             self._problem(event.code, f"{sender}: {event.message}")
         elif isinstance(event, tls.DecryptionFailed):
@@ -150,6 +163,10 @@ class HandshakeTracker:
 
     def _problem(self, code: ProblemCode, text: str) -> None:
         self._problems.append(Problem(code, text))
+
+    def _frame(self, name: str, frame: int) -> None:
+        if frame > 0:
+            self._frames.setdefault(name, frame)
 
     def _client_flight_sent(self) -> bool:
         """Has the client sent what follows the server's TLS 1.3 flight (encrypted or read)?"""
@@ -192,8 +209,10 @@ class HandshakeTracker:
         gaps: int,
         problems: tuple[Problem, ...] = (),
         decryption: Decryption | None = None,
+        wireshark_filter: str | None = None,
     ) -> Handshake:
         client_side, server_side = self._sides[CLIENT], self._sides[SERVER]
+        client_hello = client_side.hello if isinstance(client_side.hello, tls.ClientHello) else None
         return Handshake(
             capture=capture,
             transport="tcp",
@@ -208,9 +227,7 @@ class HandshakeTracker:
                 if isinstance(server_side.hello, tls.ServerHello)
                 else None
             ),
-            sni=client_side.hello.server_name
-            if isinstance(client_side.hello, tls.ClientHello)
-            else None,
+            sni=client_hello.server_name if client_hello else None,
             client_cert_status=self._client_cert_status(),
             client_chain=_chain(client_side.certificates),
             server_chain=_chain(server_side.certificates),
@@ -220,6 +237,9 @@ class HandshakeTracker:
             gaps=gaps,
             problems=tuple(self._problems) + self._resumption_note() + problems,
             decryption=decryption,
+            client_hello=client_hello_facts(client_hello) if client_hello else None,
+            frames=Frames(**self._frames),
+            wireshark_filter=wireshark_filter,
         )
 
     def _resumption_note(self) -> tuple[Problem, ...]:
@@ -272,6 +292,21 @@ class HandshakeTracker:
         if client.encrypted_records and server.encrypted_records:
             return "established"
         return "incomplete"
+
+
+def client_hello_facts(hello: tls.ClientHello) -> ClientHelloFacts:
+    """What the client offered, named. The one place TLS code points become names."""
+    versions = hello.supported_versions or (hello.version,)
+    return ClientHelloFacts(
+        versions=tuple(tls.version_name(v) or "" for v in versions if not tls.is_grease(v)),
+        cipher_suites=tuple(
+            tls.cipher_suite_name(c) or "" for c in hello.cipher_suites if not tls.is_grease(c)
+        ),
+        signature_algorithms=tuple(
+            tls.signature_scheme_name(c) for c in hello.signature_algorithms if not tls.is_grease(c)
+        ),
+        sni=hello.server_name,
+    )
 
 
 def _alert_seen(sender: Sender, alert: tls.Alert) -> AlertSeen:

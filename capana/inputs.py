@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
+from capana.domain import TRUST_STORE_NAMES
 from capana.keylog import KeyLog
-from capana.truststore import TrustStore, load_trust_store, parse_trust_option
+from capana.truststore import TrustStore, TrustStoreError, load_trust_store, parse_trust_option
 
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap")
 
@@ -41,21 +42,53 @@ def is_capture_name(path: Path) -> bool:
 
 
 def load_stores(trust: TrustArgument) -> dict[str | None, TrustStore]:
-    """Trust stores by name (None: the default). Raises TrustStoreError naming a bad file."""
+    """Trust stores by name (None: the default). Raises TrustStoreError naming a bad file, an
+    unknown name or port, a name given twice, or a ``NAME=`` without a path."""
     if trust is None:
         return {}
     if isinstance(trust, Mapping):
+        for name in trust:
+            _check_name(name, str(name))
         return {name: _store(value, name) for name, value in trust.items()}
     if isinstance(trust, str | Path | TrustStore):
         trust = [trust]
-    items: list[tuple[str | None, TrustStore]] = []
+    stores: dict[str | None, TrustStore] = {}
     for option in trust:
         if isinstance(option, TrustStore):
-            items.append((option.name, option))
-        else:
-            name, path = parse_trust_option(str(option))
-            items.append((name, load_trust_store(path, name)))
-    return dict(items)
+            _check_new(stores, option.name, str(option.name))
+            stores[option.name] = option
+            continue
+        name, path = _trust_option(str(option))
+        _check_new(stores, name, str(option))
+        stores[name] = load_trust_store(path, name)
+    return stores
+
+
+def _trust_option(option: str) -> tuple[str | None, Path]:
+    """``NAME=PATH`` or ``PATH``, with the name checked and the path not empty."""
+    name, path = parse_trust_option(option)
+    if name is not None and not option.partition("=")[2].strip():
+        raise TrustStoreError(f"{option}: no path after '{name}='")
+    _check_name(name, option)
+    return name, path
+
+
+def _check_new(stores: Mapping[str | None, TrustStore], name: str | None, option: str) -> None:
+    if name in stores:
+        given = "the default store" if name is None else f"trust store '{name}'"
+        raise TrustStoreError(f"{option}: {given} given twice")
+
+
+def _check_name(name: str | None, option: str) -> None:
+    """A store name is one of TRUST_STORE_NAMES or a TCP port (1-65535); None is the default."""
+    if name is None or name in TRUST_STORE_NAMES:
+        return
+    if name.isdigit():
+        if 1 <= int(name) <= 65535:
+            return
+        raise TrustStoreError(f"{option}: {name} is not a TCP port (1-65535)")
+    known = ", ".join(sorted(TRUST_STORE_NAMES))
+    raise TrustStoreError(f"{option}: unknown trust store name {name!r} (use {known} or a port)")
 
 
 def load_keylog(keylog: str | Path | KeyLog | None) -> KeyLog | None:

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 from capana.certificates import name_from_der, name_key, parse_certificate
 from capana.classify import classify
-from capana.findings import diagnose
+from capana.findings import DEFAULT_EXPIRY_DAYS, diagnose
 from capana.model import (
     Certificate,
     CertificateReport,
@@ -25,9 +25,18 @@ from capana.validation import validate_chain
 
 
 def judge(
-    handshake: Handshake, stores: Mapping[str | None, TrustStore], capture_start: datetime | None
+    handshake: Handshake,
+    stores: Mapping[str | None, TrustStore],
+    capture_start: datetime | None,
+    *,
+    expiry_days: int = DEFAULT_EXPIRY_DAYS,
+    tried_tls: bool = False,
 ) -> HandshakeReport:
-    """Classify the certificates of one handshake and validate both chains at capture time."""
+    """Classify the certificates of one handshake and validate both chains at capture time.
+
+    ``expiry_days``: how soon after the capture an expiry is worth a warning; ``tried_tls``:
+    the client also opened TLS to a phone service in this capture (see ``diagnose``).
+    """
     store = store_for(handshake.service, handshake.server_port, stores)
     moment = handshake.start or capture_start or datetime.now(timezone.utc)
     all_stores = tuple(stores.values())
@@ -45,6 +54,9 @@ def judge(
         requested_ca_names=names,
         issuer_requested=requested,
         store=store,
+        moment=moment,
+        expiry_days=expiry_days,
+        tried_tls=tried_tls,
     )
     return HandshakeReport(
         handshake=handshake,

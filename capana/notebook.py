@@ -32,8 +32,8 @@ def register_display() -> None:
         from IPython.core.getipython import get_ipython
     except ImportError:
         return
-    shell = get_ipython()  # type: ignore[no-untyped-call]
-    if shell is None:
+    shell: Any = get_ipython()  # type: ignore[no-untyped-call,unused-ignore]
+    if shell is None or shell.display_formatter is None:
         return
     formatter = shell.display_formatter.formatters["text/html"]
     for module, name, fragment in _FRAGMENTS:

@@ -31,6 +31,8 @@ __all__ = [
 ]
 
 _SEVERITIES = ("info", "warning", "error")
+# The kinds a phone's certificate can be checked for.
+_KINDS = ("LSC", "MIC")
 
 
 @pytest.fixture(scope="session")
@@ -78,6 +80,7 @@ def assert_all_phones_used(report: Report, kind: str, issuer: str | None = None)
     phone fails: an empty capture proves nothing.
     """
     __tracebackhide__ = True
+    _check_kind(kind)
     wanted = f"{_a(kind)} {kind}" + (f" from {issuer}" if issuer else "")
     if not report.devices:
         raise AssertionError(f"no phone in the capture, so none presented {wanted}")
@@ -94,6 +97,7 @@ def assert_all_phones_used(report: Report, kind: str, issuer: str | None = None)
 def assert_device_used(report: Report, device: str, kind: str, issuer: str | None = None) -> None:
     """Device ``device`` (``SEP…``, or the client address) presented only ``kind`` certificates."""
     __tracebackhide__ = True
+    _check_kind(kind)
     found = [d for d in report.devices if d.name.casefold() == device.casefold()]
     if not found:
         seen = ", ".join(d.name for d in report.devices) or "none"
@@ -120,6 +124,8 @@ def assert_no_rejected_handshakes(report: Report) -> None:
 def assert_no_findings(report: Report, severity: str = "error") -> None:
     """No finding of ``severity`` ("info", "warning", "error") or worse."""
     __tracebackhide__ = True
+    if severity not in _SEVERITIES:
+        raise ValueError(f"severity={severity!r}: use one of {', '.join(map(repr, _SEVERITIES))}")
     floor = _SEVERITIES.index(severity)
     lines = [
         f"{_who(device)}: {finding.severity} {finding.code}: {finding.message}"
@@ -134,6 +140,12 @@ def assert_no_findings(report: Report, severity: str = "error") -> None:
 
 
 # Helpers ------------------------------------------------------------------------------------
+
+
+def _check_kind(kind: str) -> None:
+    """A wrong ``kind`` is a mistake in the test, said as such (never a silent pass or fail)."""
+    if kind not in _KINDS:
+        raise ValueError(f"kind={kind!r}: use one of {', '.join(map(repr, _KINDS))}")
 
 
 def _mismatches(device: Device, kind: str, issuer: str | None) -> list[str]:

@@ -27,6 +27,8 @@ ATTRIBUTE_STATE = 24
 ATTRIBUTE_CALLING_STATION_ID = 31
 ATTRIBUTE_EAP_MESSAGE = 79
 MAX_SESSIONS = 10_000
+# Frame numbers kept per session for its display filter; later ones extend the last range.
+MAX_FILTER_FRAMES = 256
 _MAC = re.compile(r"[0-9a-fA-F]{12}")
 _MAC_SEPARATORS = str.maketrans("", "", ":-. ")
 
@@ -79,13 +81,22 @@ _IndexKey = tuple[object, ...]
 
 
 class _RadiusSession:
-    __slots__ = ("eap", "endpoints", "keys", "station")
+    __slots__ = ("eap", "endpoints", "frames", "keys", "station")
 
     def __init__(self, endpoints: Endpoints, station: str | None) -> None:
         self.endpoints = endpoints
         self.station = station
         self.eap = EapTlsSession()
         self.keys: dict[str, _IndexKey] = {}  # kind -> its key in the table's index
+        self.frames: list[int] = []  # its packets' numbers, for the display filter
+
+    def seen(self, frame: int) -> None:
+        if frame <= 0:
+            return
+        if len(self.frames) < MAX_FILTER_FRAMES:
+            self.frames.append(frame)
+        else:
+            self.frames[-1] = frame  # the last range grows to the latest packet
 
 
 class RadiusTable:
@@ -99,25 +110,28 @@ class RadiusTable:
         self._index: dict[_IndexKey, _RadiusSession] = {}  # state, station and pending keys
         self._open: dict[int, _RadiusSession] = {}  # by id(), oldest first
 
-    def add(self, datagram: UdpDatagram, timestamp: float) -> None:
+    def add(self, datagram: UdpDatagram, timestamp: float, frame: int = 0) -> None:
+        """One datagram; ``frame``: its packet's number in the capture (0: unknown)."""
         packet = parse_radius(datagram.payload)
         if packet is None:
             return
         if packet.code == ACCESS_REQUEST and datagram.destination_port in RADIUS_PORTS:
             nas = datagram.source, datagram.source_port
             endpoints = (*nas, datagram.destination, datagram.destination_port)
-            self._request(endpoints, packet, timestamp)
+            self._request(endpoints, packet, timestamp, frame)
         elif packet.code in (ACCESS_ACCEPT, ACCESS_REJECT, ACCESS_CHALLENGE):
             nas = datagram.destination, datagram.destination_port
             endpoints = (*nas, datagram.source, datagram.source_port)
-            self._response(endpoints, packet, timestamp)
+            self._response(endpoints, packet, timestamp, frame)
 
     def finish(self) -> None:
         """End of capture: report every exchange still open."""
         for session in list(self._open.values()):
             self._close(session)
 
-    def _request(self, endpoints: Endpoints, packet: RadiusPacket, timestamp: float) -> None:
+    def _request(
+        self, endpoints: Endpoints, packet: RadiusPacket, timestamp: float, frame: int
+    ) -> None:
         session = None
         if packet.state is not None:
             session = self._index.get(("state", endpoints, packet.state))
@@ -130,18 +144,22 @@ class RadiusTable:
         if session is None:
             session = self._open_session(endpoints, packet.calling_station)
         self._key(session, "pending", (endpoints, packet.identifier))
+        session.seen(frame)
         if eap is not None:
-            session.eap.feed(eap, timestamp)
+            session.eap.feed(eap, timestamp, frame)
 
-    def _response(self, endpoints: Endpoints, packet: RadiusPacket, timestamp: float) -> None:
+    def _response(
+        self, endpoints: Endpoints, packet: RadiusPacket, timestamp: float, frame: int
+    ) -> None:
         session = self._index.get(("pending", endpoints, packet.identifier))
         if session is None:
             return  # the answer to a request the capture does not hold
+        session.seen(frame)
         if packet.state is not None:
             self._key(session, "state", (endpoints, packet.state))
         eap = parse_eap(packet.eap) if packet.eap else None
         if eap is not None:
-            session.eap.feed(eap, timestamp)
+            session.eap.feed(eap, timestamp, frame)
         if packet.code == ACCESS_ACCEPT:
             session.eap.eap_outcome = "established"
         elif packet.code == ACCESS_REJECT:
@@ -188,6 +206,25 @@ class RadiusTable:
             client=session.station or nas_text,
             server=endpoint_text(address_text(server), server_port),
             server_port=server_port,
+            wireshark_filter=_radius_filter(session.frames),
         )
         if handshake is not None:
             self.completed.append(handshake)
+
+
+def _radius_filter(frames: list[int]) -> str | None:
+    """The session's own packets by number (its responses carry no MAC to filter on)."""
+    if not frames:
+        return None
+    ranges: list[str] = []
+    first = last = frames[0]
+    for frame in [*frames[1:], -1]:
+        if frame == last + 1:
+            last = frame
+            continue
+        ranges.append(str(first) if first == last else f"{first}..{last}")
+        first = last = frame
+    if len(frames) == MAX_FILTER_FRAMES and len(ranges) > 1:
+        # The last entry stands for every packet up to it: one range from the one before.
+        ranges[-2:] = [f"{ranges[-2].split('..')[0]}..{frames[-1]}"]
+    return f"radius and frame.number in {{{', '.join(ranges)}}}"

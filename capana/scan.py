@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -39,8 +39,7 @@ def scan_capture(
     table = ConnectionTable(name, keys=keys)
     dot1x = Dot1xTable(name)  # 802.1X: EAPOL and RADIUS, fed only frames TCP does not take
     with reader:
-        records = reader if progress is None else _reporting(reader, progress)
-        handshakes = _handshakes(records, table, dot1x)
+        handshakes = _handshakes(_Numbered(reader, progress), table, dot1x)
     summary = _summary(name, reader.info, table, dot1x, keys, key_errors)
     handshakes.sort(key=lambda h: h.start or _EPOCH)
     return summary, handshakes
@@ -57,9 +56,7 @@ def _load_keylog(
         return None, (str(error),)
 
 
-def _handshakes(
-    records: Iterable[Packet], table: ConnectionTable, dot1x: Dot1xTable
-) -> list[Handshake]:
+def _handshakes(records: _Numbered, table: ConnectionTable, dot1x: Dot1xTable) -> list[Handshake]:
     """The per-packet loop: every packet to the TCP table or the 802.1X table, or dropped."""
     handshakes: list[Handshake] = []
     for timestamp, linktype, frame, wire_length in worth_decoding(
@@ -67,12 +64,12 @@ def _handshakes(
     ):
         segment = decode_tcp(linktype, frame, wire_length)
         if segment is not None:
-            table.add(segment, timestamp)
+            table.add(segment, timestamp, records.number)
             if table.completed:
                 handshakes.extend(table.completed)
                 table.completed.clear()
         else:
-            dot1x.add(linktype, frame, timestamp)
+            dot1x.add(linktype, frame, timestamp, records.number)
     table.finish()
     handshakes.extend(table.completed)
     handshakes.extend(dot1x.finish())
@@ -123,12 +120,22 @@ def _summary(
     )
 
 
-def _reporting(reader: CaptureReader, progress: ProgressCallback) -> Iterator[Packet]:
-    """The reader's packets, calling ``progress`` every ``_PROGRESS_EVERY`` of them."""
-    for number, record in enumerate(reader, 1):
-        yield record
-        if number % _PROGRESS_EVERY == 0:
-            progress(reader.bytes_read, reader.size)
+class _Numbered:
+    """The reader's packets, counted: ``number`` is the 1-based number of the packet last handed
+    out, as Wireshark numbers frames (the fast path drops most packets after this count).
+    ``progress`` is called every ``_PROGRESS_EVERY`` packets."""
+
+    def __init__(self, reader: CaptureReader, progress: ProgressCallback | None) -> None:
+        self.reader = reader
+        self.progress = progress
+        self.number = 0
+
+    def __iter__(self) -> Iterator[Packet]:
+        reader, progress = self.reader, self.progress
+        for self.number, record in enumerate(reader, 1):
+            yield record
+            if progress is not None and self.number % _PROGRESS_EVERY == 0:
+                progress(reader.bytes_read, reader.size)
 
 
 _EPOCH = datetime.fromtimestamp(0, tz=timezone.utc)

@@ -28,6 +28,7 @@ class Flow:
     service: str
     gaps: int
     problems: tuple[Problem, ...]  # TCP-level: snaplen, overlapping segments, eviction
+    wireshark_filter: str  # Wireshark's conversation filter for this connection
 
 
 class StreamReader(Protocol):
@@ -43,9 +44,11 @@ class StreamReader(Protocol):
         """The bytes are not what the reader expected after all: drop the connection."""
         ...
 
-    def feed(self, sender: Sender, data: bytes, timestamp: float) -> None: ...
+    def feed(self, sender: Sender, data: bytes, timestamp: float, frame: int) -> None:
+        """``sender``'s next bytes; ``frame``: the packet that completed them (0: unknown)."""
+        ...
 
-    def after_gap(self, sender: Sender, data: bytes, timestamp: float) -> None:
+    def after_gap(self, sender: Sender, data: bytes, timestamp: float, frame: int) -> None:
         """``data`` follows a stretch of ``sender``'s bytes the capture lacks."""
         ...
 

@@ -35,6 +35,7 @@ CLIENT_KEY_EXCHANGE = 16
 FINISHED = 20
 
 EXTENSION_SERVER_NAME = 0
+EXTENSION_SIGNATURE_ALGORITHMS = 13
 EXTENSION_SUPPORTED_VERSIONS = 43
 EXTENSION_CERTIFICATE_AUTHORITIES = 47
 
@@ -79,6 +80,17 @@ def alert_name(code: int | None) -> str | None:
     return iana.ALERTS.get(code, f"alert_{code}")
 
 
+def signature_scheme_name(code: int) -> str:
+    """A SignatureScheme (RFC 8446 4.2.3) by its IANA name ("rsa_pss_rsae_sha256"), else its
+    number."""
+    return iana.SIGNATURE_SCHEMES.get(code, f"0x{code:04x}")
+
+
+def is_grease(code: int) -> bool:
+    """A GREASE value (RFC 8701): 0x0a0a, 0x1a1a, ... 0xfafa; they mean nothing."""
+    return code & 0x0F0F == 0x0A0A and code >> 8 == code & 0xFF
+
+
 def looks_like_client_hello(data: bytes) -> bool:
     """Do these first bytes of a stream open a TLS (or SSLv2-style) ClientHello?"""
     if len(data) >= 6 and data[0] == HANDSHAKE and data[1] == 3 and data[5] == CLIENT_HELLO:
@@ -102,6 +114,7 @@ class ClientHello:
     supported_versions: tuple[int, ...]
     sslv2_format: bool = False
     random: bytes = b""  # names the session in a key log
+    signature_algorithms: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -448,24 +461,32 @@ def _client_hello(reader: _Reader) -> ClientHello:
     version = reader.integer(2)
     random = reader.take(32)
     reader.vector(1)
-    suites_bytes = reader.vector(2)
-    suites = tuple(
-        int.from_bytes(suites_bytes[i : i + 2], "big") for i in range(0, len(suites_bytes) - 1, 2)
-    )
+    suites = _codes(reader.vector(2))
     reader.vector(1)
     server_name = None
     supported: tuple[int, ...] = ()
+    signature_algorithms: tuple[int, ...] = ()
     if reader.remaining() >= 2:
         for ext_type, ext in _extensions(_Reader(reader.vector(2))):
             if ext_type == EXTENSION_SERVER_NAME:
                 server_name = _server_name(ext)
             elif ext_type == EXTENSION_SUPPORTED_VERSIONS:
-                versions = _Reader(ext).vector(1)
-                supported = tuple(
-                    int.from_bytes(versions[i : i + 2], "big")
-                    for i in range(0, len(versions) - 1, 2)
-                )
-    return ClientHello(version, suites, server_name, supported, random=random)
+                supported = _codes(_Reader(ext).vector(1))
+            elif ext_type == EXTENSION_SIGNATURE_ALGORITHMS:
+                signature_algorithms = _codes(_Reader(ext).vector(2))
+    return ClientHello(
+        version,
+        suites,
+        server_name,
+        supported,
+        random=random,
+        signature_algorithms=signature_algorithms,
+    )
+
+
+def _codes(data: bytes) -> tuple[int, ...]:
+    """A list of 2-byte code points (versions, signature schemes); an odd last byte is dropped."""
+    return tuple(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data) - 1, 2))
 
 
 def _server_hello(reader: _Reader) -> ServerHello:

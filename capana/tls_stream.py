@@ -45,16 +45,16 @@ class TlsStream:
     def hopeless(self) -> bool:
         return self.tracker.hopeless
 
-    def feed(self, sender: Sender, data: bytes, timestamp: float) -> None:
+    def feed(self, sender: Sender, data: bytes, timestamp: float, frame: int) -> None:
         for event in self.directions[sender].feed(data):
-            self.tracker.on_event(sender, event, timestamp)
+            self.tracker.on_event(sender, event, timestamp, frame)
 
-    def after_gap(self, sender: Sender, data: bytes, timestamp: float) -> None:
+    def after_gap(self, sender: Sender, data: bytes, timestamp: float, frame: int) -> None:
         """Bytes after a hole start mid-record; only a record boundary can resync."""
         self.tracker.lost_data(sender)
         self.directions[sender] = direction = tls.TlsDirection()
         if tls.looks_like_tls_record(data):
-            self.feed(sender, data, timestamp)
+            self.feed(sender, data, timestamp, frame)
         else:
             direction.failed = True  # what follows cannot be framed either
 
@@ -73,5 +73,6 @@ class TlsStream:
             gaps=flow.gaps,
             problems=flow.problems + key_problems,
             decryption=keys.status if keys else None,
+            wireshark_filter=flow.wireshark_filter,
         )
         return (handshake,)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import shared_captures
 from tshark_oracle import TSHARK, tshark_certificates
 
 from capana import analyze
@@ -12,7 +13,6 @@ from capana.analyzer import capture_files
 
 PROJECT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted(capture_files(PROJECT / "pcaps"))
-SHARED = sorted(capture_files(PROJECT.parent / "shared" / "data" / "pcaps"))
 
 pytestmark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installed")
 
@@ -32,7 +32,7 @@ def test_shipped_capture_agrees_with_tshark(capture: Path) -> None:
     assert capana_certificates(capture) == tshark_certificates(capture)
 
 
-@pytest.mark.parametrize("capture", SHARED, ids=lambda p: p.name)
+@pytest.mark.parametrize("capture", shared_captures())
 def test_real_public_capture_agrees_with_tshark(capture: Path) -> None:
     expected = tshark_certificates(capture)
     assert capana_certificates(capture) == expected

@@ -101,7 +101,8 @@ def test_html_page_is_self_contained(tmp_path: Path) -> None:
     page = out.read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>")
     assert "<style>" in page and "SEP2C3124C9F80F" in page and "lsc-from-other-cluster" in page
-    for outside in ("<script", "<link", "src=", "http://", "https://", "@import", "url("):
+    assert page.count("<script>") == 1  # inline; nothing is fetched
+    for outside in ("<link", "src=", "http://", "https://", "@import", "url("):
         assert outside not in page
 
 

@@ -52,10 +52,10 @@ def conversation(
 def feed(table: ConnectionTable, packets: Iterable[wire.Packet]) -> list[Handshake]:
     """Feed packets; return the handshakes the table reported before the capture ended."""
     reported = []
-    for packet in packets:
+    for number, packet in enumerate(packets, 1):
         segment = decode_tcp(LINKTYPE_RAW, packet.ip, len(packet.ip))
         if segment is not None:
-            table.add(segment, packet.time_ns / 1e9)
+            table.add(segment, packet.time_ns / 1e9, number)
             reported += table.completed
             table.completed.clear()
     return reported
@@ -169,10 +169,34 @@ def test_tls_on_an_unknown_port_is_found_by_its_client_hello():
     assert handshake.tls_version == "TLS 1.2"
 
 
-@pytest.mark.parametrize("port", [2443, 2000, 40443])
+SCCP_REGISTER = b"\x0c\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00SEP0011"
+
+
+@pytest.mark.parametrize("port", [2443, 40443])
 def test_plain_tcp_is_skipped_quietly(port):
-    exchange = [("client", b"\x0c\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00SEP0011")] * 3
-    packets = wire.plain_tcp(PHONE, ("10.1.1.5", port), WHEN, exchange)
+    packets = wire.plain_tcp(PHONE, ("10.1.1.5", port), WHEN, [("client", SCCP_REGISTER)] * 3)
+    assert handshakes(packets) == []
+
+
+@pytest.mark.parametrize(
+    ("port", "payload", "service"),
+    [
+        (2000, SCCP_REGISTER, "sccp"),
+        (5060, b"REGISTER sip:10.1.1.5 SIP/2.0\r\nVia: SIP/2.0/TCP\r\n\r\n", "sip"),
+    ],
+)
+def test_cleartext_phone_signalling_is_a_connection_without_tls(port, payload, service):
+    """A phone registering in clear is reported once, as a session that never started TLS."""
+    packets = wire.plain_tcp(PHONE, ("10.1.1.5", port), WHEN, [("client", payload)] * 3)
+    session = only(handshakes(packets))
+    assert (session.service, session.cleartext, session.tls_version) == (service, True, None)
+    assert session.client == "10.1.1.20:51234" and session.client_chain == ()
+    assert session.frames.cleartext == 4  # SYN, SYN-ACK, ACK, then the first payload
+
+
+@pytest.mark.parametrize("port", [2000, 5060])
+def test_other_bytes_on_the_signalling_ports_are_not_reported(port):
+    packets = wire.plain_tcp(PHONE, ("10.1.1.5", port), WHEN, [("client", b"GET / HTTP/1.1\r\n")])
     assert handshakes(packets) == []
 
 

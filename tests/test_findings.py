@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from samplegen import pki, scenarios
-from samplegen.scenarios import KeyRing, Layout, build_cluster
+from samplegen.scenarios import STRONG_ONLY, KeyRing, Layout, build_cluster
 from samplegen.wire import write_pcap
 from test_devices import phone_handshake
 
 from capana import analyze
 from capana.certificates import parse_certificate
 from capana.judging import judge
-from capana.model import Report
+from capana.model import AlertSeen, Report
 from capana.truststore import TrustStore
+
+PCAPS = Path(__file__).resolve().parent.parent / "pcaps"
 
 
 @pytest.fixture(scope="module")
@@ -193,3 +195,119 @@ def test_forged_manufacturing_ca_in_other_letter_case_is_still_forged(tmp_path: 
     assert record.validation.status == "untrusted"
     found = {f.code: f for f in record.findings}
     assert "forged-manufacturing-ca" in found and "mic-ca-missing" not in found
+
+
+# --- failures that must never look fine, and advice that fits ---------------------------------
+
+
+def test_tls_negotiation_failed_says_what_was_offered(tmp_path: Path, keys: KeyRing) -> None:
+    """Old phone firmware offers AES-CBC only; CUCM's TLS Ciphers allow one GCM suite: OpenSSL
+    on the server answers the ClientHello with handshake_failure."""
+    old_firmware = {"client_ciphers": "AES256-SHA:AES128-SHA", "server_ciphers": STRONG_ONLY}
+    scenario = scenarios.lsc_accepted(tmp_path, keys=keys, handshake=old_firmware)
+    assert scenario.connections[0].alert == "handshake_failure"  # what OpenSSL sent
+    report = run(scenario)
+    (finding,) = [f for f in report.findings if f.code == "tls-negotiation-failed"]
+    assert finding.severity == "error"
+    assert finding.evidence["offered_cipher_suites"] == [
+        "TLS_RSA_WITH_AES_256_CBC_SHA",
+        "TLS_RSA_WITH_AES_128_CBC_SHA",
+    ]
+    assert finding.evidence["server_version"] is None  # no ServerHello
+    assert "TLS Ciphers" in finding.advice and "firmware" in finding.advice
+    assert "no ServerHello" in finding.message
+    assert report.has_finding("warning")
+
+
+def test_certificate_expiring_within_the_window(tmp_path: Path, keys: KeyRing) -> None:
+    """The LSCs are valid to 2025-01-01 minus a day: captured 20 days before, it is a warning
+    with the default 30 days, and nothing with --expiry-days 10."""
+    lsc_end = build_cluster(keys).lsc("CP-8861", "2C3124C9F800").cert.not_valid_after_utc
+    scenario = scenarios.lsc_accepted(
+        tmp_path, keys=keys, capture_time=lsc_end - timedelta(days=20)
+    )
+    report = run(scenario)
+    (finding,) = [f for f in report.findings if f.code == "certificate-expiring"]
+    assert finding.severity == "warning" and "19 days after the capture" in finding.message
+    assert "Reissue the LSC" in finding.advice
+    quiet = analyze(scenario.capture, trust={"callmanager": scenario.trust_dir}, expiry_days=10)
+    assert "certificate-expiring" not in codes(quiet)
+
+
+def test_site_reboot_roles(tmp_path: Path) -> None:
+    """50 phones of scenarios.site_reboot: each special role gets its finding."""
+    site = scenarios.site_reboot(tmp_path, phones=50)
+    report = analyze(site.capture, trust={"callmanager": site.trust_dir})
+    by_role = {
+        role: next(d for d in report.devices if d.addresses[0].endswith(f".{10 + role}"))
+        for role in (scenarios.SITE_CLEARTEXT, scenarios.SITE_FALLBACK)
+    }
+    cleartext = [f for f in by_role[scenarios.SITE_CLEARTEXT].findings]
+    assert [(f.code, f.severity) for f in cleartext] == [("registered-non-secure", "info")]
+    fallback = {f.code: f.severity for f in by_role[scenarios.SITE_FALLBACK].findings}
+    assert fallback["registered-non-secure"] == "warning"  # it tried TLS, then fell back
+    assert fallback["lsc-from-other-cluster"] == "error"
+    hosts = [d for d in report.devices if d.services == ("https",)]
+    assert len(hosts) == 1 and not any(f.severity != "info" for f in hosts[0].findings)
+
+
+def test_eap_failure_after_the_certificate_is_a_rejection() -> None:
+    """hostapd sends EAP-Failure (no TLS alert) after a MIC it does not trust: an error, as a
+    fatal alert on 2443 would be; with the ISE store, the advice speaks ISE."""
+    capture = PCAPS / "eapol-eap-tls.pcap"
+    refused = next(r for r in analyze(capture).handshakes if r.handshake.outcome == "rejected")
+    assert refused.handshake.alerts == ()
+    finding = next(f for f in refused.findings if f.code == "server-rejected-certificate")
+    assert finding.severity == "error" and "EAP-Failure" in finding.message
+    report = analyze(capture, trust={"ise": PCAPS / "eap-ise-trust"})
+    (missing,) = [f for f in report.findings if f.code == "mic-ca-missing"]
+    assert "Trust for client authentication" in missing.advice
+    assert "CallManager" not in missing.advice and "default-ca-list" not in missing.advice
+
+
+def test_cucm_advice_names_the_store_and_the_services_to_restart(tmp_path: Path, keys: KeyRing):
+    scenario = scenarios.lsc_accepted(tmp_path / "capture", keys=keys)
+    store = tmp_path / "mic-only.pem"
+    store.write_bytes(b"".join(i.pem for i in build_cluster(keys).callmanager_trust()[1:]))
+    (finding,) = [f for f in run(scenario, {"callmanager": store}).findings
+                  if f.code == "lsc-issuer-not-trusted"]  # fmt: skip
+    assert "CallManager-trust" in finding.advice
+    assert "Cisco CallManager and Cisco TFTP services" in finding.advice
+
+
+def test_the_default_store_is_named_as_such(tmp_path: Path, keys: KeyRing) -> None:
+    scenario = scenarios.mic_accepted(tmp_path / "capture", keys=keys)
+    store = tmp_path / "capf-only.pem"
+    store.write_bytes(build_cluster(keys).capf.pem)
+    report = analyze(scenario.capture, trust=store)  # a store given without a name
+    messages = " ".join(f.message for f in report.findings)
+    assert "the default trust store" in messages and "no trust store" not in messages
+
+
+def test_advice_never_speaks_of_lscs_for_other_certificates(shared_data: Path) -> None:
+    """A PC's self-signed 1024-bit SHA-1 certificate: its notes ask to reissue *it*."""
+    report = analyze(shared_data / "pcaps" / "arkime_ssl-selfsign.pcap")
+    assert {"short-rsa-key", "weak-signature"} <= codes(report)
+    for finding in report.findings:
+        assert "LSC" not in finding.advice and "the phone" not in finding.message, finding
+
+
+def test_a_refusal_is_never_silent() -> None:
+    """The phone ends the handshake (it does not trust the server): handshake-rejected, an
+    error, with trust-list advice; a server refusal no rule explains is one too."""
+    lsc = build_cluster(KeyRing()).lsc("CP-8861", "2C3124C9F8E1")
+    refused_by_phone = replace(
+        phone_handshake("10.1.1.20:50000", lsc.der, outcome="rejected"),
+        alerts=(AlertSeen("client", "fatal", "unknown_ca"),),
+    )
+    record = judge(refused_by_phone, {}, None)
+    (finding,) = [f for f in record.findings if f.severity != "info"]
+    assert finding.code == "handshake-rejected" and "trust list" in finding.advice
+    encrypted = replace(
+        phone_handshake("10.1.1.20:50001", lsc.der, outcome="rejected"),
+        alerts=(AlertSeen("server", "encrypted", None),),
+        client_cert_status="encrypted",
+        client_chain=(),
+    )
+    codes_found = {f.code for f in judge(encrypted, {}, None).findings}
+    assert "handshake-rejected" in codes_found

@@ -10,7 +10,7 @@ from samplegen import scenarios
 from samplegen.scenarios import KeyRing
 
 from capana import analyze
-from capana.pytest_plugin import assert_all_phones_used
+from capana.pytest_plugin import assert_all_phones_used, assert_device_used, assert_no_findings
 
 pytest_plugins = ["pytester"]
 
@@ -114,3 +114,23 @@ def test_an_lsc_named_after_the_capf_but_signed_by_its_old_key_does_not_pass(
     report = analyze(scenario.capture, trust={"callmanager": scenario.trust_dir})
     with pytest.raises(AssertionError, match="untrusted against callmanager"):
         assert_all_phones_used(report, kind="LSC", issuer="CAPF-0992727f")
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda r: assert_all_phones_used(r, kind="lsc"), "kind='lsc': use one of 'LSC', 'MIC'"),
+        (lambda r: assert_device_used(r, "SEP1", kind="CAPF"), "kind='CAPF': use one of"),
+        (
+            lambda r: assert_no_findings(r, severity="fatal"),
+            "severity='fatal': use one of 'info', 'warning', 'error'",
+        ),
+    ],
+    ids=["lower-case-kind", "capf-kind", "fatal-severity"],
+)
+def test_wrong_arguments_say_which_values_are_valid(call, message: str) -> None:
+    """A typo in a lab test is a usage error naming the valid values, not a bare ValueError
+    from deep inside, nor a pass."""
+    report = analyze(PCAPS / "phone-reboot.pcapng", trust=PCAPS / "phone-reboot-trust")
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        call(report)

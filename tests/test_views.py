@@ -48,8 +48,8 @@ def test_reprs_are_one_short_line(report: Report) -> None:
 
 def test_html_fragments_for_notebooks(report: Report) -> None:
     page = html.report_fragment(report)
-    assert page.startswith("<style>") and "<table class='devices'>" in page
-    assert page.count("<tr>") > len(report.devices) + len(report.handshakes)
+    assert page.startswith("<style>") and 'class="devices"' in page and "<script" not in page
+    assert page.count("<tr") > len(report.devices) + len(report.handshakes)
     moved = report.devices[-1]
     assert "lsc-from-other-cluster" in html.device_fragment(moved)
     assert "unknown_ca" in html.handshake_fragment(moved.handshakes[0])
@@ -58,7 +58,7 @@ def test_html_fragments_for_notebooks(report: Report) -> None:
 
 def test_html_escapes_what_the_capture_says(report: Report) -> None:
     hostile = Report(captures=(), handshakes=(), devices=(), trust_stores=("<script>x</script>",))
-    assert "<script>" not in render_html(hostile)
+    assert "<script>x" not in render_html(hostile)
 
 
 def test_csv_row_per_handshake_with_the_leaf_flattened(report: Report) -> None:
@@ -118,3 +118,54 @@ def test_unparseable_certificate_keeps_every_key_of_the_json_contract() -> None:
     contract |= {"signature_algorithm", "public_key", "der_b64"}
     assert contract <= set(record)
     assert record["subject"] is None and record["error"]
+
+
+def test_site_table_fits_a_terminal(site: Report) -> None:
+    """500 phones: a summary line first, phones before hosts, findings once per code with the
+    devices capped, and no line over 120 columns."""
+    from capana.views.table import WIDTH, render_table
+
+    text = render_table(site)
+    lines = text.splitlines()
+    assert lines[0].startswith("490 phones: ") and lines[0].endswith("; 10 other hosts")
+    assert max(len(line) for line in lines) <= WIDTH
+    assert text.index("490 phones\n") < text.index("10 other hosts (not phones")
+    assert "ERROR lsc-from-other-cluster: 20 devices, 30 connections" in text
+    assert "+12 more" in text
+    assert text.count("mic-without-eku-or-san") < 160  # info: in the device rows only
+    assert "INFO mic-without-eku-or-san" not in text
+    assert "INFO mic-without-eku-or-san" in render_table(site, min_severity="info")
+    phones_only = render_table(site, phones_only=True)
+    assert "other host" not in phones_only.split("\n\n", 1)[1] and ":443 " not in phones_only
+
+
+def test_json_summary_version_and_connection_facts(report: Report) -> None:
+    import json
+
+    from capana.views.json import render_json
+
+    data = json.loads(render_json(report))
+    assert data["capana_version"] and data["warnings"] == []
+    assert data["summary"]["phones"] == 5
+    assert data["summary"]["verdicts"] == {"error": 1, "warning": 0, "unverified": 0, "ok": 4}
+    assert data["summary"]["trusted"] == {"LSC": 2, "MIC": 2}
+    assert [d["verdict"] for d in data["devices"]] == ["ok", "ok", "ok", "ok", "error"]
+    moved = data["handshakes"][-1]
+    assert moved["client_hello"]["cipher_suites"][:2] == [
+        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    ]
+    assert moved["client_hello"]["versions"] == ["TLS 1.2"]
+    assert "rsa_pkcs1_sha256" in moved["client_hello"]["signature_algorithms"]
+    assert moved["server_hello"] == {
+        "version": "TLS 1.2",
+        "cipher_suite": "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    }
+    assert moved["frames"] == {
+        "client_hello": 316,
+        "client_certificate": 321,
+        "alert": 323,
+        "cleartext": None,
+    }
+    assert moved["wireshark_filter"].startswith("(ip.addr eq 10.20.1.25 and ip.addr eq 10.10.1.5)")
+    assert moved["cleartext"] is False

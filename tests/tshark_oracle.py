@@ -21,14 +21,19 @@ _FIELDS = (
 )
 
 
+def tshark_reading(capture: Path) -> list[str]:
+    """The start of a tshark command line reading ``capture`` as these tests always do: TCP
+    reassembled out of order, CAPF and TVS ports taken for TLS."""
+    return [str(TSHARK), "-r", str(capture), "-o", "tcp.reassemble_out_of_order:TRUE", *CISCO_TLS]
+
+
 def tshark_certificates(capture: Path, keylog: Path | None = None) -> set[tuple[str, str]]:
     """``{(sender, sha256 of the DER)}`` of every TLS Certificate message.
 
     The sender is "ip:port" over TCP and for a RADIUS server; a phone's MAC (``aa:bb:...``)
     over EAPOL (Ethernet source) and inside RADIUS (Calling-Station-Id).
     """
-    command = [TSHARK, "-r", str(capture), "-o", "tcp.reassemble_out_of_order:TRUE"]
-    command += CISCO_TLS
+    command = tshark_reading(capture)
     if keylog is not None:
         command += ["-o", f"tls.keylog_file:{keylog}"]
     command += ["-Y", "tls.handshake.type == 11", "-T", "fields", "-E", "occurrence=a"]

@@ -58,6 +58,32 @@ class AlertSeen:
 
 
 @dataclass(frozen=True)
+class ClientHelloFacts:
+    """What the client offered, by IANA name (GREASE values left out).
+
+    ``versions``: the supported_versions extension, else the ClientHello's own version (the
+    highest it speaks).
+    """
+
+    versions: tuple[str, ...]
+    cipher_suites: tuple[str, ...]
+    signature_algorithms: tuple[str, ...]
+    sni: str | None
+
+
+@dataclass(frozen=True)
+class Frames:
+    """Where the handshake shows in its capture: 1-based frame numbers, as Wireshark counts
+    them (every packet of the file). A message spread over several packets is at the packet
+    that completed it, as Wireshark shows it reassembled. None where the capture has none."""
+
+    client_hello: int | None = None
+    client_certificate: int | None = None
+    alert: int | None = None  # the first fatal (or TLS 1.3 encrypted) alert
+    cleartext: int | None = None  # the first cleartext payload of a session without TLS
+
+
+@dataclass(frozen=True)
 class Handshake:
     """What one handshake showed on the wire; certificates and CA names as the DER sent."""
 
@@ -81,6 +107,19 @@ class Handshake:
     problems: tuple[Problem, ...] = ()
     decryption: Decryption | None = None
     eap_identity: str | None = None  # 802.1X: from the EAP-Response/Identity
+    client_hello: ClientHelloFacts | None = None
+    frames: Frames = Frames()
+    wireshark_filter: str | None = None  # a display filter for this connection (EAP: the MAC)
+    # A phone's session that never started TLS (SCCP on 2000, SIP on 5060): no handshake,
+    # no certificate; reported so that a phone registering non-secure is seen.
+    cleartext: bool = False
+
+    @property
+    def client_host(self) -> str:
+        """The client without its port: an IP address, or a MAC for 802.1X."""
+        if self.transport in ("eapol", "radius"):
+            return self.client  # 802.1X: the client is the phone's MAC, no port
+        return self.client.rsplit(":", 1)[0].strip("[]")
 
     @property
     def problem_codes(self) -> frozenset[ProblemCode]:

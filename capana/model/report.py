@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
-from capana.model.certificates import CertificateReport, Kind
+from capana.model.certificates import Certificate, CertificateReport, Kind
 from capana.model.handshakes import HandshakeReport
 from capana.model.verdicts import SEVERITY_RANK, Finding, Severity
 
@@ -78,6 +78,10 @@ class Report:
     handshakes: tuple[HandshakeReport, ...]
     devices: tuple[Device, ...] = ()
     trust_stores: tuple[str, ...] = ()
+    # About the inputs as a whole: a store no handshake used, a key log without secrets.
+    warnings: tuple[str, ...] = ()
+    # Every certificate of the stores given, so a path found can be shown by name.
+    store_certificates: tuple[Certificate, ...] = ()
 
     @property
     def certificates(self) -> tuple[CertificateReport, ...]:

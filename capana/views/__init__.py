@@ -1,1 +1,1 @@
-"""Renderings of a :class:`capana.report.Report`; each is a pure function of the report."""
+"""Renderings of a :class:`capana.model.Report`; each is a pure function of the report."""

@@ -1,311 +1,350 @@
-"""HTML view: a self-contained page (inline CSS, no script, no network), and the fragments that
-notebooks show for a report, a device, a handshake or a certificate."""
+"""HTML view: one self-contained page (inline CSS and script, no network), and the fragments
+notebooks show for a report, a device, a handshake or a certificate.
+
+Rendered with Jinja2, autoescaping on: every text from a capture (names, SNI, identities) is
+escaped by the engine. Templates are package data under ``capana/views/templates``. The page
+sorts and filters with its inline script; the fragments need none (notebooks may not run it).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from html import escape
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import cache
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from capana.model import (
-    SEVERITY_RANK,
+    Certificate,
     CertificateReport,
+    ClientHelloFacts,
     Device,
     Finding,
     HandshakeReport,
     Report,
 )
-from capana.views.records import certificate_record, device_record, handshake_record, iso
+from capana.views.records import capana_version, iso
+from capana.views.summary import (
+    DEVICE_VERDICTS,
+    device_verdict,
+    finding_groups,
+    is_phone,
+    ordered_devices,
+    presented,
+    summarize,
+    summary_line,
+)
 
-# Every rule is scoped under .capana so a notebook's own styles are left alone.
-STYLE = """
-.capana { font: 14px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d2330; }
-.capana h1 { font-size: 22px; margin: 0 0 4px; }
-.capana h2 { font-size: 17px; margin: 20px 0 6px; border-bottom: 1px solid #d5d9e0; }
-.capana table { border-collapse: collapse; margin: 4px 0 10px; }
-.capana th, .capana td { border: 1px solid #d5d9e0; padding: 3px 8px; text-align: left;
-  vertical-align: top; }
-.capana th { background: #eef1f5; }
-.capana table.handshakes td { white-space: nowrap; }
-.capana .mono { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px; }
-.capana .badge { display: inline-block; border-radius: 3px; padding: 0 6px; color: #fff;
-  font-weight: 600; white-space: nowrap; }
-.capana .ok { background: #1e8e3e; }
-.capana .bad { background: #c5221f; }
-.capana .warn { background: #e37400; }
-.capana .info { background: #1a73e8; }
-.capana .muted { background: #80868b; }
-.capana .finding { border-left: 5px solid #80868b; padding: 4px 10px; margin: 6px 0;
-  background: #f8f9fa; }
-.capana .finding.bad { border-color: #c5221f; }
-.capana .finding.warn { border-color: #e37400; }
-.capana .finding.info { border-color: #1a73e8; }
-.capana .finding p { margin: 2px 0; }
-.capana .fix { color: #3c4043; }
-.capana .summary { color: #3c4043; margin: 0 0 8px; }
-"""
-
-_TONE = {
-    # validation status
+# Badge tone of each verdict, status, outcome and severity (a CSS class).
+TONES = {
+    "ok": "ok",
     "trusted": "ok",
+    "established": "ok",
+    "error": "bad",
     "expired": "bad",
     "not_yet_valid": "bad",
     "untrusted": "bad",
     "invalid": "bad",
-    "not_checked": "muted",
-    # handshake outcome
-    "established": "ok",
     "rejected": "bad",
-    "incomplete": "warn",
-    # finding severity
-    "error": "bad",
     "warning": "warn",
+    "incomplete": "warn",
     "info": "info",
+    "unverified": "mute",
+    "not_checked": "mute",
+    "LSC": "lsc",
+    "MIC": "mic",
+    "LSC+MIC": "lsc",
 }
+# The timeline: width of the drawing (SVG units), height of one device's row, the label column.
+TIMELINE_WIDTH = 1000
+TIMELINE_ROW = 12
+TIMELINE_LABELS = 150
+# Devices listed by name in a finding before the rest go behind "+N more".
+FINDING_DEVICES_SHOWN = 24
 
 
-def render_html(report: Report) -> str:
-    """The whole report as one HTML page that opens offline."""
-    return (
-        "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>\n"
-        f"<title>capana report: {escape(_capture_names(report))}</title>\n"
-        f"<style>{STYLE}</style>\n</head>\n<body>\n"
-        f"<div class='capana'>\n<h1>capana report</h1>\n{_report_body(report)}</div>\n"
-        "</body>\n</html>\n"
+def render_html(report: Report, generated: datetime | None = None) -> str:
+    """The whole report as one HTML page that opens offline. ``generated``: the time printed
+    as generation time (now when not given)."""
+    moment = generated or datetime.now(timezone.utc)
+    return str(
+        _template("page.html.j2").render(
+            page=_Page(report),
+            version=capana_version(),
+            generated=iso(moment.replace(microsecond=0)),
+        )
     )
 
 
 def report_fragment(report: Report) -> str:
-    """The report for a notebook cell: devices, findings and handshakes."""
-    return f"<style>{STYLE}</style><div class='capana'>{_report_body(report)}</div>"
+    """The report for a notebook cell: summary, findings, devices with their drill-down."""
+    return str(_template("fragments.html.j2").module.report(_Page(report)))
 
 
 def device_fragment(device: Device) -> str:
-    """One device: its row, its connections and its findings."""
-    return (
-        f"<style>{STYLE}</style><div class='capana'>"
-        + _device_table([device])
-        + _handshake_table(device.handshakes)
-        + _findings(device)
-        + "</div>"
-    )
+    """One device: its verdict, findings, certificates and connections."""
+    page = _Page(Report(captures=(), handshakes=device.handshakes, devices=(device,)))
+    return str(_template("fragments.html.j2").module.device(page, page.devices[0]))
 
 
 def handshake_fragment(record: HandshakeReport) -> str:
     """One handshake: its facts, both chains and its findings."""
-    data = handshake_record(record)
-    facts = {
-        "client": data["client"],
-        "server": data["server"],
-        "service": data["service"],
-        "start": data["start"],
-        "TLS": data["tls_version"],
-        "cipher suite": data["cipher_suite"],
-        "client certificate": data["client_cert_status"],
-        "verdict": _verdict(record),
-        "outcome": _outcome(record),
-    }
-    chains = [("client chain", record.client_chain), ("server chain", record.server_chain)]
-    return (
-        f"<style>{STYLE}</style><div class='capana'>"
-        + _facts(facts, raw={"verdict", "outcome"})
-        + "".join(
-            f"<h2>{title}</h2>" + _certificate_table(chain) for title, chain in chains if chain
-        )
-        + "".join(_finding_block(f, 1) for f in record.findings)
-        + "</div>"
-    )
+    page = _Page(Report(captures=(), handshakes=(record,)))
+    return str(_template("fragments.html.j2").module.handshake(page, record))
 
 
 def certificate_fragment(report: CertificateReport) -> str:
-    """One certificate's fields."""
-    data = certificate_record(report)
-    del data["der_b64"]
-    facts = {key: _text(value) for key, value in data.items()}
-    facts["kind"] = _badge(report.kind, "info" if report.kind in ("LSC", "MIC") else "muted")
-    return f"<style>{STYLE}</style><div class='capana'>{_facts(facts, raw={'kind'})}</div>"
+    """One certificate's fields, fingerprints as CUCM shows them."""
+    page = _Page(Report(captures=(), handshakes=()))
+    return str(_template("fragments.html.j2").module.certificate(page, report))
 
 
-# Pieces ----------------------------------------------------------------------------------
+@cache
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("capana.views", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        iso=iso,
+        hms=hms,
+        tone=lambda text: TONES.get(str(text), "mute"),
+        colon_hex=colon_hex,
+        serial=serial_text,
+        sha1=lambda cert: colon_hex(hashlib.sha1(cert.der).hexdigest()),
+        verdict_rank=DEVICE_VERDICTS.index,
+        first_per_code=_first_per_code,
+    )
+    env.globals["certificate_fields"] = certificate_fields
+    return env
 
 
-def _report_body(report: Report) -> str:
-    parts = [f"<p class='summary'>{escape(_summary(report))}</p>"]
-    parts.append("<h2>Devices</h2>")
-    parts.append(_device_table(report.devices) if report.devices else "<p>No device.</p>")
-    groups = [group for device in report.devices for group in _finding_groups(device)]
-    groups.sort(key=lambda same: -SEVERITY_RANK[same[0].severity])
-    findings = "".join(_finding_block(same[0], len(same)) for same in groups)
-    parts.append("<h2>Findings</h2>" + (findings or "<p>No finding.</p>"))
-    parts.append("<h2>Handshakes</h2>")
-    for capture in report.captures:
-        span = f"{iso(capture.start)} .. {iso(capture.end)}" if capture.start else "no packets"
-        parts.append(
-            f"<p><span class='mono'>{escape(capture.path)}</span>: "
-            f"{capture.packets} packets, {escape(span)}</p>"
+def _first_per_code(findings: Iterable[Finding]) -> list[Finding]:
+    """Each code once, in order, the first finding of it kept."""
+    first: dict[str, Finding] = {}
+    for finding in findings:
+        first.setdefault(finding.code, finding)
+    return list(first.values())
+
+
+def _template(name: str) -> Any:
+    return _environment().get_template(name)
+
+
+def hms(moment: datetime | None) -> str:
+    """09:00:01.003, or "-"."""
+    return moment.strftime("%H:%M:%S.%f")[:-3] if moment else "-"
+
+
+def colon_hex(digest: str) -> str:
+    """A fingerprint as CUCM and keytool print it: upper-case byte pairs joined by colons."""
+    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2)).upper()
+
+
+def serial_text(serial: str) -> str:
+    """A serial number as CUCM's certificate pages print it: lower-case colon-separated bytes."""
+    padded = serial if len(serial) % 2 == 0 else "0" + serial
+    return ":".join(padded[i : i + 2] for i in range(0, len(padded), 2))
+
+
+@dataclass(frozen=True)
+class Mark:
+    """One handshake on the timeline."""
+
+    x: float
+    tone: str
+    shape: str  # "dot" or "cross" (refused)
+    title: str
+
+
+@dataclass(frozen=True)
+class TimelineRow:
+    device: DeviceView
+    y: int
+    marks: tuple[Mark, ...]
+
+
+@dataclass(frozen=True)
+class DeviceView:
+    """A device with what its row and drill-down show, computed once."""
+
+    number: int
+    device: Device
+    verdict: str
+    presented: str
+    phone: bool
+    issuers: tuple[str, ...]
+    codes: tuple[str, ...]
+    certificates: tuple[CertificateReport, ...]  # every client certificate it sent, distinct
+
+    @property
+    def anchor(self) -> str:
+        return f"d{self.number}"
+
+    @property
+    def search(self) -> str:
+        """What the text filter matches: names, addresses, issuers, services, codes."""
+        device = self.device
+        words = (device.name, device.model or "", *device.addresses, *self.issuers)
+        return " ".join((*words, *device.services, *self.codes)).lower()
+
+
+class _Page:
+    """What the templates read: the report, its devices in display order, and lookups."""
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+        self.summary = summarize(report)
+        self.summary_line = summary_line(self.summary)
+        self.devices = tuple(
+            _device_view(n, d) for n, d in enumerate(ordered_devices(report.devices))
         )
-        parts += [f"<p>{_badge('error', 'bad')} {escape(e)}</p>" for e in capture.errors]
-        parts += [f"<p>{_badge('warning', 'warn')} {escape(w)}</p>" for w in capture.warnings]
-        records = [r for r in report.handshakes if r.handshake.capture == capture.path]
-        parts.append(_handshake_table(records) if records else "<p>No TLS handshake.</p>")
-    return "\n".join(parts) + "\n"
+        self.by_device = {id(view.device): view for view in self.devices}
+        self.groups = finding_groups([view.device for view in self.devices])
+        self.codes = sorted({code for view in self.devices for code in view.codes})
+        self.offers = _numbered(
+            record.handshake.client_hello
+            for record in report.handshakes
+            if record.handshake.client_hello is not None
+        )
+        self.ca_lists = _numbered(
+            record.requested_ca_names for record in report.handshakes if record.requested_ca_names
+        )
+        names = {c.sha256: c.name for c in report.certificates}
+        stored = {c.sha256: c.subject_cn or c.subject for c in report.store_certificates}
+        self.names = {**stored, **names}
 
+    def view(self, device: Device) -> DeviceView:
+        return self.by_device[id(device)]
 
-def _summary(report: Report) -> str:
-    stores = ", ".join(report.trust_stores) or "none (verdicts not checked)"
-    counts = [
-        f"{len(report.captures)} capture(s)",
-        f"{len(report.handshakes)} handshake(s)",
-        f"{len(report.devices)} device(s)",
-        f"trust stores: {stores}",
-    ]
-    return ", ".join(counts)
+    def offer(self, hello: ClientHelloFacts | None) -> int | None:
+        return None if hello is None else self.offers.get(hello)
 
+    def ca_list(self, names: tuple[str, ...] | None) -> int | None:
+        return None if not names else self.ca_lists.get(names)
 
-def _device_table(devices: Iterable[Device]) -> str:
-    header = ("device", "model", "addresses", "services", "certificate", "issuer", "verdict")
-    rows = []
-    for device in devices:
-        data = device_record(device)
-        issuers = dict.fromkeys(c.issuer_label for c in device.certificates if c.issuer_label)
-        verdicts = dict.fromkeys(c["validation"] for c in data["connections"])
-        worst = data["worst_finding"]
-        rows.append(
-            (
-                escape(data["device"]),
-                escape(data["model"] or "-"),
-                escape(", ".join(data["addresses"])),
-                escape(", ".join(data["services"])),
-                _kinds(data["kinds"]),
-                escape(", ".join(issuers) or "-"),
-                " ".join(_badge(v, _TONE.get(v, "muted")) for v in verdicts),
-                _badge(f"{worst['severity']}: {worst['code']}", _TONE[worst["severity"]])
-                if worst
-                else _badge("ok", "ok"),
+    def cert_name(self, sha256: str) -> str:
+        return self.names.get(sha256, f"{sha256[:12]}…")
+
+    def shown(self, items: Sequence[Device]) -> Sequence[Device]:
+        return items[:FINDING_DEVICES_SHOWN]
+
+    def hidden(self, items: Sequence[Device]) -> Sequence[Device]:
+        return items[FINDING_DEVICES_SHOWN:]
+
+    @property
+    def timeline(self) -> tuple[TimelineRow, ...]:
+        """Each device a row, each handshake a mark at its start (no start: not drawn)."""
+        starts = [r.handshake.start for r in self.report.handshakes if r.handshake.start]
+        if not starts:
+            return ()
+        first, last = min(starts), max(starts)
+        span = max((last - first).total_seconds(), 1e-6)
+        width = TIMELINE_WIDTH - TIMELINE_LABELS - 30
+        rows = []
+        for index, view in enumerate(self.devices):
+            marks = tuple(
+                _mark(record, TIMELINE_LABELS + width * (start - first).total_seconds() / span)
+                for record in view.device.handshakes
+                if (start := record.handshake.start) is not None
             )
+            rows.append(TimelineRow(view, 24 + index * TIMELINE_ROW, marks))
+        return tuple(rows)
+
+    @property
+    def timeline_ticks(self) -> tuple[tuple[float, str], ...]:
+        starts = [r.handshake.start for r in self.report.handshakes if r.handshake.start]
+        if not starts:
+            return ()
+        first, last = min(starts), max(starts)
+        width = TIMELINE_WIDTH - TIMELINE_LABELS - 30
+        ticks = 5
+        return tuple(
+            (TIMELINE_LABELS + width * i / ticks, hms(first + (last - first) * i / ticks)[:8])
+            for i in range(ticks + 1)
         )
-    return _table((*header, "worst finding"), rows, "devices")
+
+    @property
+    def timeline_width(self) -> int:
+        return TIMELINE_WIDTH
+
+    @property
+    def timeline_height(self) -> int:
+        return 30 + len(self.devices) * TIMELINE_ROW
 
 
-def _kinds(kinds: Sequence[str]) -> str:
-    if not kinds:
-        return "-"
-    return " + ".join(_badge(kind, "info" if kind in ("LSC", "MIC") else "muted") for kind in kinds)
-
-
-def _findings(device: Device) -> str:
-    """A device's findings, each code once with the number of connections it was found on."""
-    return "".join(_finding_block(same[0], len(same)) for same in _finding_groups(device))
-
-
-def _finding_groups(device: Device) -> list[list[Finding]]:
-    by_code: dict[str, list[Finding]] = {}
-    for finding in device.findings:
-        by_code.setdefault(finding.code, []).append(finding)
-    return list(by_code.values())
-
-
-def _finding_block(finding: Finding, times: int) -> str:
-    tone = _TONE[finding.severity]
-    count = f" (on {times} connections)" if times > 1 else ""
-    return (
-        f"<div class='finding {tone}'><p>{_badge(finding.severity.upper(), tone)} "
-        f"<span class='mono'>{escape(finding.code)}</span>{count}</p>"
-        f"<p>{escape(finding.message)}</p>"
-        f"<p class='fix'><b>fix:</b> {escape(finding.advice)}</p></div>"
+def _device_view(number: int, device: Device) -> DeviceView:
+    certificates = {c.sha256: c for r in device.handshakes for c in r.client_chain}
+    return DeviceView(
+        number=number,
+        device=device,
+        verdict=device_verdict(device),
+        presented=presented(device),
+        phone=is_phone(device),
+        issuers=tuple(sorted({c.issuer_label for c in device.certificates if c.issuer_label})),
+        codes=tuple(dict.fromkeys(f.code for f in device.findings)),
+        certificates=tuple(certificates.values()),
     )
 
 
-def _handshake_table(records: Iterable[HandshakeReport]) -> str:
-    header = ("time", "client", "server", "service", "TLS", "client cert", "issuer")
-    rows = []
-    for record in records:
-        data = handshake_record(record)
-        leaf = record.client_leaf
-        if leaf is None:
-            certificate, issuer = escape(data["client_cert_status"]), "-"
-        else:
-            identity = leaf.classification.device or (leaf.parsed and leaf.parsed.subject_cn)
-            certificate = f"{_kinds([leaf.kind])} {escape((identity or leaf.sha256)[:40])}"
-            issuer = escape(leaf.issuer_label or "-")
-        start = record.handshake.start
-        time = start.strftime("%H:%M:%S.%f")[:-3] if start else "-"
-        rows.append(
-            (
-                f"<span title='{escape(data['start'] or '')}'>{time}</span>",
-                escape(data["client"]),
-                escape(data["server"]),
-                escape(data["service"]),
-                escape(data["tls_version"] or "-"),
-                certificate,
-                issuer,
-                _verdict(record),
-                _outcome(record),
-            )
-        )
-    return _table((*header, "verdict", "outcome"), rows, "handshakes")
-
-
-def _certificate_table(chain: Iterable[CertificateReport]) -> str:
-    header = ("kind", "subject", "issuer", "not after", "sha256")
-    rows = []
-    for cert in chain:
-        data = certificate_record(cert)
-        rows.append(
-            (
-                _kinds([data["kind"]]),
-                escape(data.get("subject") or data.get("error") or "-"),
-                escape(data.get("issuer") or "-"),
-                escape(data.get("not_after") or "-"),
-                f"<span class='mono'>{escape(data['sha256'][:16])}</span>",
-            )
-        )
-    return _table(header, rows, "certificates")
-
-
-def _verdict(record: HandshakeReport) -> str:
-    validation = record.validation
-    text: str = validation.status
-    if validation.status != "not_checked":
-        text += f" ({validation.store or 'default'})"
-    badge = _badge(text, _TONE.get(validation.status, "muted"))
-    reasons = "; ".join(reason.text for reason in validation.reasons)
-    return badge + (f"<br><small>{escape(reasons)}</small>" if reasons else "")
-
-
-def _outcome(record: HandshakeReport) -> str:
+def _mark(record: HandshakeReport, x: float) -> Mark:
     handshake = record.handshake
-    text: str = handshake.outcome
-    fatal = [a for a in handshake.alerts if a.level in ("fatal", "encrypted")]
-    if fatal:
-        text += f": {fatal[0].sender} {fatal[0].description or 'encrypted alert'}"
-    return _badge(text, _TONE.get(handshake.outcome, "muted"))
+    worst = max((f.severity for f in record.findings), key=_rank, default="info")
+    if handshake.outcome == "rejected" or worst == "error":
+        tone = "bad"
+    elif worst == "warning" or handshake.outcome == "incomplete":
+        tone = "warn"
+    elif record.validation.status == "trusted" and handshake.outcome == "established":
+        tone = "ok"
+    else:
+        tone = "mute"
+    alert = handshake.server_fatal_alert or next(
+        (a.description or "encrypted alert" for a in handshake.alerts if a.level != "warning"),
+        None,
+    )
+    what = handshake.outcome + (f": {alert}" if alert else "")
+    title = f"{hms(handshake.start)} {handshake.service} {what}"
+    return Mark(round(x, 1), tone, "cross" if handshake.outcome == "rejected" else "dot", title)
 
 
-def _facts(facts: Mapping[str, object], raw: Iterable[str] = ()) -> str:
-    """A two-column table; values are escaped unless their key is in ``raw``."""
-    keep = set(raw)
-    rows = [
-        f"<tr><th>{escape(key)}</th><td>{value if key in keep else escape(_text(value))}</td></tr>"
-        for key, value in facts.items()
+def _rank(severity: str) -> int:
+    return ("info", "warning", "error").index(severity)
+
+
+def _numbered(items: Iterable[Any]) -> dict[Any, int]:
+    """Distinct items, numbered from 1 in order of first appearance."""
+    numbers: dict[Any, int] = {}
+    for item in items:
+        numbers.setdefault(item, len(numbers) + 1)
+    return numbers
+
+
+def certificate_fields(report: CertificateReport) -> list[tuple[str, str]]:
+    """A certificate's fields, as the certificate card lists them."""
+    cert = report.certificate
+    if not isinstance(cert, Certificate):
+        return [("SHA-256 fingerprint", colon_hex(cert.sha256)), ("not parsed", cert.error)]
+    days = (cert.not_after - cert.not_before).days
+    constraints = "" if cert.is_ca is None else f"CA:{str(cert.is_ca).upper()}"
+    if cert.path_length is not None:
+        constraints += f", pathlen:{cert.path_length}"
+    return [
+        ("subject", cert.subject),
+        ("issuer", cert.issuer),
+        ("serial number", serial_text(cert.serial)),
+        ("valid", f"{iso(cert.not_before)} to {iso(cert.not_after)} ({days} days)"),
+        ("SHA-1 fingerprint", colon_hex(hashlib.sha1(cert.der).hexdigest())),
+        ("SHA-256 fingerprint", colon_hex(cert.sha256)),
+        ("signature", cert.signature_algorithm),
+        ("public key", cert.public_key),
+        ("subjectAltName", ", ".join(cert.subject_alt_names) or "none"),
+        ("extendedKeyUsage", ", ".join(cert.extended_key_usage) or "none"),
+        ("keyUsage", ", ".join(sorted(cert.key_usage)) or "none"),
+        ("basicConstraints", constraints or "none"),
     ]
-    return "<table class='facts'>" + "".join(rows) + "</table>"
-
-
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]], name: str) -> str:
-    """A table of already-escaped cells."""
-    head = "".join(f"<th>{escape(title)}</th>" for title in header)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table class='{name}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _badge(text: str, tone: str) -> str:
-    return f"<span class='badge {tone}'>{escape(text)}</span>"
-
-
-def _text(value: object) -> str:
-    return "-" if value is None else str(value)
-
-
-def _capture_names(report: Report) -> str:
-    return ", ".join(capture.path for capture in report.captures) or "no capture"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from capana.model import (
@@ -11,19 +12,48 @@ from capana.model import (
     CaptureSummary,
     Certificate,
     CertificateReport,
+    ClientHelloFacts,
     Device,
     Finding,
+    Frames,
     HandshakeReport,
     Report,
     Validation,
 )
+from capana.views.summary import Summary, device_verdict, is_phone, summarize
 
 
 def report_record(report: Report) -> dict[str, Any]:
     return {
+        "capana_version": capana_version(),
+        "summary": summary_record(summarize(report)),
+        "warnings": list(report.warnings),
         "captures": [capture_record(capture) for capture in report.captures],
         "devices": [device_record(device) for device in report.devices],
         "handshakes": [handshake_record(record) for record in report.handshakes],
+    }
+
+
+def capana_version() -> str:
+    """The installed capana's version ("unknown" when run from a tree never installed)."""
+    try:
+        return version("capana")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def summary_record(summary: Summary) -> dict[str, Any]:
+    """The ``"summary"`` object: device counts by verdict and certificate, finding counts."""
+    return {
+        "captures": summary.captures,
+        "handshakes": summary.handshakes,
+        "phones": summary.phones,
+        "hosts": summary.hosts,
+        "verdicts": dict(summary.verdicts),
+        "presented": dict(summary.presented),
+        "trusted": dict(summary.trusted),
+        "findings": dict(summary.findings),
+        "finding_devices": dict(summary.finding_devices),
     }
 
 
@@ -31,6 +61,8 @@ def device_record(device: Device) -> dict[str, Any]:
     worst = device.worst
     return {
         "device": device.name,
+        "phone": is_phone(device),
+        "verdict": device_verdict(device),
         "model": device.model,
         "addresses": list(device.addresses),
         "services": list(device.services),
@@ -102,6 +134,34 @@ def handshake_record(record: HandshakeReport) -> dict[str, Any]:
         "validation": validation_record(record.validation),
         "server_validation": validation_record(record.server_validation),
         "findings": [finding_record(finding) for finding in record.findings],
+        "cleartext": handshake.cleartext,
+        "client_hello": client_hello_record(handshake.client_hello),
+        "server_hello": None
+        if handshake.tls_version is None
+        else {"version": handshake.tls_version, "cipher_suite": handshake.cipher_suite},
+        "frames": frames_record(handshake.frames),
+        "wireshark_filter": handshake.wireshark_filter,
+    }
+
+
+def client_hello_record(hello: ClientHelloFacts | None) -> dict[str, Any] | None:
+    """What the client offered, by name; None when its ClientHello is not in the capture."""
+    if hello is None:
+        return None
+    return {
+        "versions": list(hello.versions),
+        "cipher_suites": list(hello.cipher_suites),
+        "signature_algorithms": list(hello.signature_algorithms),
+        "sni": hello.sni,
+    }
+
+
+def frames_record(frames: Frames) -> dict[str, int | None]:
+    return {
+        "client_hello": frames.client_hello,
+        "client_certificate": frames.client_certificate,
+        "alert": frames.alert,
+        "cleartext": frames.cleartext,
     }
 
 

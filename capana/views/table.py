@@ -1,47 +1,144 @@
-"""The terminal view: per capture, one line per handshake, the phone's certificate first."""
+"""The terminal view: a summary line, the devices (phones first), the findings grouped by code,
+then every connection per capture. Lines fit ``WIDTH`` columns where the content allows it."""
 
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Sequence
 
-from capana.model import Device, Finding, HandshakeReport, Report
+from capana.model import SEVERITY_RANK, Device, HandshakeReport, Report, Severity
 from capana.views.records import iso
-
-_DEVICE_COLUMNS = ("device", "model", "address", "services", "cert", "issuer", "verdict", "worst")
-
-_COLUMNS = (
-    "time",
-    "client",
-    "server",
-    "service",
-    "tls",
-    "client cert",
-    "issuer",
-    "verdict",
-    "outcome",
+from capana.views.summary import (
+    FindingGroup,
+    device_verdict,
+    finding_groups,
+    is_phone,
+    ordered_devices,
+    presented,
+    summarize,
+    summary_line,
 )
 
+WIDTH = 120
+# Items of a list shown before "+N more": addresses and services of a device, devices of a finding.
+MAX_ITEMS = 2
+MAX_DEVICES_LISTED = 8
+_INDENT = "  "
 
-def render_table(report: Report) -> str:
-    """Phones first (one line each, findings under them), then every handshake per capture."""
-    lines = _device_block(report) if report.devices else []
+_DEVICE_HEADER = ("device", "model", "address", "services", "cert", "issuer", "verdict", "worst")
+_HANDSHAKE_HEADER = (
+    *("time", "client", "server", "service", "tls", "client cert", "verdict", "outcome"),
+)
+# Columns that give way (cut with "…") when a table is wider than WIDTH, first to last, with the
+# narrowest each may become.
+_DEVICE_SHRINK = ((5, 16), (7, 16), (2, 12), (3, 8), (0, 12))
+_HANDSHAKE_SHRINK = ((7, 21), (5, 19), (1, 16), (2, 16))
+
+
+def render_table(
+    report: Report, *, min_severity: Severity = "warning", phones_only: bool = False
+) -> str:
+    """The report for a terminal. Findings below ``min_severity`` are only counted;
+    ``phones_only`` leaves out the hosts that are not phones (a PC's HTTPS)."""
+    summary = summarize(report)
+    devices = ordered_devices(report.devices, phones_only)
+    lines = [summary_line(summary), *(f"warning: {w}" for w in report.warnings), ""]
+    if devices:
+        lines += _device_block(devices)
+        lines += _findings_block(devices, min_severity)
+    shown = {id(record) for device in devices for record in device.handshakes}
     for capture in report.captures:
         span = f"{iso(capture.start)} .. {iso(capture.end)}" if capture.start else "no packets"
-        lines.append(f"{capture.path}: {capture.packets} packets, {span}")
+        counts = f"{capture.packets} packets, {span}"
+        one_line = len(capture.path) + len(counts) + 2 <= WIDTH
+        lines += [f"{capture.path}: {counts}"] if one_line else [f"{capture.path}:", f"  {counts}"]
         lines += [f"  error: {error}" for error in capture.errors]
         lines += [f"  warning: {warning}" for warning in capture.warnings]
-        rows = [_row(r) for r in report.handshakes if r.handshake.capture == capture.path]
+        rows = [
+            _handshake_row(record)
+            for record in report.handshakes
+            if record.handshake.capture == capture.path and id(record) in shown
+        ]
         if rows:
-            lines += ["  " + line for line in _aligned([_COLUMNS, *rows])]
+            aligned = _aligned([_HANDSHAKE_HEADER, *rows], _HANDSHAKE_SHRINK)
+            lines += [_INDENT + line for line in aligned]
         else:
             lines.append("  no TLS handshakes")
         lines.append("")
     return "\n".join(lines)
 
 
-def _row(record: HandshakeReport) -> tuple[str, ...]:
+def _device_block(devices: Sequence[Device]) -> list[str]:
+    phones = [device for device in devices if is_phone(device)]
+    hosts = [device for device in devices if not is_phone(device)]
+    lines = []
+    for title, group in ((_count(len(phones), "phone"), phones), (_hosts(hosts), hosts)):
+        if not group:
+            continue
+        lines.append(title)
+        rows = [_DEVICE_HEADER, *(_device_row(device) for device in group)]
+        lines += [_INDENT + line for line in _aligned(rows, _DEVICE_SHRINK)]
+        lines.append("")
+    return lines
+
+
+def _hosts(hosts: Sequence[Device]) -> str:
+    return f"{_count(len(hosts), 'other host')} (not phones: no phone certificate or service)"
+
+
+def _device_row(device: Device) -> tuple[str, ...]:
+    issuers = sorted({c.issuer_label for c in device.certificates if c.issuer_label})
+    worst = device.worst
+    return (
+        device.name,
+        device.model or "-",
+        _capped(device.addresses),
+        _capped(device.services),
+        presented(device).replace("none", "-"),
+        _capped(issuers) if issuers else "-",
+        device_verdict(device),
+        worst.code if worst else "-",
+    )
+
+
+def _findings_block(devices: Sequence[Device], min_severity: Severity) -> list[str]:
+    floor = SEVERITY_RANK[min_severity]
+    groups = finding_groups(devices)
+    shown = [g for g in groups if SEVERITY_RANK[g.finding.severity] >= floor]
+    hidden = len(groups) - len(shown)
+    lines = [f"findings ({min_severity} and worse)" if shown else "no findings to show"]
+    if hidden:
+        lines[0] += f"; {hidden} of lower severity not shown (--min-severity info)"
+    for group in shown:
+        lines += _group_lines(group)
+    lines.append("")
+    return lines
+
+
+def _group_lines(group: FindingGroup) -> list[str]:
+    """A finding once per code and advice: the devices, one message as example, the fix."""
+    finding = group.finding
+    wrap = textwrap.TextWrapper(width=WIDTH, initial_indent="    ", subsequent_indent="      ")
+    names = [device.name for device in group.devices]
+    listed = ", ".join(names[:MAX_DEVICES_LISTED])
+    if len(names) > MAX_DEVICES_LISTED:
+        listed += f" +{len(names) - MAX_DEVICES_LISTED} more"
+    head = (
+        f"  {finding.severity.upper()} {finding.code}: {_count(len(names), 'device')}, "
+        f"{_count(group.connections, 'connection')}: {listed}"
+    )
+    example = "e.g. " if len(names) > 1 else ""
+    return [
+        *textwrap.wrap(head, WIDTH, subsequent_indent="      "),
+        *wrap.wrap(example + finding.message),
+        *wrap.wrap("fix: " + finding.advice),
+    ]
+
+
+def _handshake_row(record: HandshakeReport) -> tuple[str, ...]:
     handshake = record.handshake
     time = handshake.start.strftime("%H:%M:%S.%f")[:-3] if handshake.start else "-"
+    status = record.validation.status
     return (
         time,
         handshake.client,
@@ -49,88 +146,57 @@ def _row(record: HandshakeReport) -> tuple[str, ...]:
         handshake.service,
         (handshake.tls_version or "-").replace("TLS ", ""),
         _client_certificate(record),
-        _issuer(record),
-        _verdict(record),
+        "-" if status == "not_checked" else status,
         _outcome(record),
     )
 
 
 def _client_certificate(record: HandshakeReport) -> str:
     leaf = record.client_leaf
+    if record.handshake.cleartext:
+        return "cleartext"
     if leaf is None:
         return record.handshake.client_cert_status
     identity = leaf.classification.device or (leaf.parsed and leaf.parsed.subject_cn)
     return f"{leaf.kind} {identity or leaf.sha256[:12]}"
 
 
-def _issuer(record: HandshakeReport) -> str:
-    leaf = record.client_leaf
-    return (leaf and leaf.issuer_label) or "-"
-
-
-def _verdict(record: HandshakeReport) -> str:
-    validation = record.validation
-    if validation.status == "not_checked":
-        return "-"
-    return f"{validation.status} ({validation.store or 'default'})"
-
-
 def _outcome(record: HandshakeReport) -> str:
     handshake = record.handshake
     fatal = [a for a in handshake.alerts if a.level in ("fatal", "encrypted")]
-    if fatal:
-        alert = fatal[0]
-        return f"{handshake.outcome}: {alert.sender} {alert.description or 'encrypted alert'}"
-    return handshake.outcome
+    if not fatal:
+        return handshake.outcome
+    alert = fatal[0]
+    by = "" if alert.sender == "server" else "client "
+    return f"{handshake.outcome}: {by}{alert.description or 'encrypted alert'}"
 
 
-def _aligned(rows: list[tuple[str, ...]]) -> list[str]:
+def _aligned(rows: list[tuple[str, ...]], shrink: Sequence[tuple[int, int]]) -> list[str]:
+    """Columns padded to their widest cell; when the line is wider than WIDTH, the ``shrink``
+    columns give way in turn, down to their minimum, their cells cut with "…"."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    excess = sum(widths) + 2 * (len(widths) - 1) + len(_INDENT) - WIDTH
+    for column, narrowest in shrink:
+        if excess <= 0:
+            break
+        cut = min(excess, max(0, widths[column] - narrowest))
+        widths[column] -= cut
+        excess -= cut
     return [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        "  ".join(_fit(cell, width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in rows
     ]
 
 
-def _device_block(report: Report) -> list[str]:
-    lines = [f"{len(report.devices)} device(s)"]
-    rows = [_DEVICE_COLUMNS, *(_device_row(device) for device in report.devices)]
-    aligned = _aligned(rows)
-    lines.append("  " + aligned[0])
-    for device, line in zip(report.devices, aligned[1:], strict=True):
-        lines.append("  " + line)
-        by_code: dict[str, list[Finding]] = {}
-        for finding in device.findings:
-            by_code.setdefault(finding.code, []).append(finding)
-        for same in by_code.values():
-            lines += _finding_lines(same[0], len(same))
-    lines.append("")
-    return lines
+def _fit(cell: str, width: int) -> str:
+    return cell.ljust(width) if len(cell) <= width else cell[: width - 1] + "…"
 
 
-def _device_row(device: Device) -> tuple[str, ...]:
-    leaves = device.certificates
-    issuers = {c.issuer_label for c in leaves if c.issuer_label}
-    verdicts = dict.fromkeys(r.validation.status for r in device.handshakes)
-    worst = device.worst
-    return (
-        device.name,
-        device.model or "-",
-        ",".join(device.addresses),
-        ",".join(device.services),
-        "+".join(device.kinds) or "-",
-        ",".join(sorted(issuers)) or "-",
-        ",".join(v for v in verdicts if v != "not_checked") or "-",
-        f"{worst.severity}: {worst.code}" if worst else "ok",
-    )
+def _capped(items: Sequence[str]) -> str:
+    """The first MAX_ITEMS items, then "+N"."""
+    shown = ",".join(items[:MAX_ITEMS])
+    return shown + (f",+{len(items) - MAX_ITEMS}" if len(items) > MAX_ITEMS else "")
 
 
-def _finding_lines(finding: Finding, times: int) -> list[str]:
-    """A finding, once per code and device (``times``: on how many connections)."""
-    wrap = textwrap.TextWrapper(width=100, initial_indent="      ", subsequent_indent="        ")
-    count = f" (on {times} connections)" if times > 1 else ""
-    return [
-        f"    {finding.severity.upper()} {finding.code}{count}",
-        *wrap.wrap(finding.message),
-        *wrap.wrap("fix: " + finding.advice),
-    ]
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"

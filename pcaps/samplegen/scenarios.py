@@ -51,12 +51,19 @@ OTHER_CLUSTER_CAPF = "CAPF-5b1e77a3"
 
 
 class KeyRing:
-    """Private keys by label, generated once: share one ring to keep test suites fast."""
+    """Private keys by label, generated once: share one ring to keep test suites fast.
 
-    def __init__(self) -> None:
+    ``shared_phone_key``: every phone certificate (labels "mic:…", "lsc:…") gets one key, so
+    that a site of hundreds of phones is built in seconds (the certificates still differ).
+    """
+
+    def __init__(self, shared_phone_key: bool = False) -> None:
         self._keys: dict[str, pki.PrivateKey] = {}
+        self._shared = shared_phone_key
 
     def get(self, label: str, kind: str = "rsa2048") -> pki.PrivateKey:
+        if self._shared and label.startswith(("mic:", "lsc:")):
+            label = "phone"
         if label not in self._keys:
             self._keys[label] = pki.new_key(kind)
         return self._keys[label]
@@ -473,6 +480,131 @@ def phone_reboot(
     )
 
 
+# --- a site-sized reboot --------------------------------------------------------------------------
+
+# What each phone of a site reboot does, by its number modulo 50 (the rest: LSC or MIC, trusted).
+SITE_MOVED, SITE_OLD_FIRMWARE, SITE_EXPIRING, SITE_CLEARTEXT, SITE_FALLBACK, SITE_PC = (
+    7,
+    13,
+    21,
+    33,
+    41,
+    45,
+)
+
+
+def site_reboot(
+    out: Path,
+    *,
+    keys: KeyRing | None = None,
+    phones: int = 500,
+    name: str = "site-reboot.pcapng",
+    start: datetime = CAPTURE_TIME,
+    spacing: float = 0.05,
+) -> Scenario:
+    """A site's phones rebooting together against one CUCM, with mixed verdicts.
+
+    By number modulo 50: 7 an LSC from another cluster (unknown_ca, one retry), 13 old firmware
+    whose suites the server refuses (handshake_failure), 21 an LSC expiring 12 days after the
+    capture, 33 cleartext SCCP only (non-secure profile), 41 refused like 7 then falling back to
+    cleartext SCCP, 45 a PC on the voice VLAN doing HTTPS (a host, not a phone); the others
+    present an LSC (two in three) or a MIC, over SCCP-TLS or SIP-TLS, and are trusted. Use a
+    ``KeyRing(shared_phone_key=True)`` to build 500 phones in seconds.
+    """
+    cluster = build_cluster(keys or KeyRing(shared_phone_key=True))
+    old_capf = _other_cluster_capf(cluster.keys)
+    trust = cluster.callmanager_trust()
+    models = ("CP-8861", "CP-8845", "CP-7841", "CP-8851", "CP-8865")
+    packets: list[list[Packet]] = []
+    facts: list[ConnectionFacts] = []
+    issued: dict[str, Issued] = {"old_capf": old_capf}
+    site = [_phone(n, models[n % 5]) for n in range(phones)]
+    for n, phone in enumerate(site):
+        role = n % 50
+        when = start + timedelta(seconds=spacing * n + 0.5)
+        port = (SIP_TLS, SCCP_TLS)[n % 3 > 0]
+        if role == SITE_PC:
+            pc = (f"10.30.{1 + n // 240}.{10 + n % 240}", 51000 + n % 1000)
+            result = _handshake(cluster, [], trust, start, request_client_cert=False)
+            conn, gaps = _lay(pc, (CUCM_V4, 443), when, result, Layout())
+            packets.append(conn)
+            facts.append(_facts(pc, (CUCM_V4, 443), result, chain=[], kind=None, device=None,
+                                server_chain=[cluster.callmanager], requested_from=None,
+                                gaps=gaps))  # fmt: skip
+            continue
+        if role == SITE_CLEARTEXT:
+            packets.append(_cleartext_sccp(phone, when))
+            continue
+        options: dict = {"app_data": _app_data(port)}
+        kind = (
+            "MIC"
+            if n % 3 == 2 and role not in (SITE_MOVED, SITE_FALLBACK, SITE_EXPIRING)
+            else "LSC"
+        )
+        if role in (SITE_MOVED, SITE_FALLBACK):
+            chain = [cluster.lsc(phone.model, phone.mac, capf=old_capf)]
+        elif role == SITE_EXPIRING:
+            chain = [_expiring_lsc(cluster, phone, start + timedelta(days=12))]
+        elif kind == "MIC":
+            chain = [cluster.mic(phone.model, phone.mac)]
+        else:
+            chain = [cluster.lsc(phone.model, phone.mac)]
+        if role == SITE_OLD_FIRMWARE:
+            options.update(client_ciphers="AES256-SHA:AES128-SHA", server_ciphers=STRONG_ONLY)
+        issued[phone.device] = chain[0]
+        packets.append(_config_download(phone, CUCM_V4, when - timedelta(seconds=0.4)))
+        attempts = 2 if role == SITE_MOVED else 1
+        for attempt in range(attempts):
+            client = (phone.ip, phone.port + attempt)
+            at = when + timedelta(seconds=4.0 * attempt)
+            result = _handshake(cluster, chain, trust, start, **options)
+            conn, gaps = _lay(client, (CUCM_V4, port), at, result, Layout())
+            packets.append(conn)
+            facts.append(
+                _facts(client, (CUCM_V4, port), result, chain=chain, kind=kind,
+                       server_chain=[cluster.callmanager], device=phone.device,
+                       requested_from=trust, gaps=gaps)
+            )  # fmt: skip
+        if role == SITE_FALLBACK:
+            packets.append(_cleartext_sccp(phone, when + timedelta(seconds=2)))
+    capture = _write(out / name, [(Link(macs=_macs(site)), merge(*packets))])
+    return Scenario(
+        "site-reboot",
+        capture,
+        start,
+        tuple(facts),
+        write_trust_dir(out / "site-reboot-trust", trust),
+        tuple(_fingerprint(item) for item in trust),
+        issued=issued,
+    )
+
+
+# The server side of a CUCM whose 'TLS Ciphers' parameter allows only the strongest suite.
+STRONG_ONLY = "ECDHE-RSA-AES256-GCM-SHA384"
+
+
+def _expiring_lsc(cluster: Cluster, phone: Phone, not_after: datetime) -> Issued:
+    return pki.phone_lsc(
+        cluster.capf,
+        model=phone.model,
+        mac=phone.mac,
+        serial_number=_serial(phone.mac),
+        key=cluster.keys.get(f"lsc:{phone.mac}:expiring"),
+        not_after=not_after,
+    )
+
+
+def _cleartext_sccp(phone: Phone, when: datetime) -> list[Packet]:
+    """A phone registering in clear: an SCCP RegisterMessage to TCP 2000 and the answer."""
+    name = phone.device.encode().ljust(16, b"\0")
+    register = (28).to_bytes(4, "little") + bytes(4) + (1).to_bytes(4, "little") + name
+    register += bytes(12)
+    ack = (20).to_bytes(4, "little") + bytes(4) + (0x81).to_bytes(4, "little") + bytes(16)
+    return plain_tcp(
+        (phone.ip, phone.port + 300), (CUCM_V4, 2000), when, [("client", register), ("server", ack)]
+    )
+
+
 # --- building blocks ------------------------------------------------------------------------------
 
 
@@ -747,8 +879,8 @@ def _other_cluster_capf(keys: KeyRing) -> Issued:
 
 
 def _phone(n: int, model: str = "CP-8861") -> Phone:
-    mac = f"2C3124C9{0xF800 + n:04X}"
-    return Phone(model, mac, f"10.20.1.{10 + n}", 49800 + 37 * n)
+    mac = f"2C3124{0xC9F800 + n:06X}"  # 2C3124C9F800 and up, unique past 2,048 phones
+    return Phone(model, mac, f"10.20.{1 + n // 240}.{10 + n % 240}", 49800 + 37 * (n % 400))
 
 
 def _macs(phones) -> dict[str, str]:
