@@ -18,6 +18,7 @@ from asn1crypto import cms
 from capana.certificates import load_pem_or_der
 from capana.domain import TRUST_STORE_BY_PORT, TRUST_STORE_BY_SERVICE, TRUST_STORE_NAMES
 from capana.model import Certificate, UnparsedCertificate
+from capana.revocation import RevocationList
 
 # Files read from a folder; anything else there (a README, a CSR) is ignored.
 CERTIFICATE_SUFFIXES = frozenset({".pem", ".der", ".cer", ".crt", ".p7b", ".p7c"})
@@ -37,6 +38,7 @@ class TrustStore:
     certificates: tuple[Certificate, ...]
     sources: tuple[str, ...]
     problems: tuple[str, ...] = ()
+    crls: tuple[RevocationList, ...] = ()  # checked at the capture time (capana.revocation)
 
     def __len__(self) -> int:
         return len(self.certificates)

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from samplegen import pki, scenarios
 from samplegen.scenarios import KeyRing, Layout, build_cluster
 from samplegen.wire import write_pcap
@@ -193,3 +194,30 @@ def test_forged_manufacturing_ca_in_other_letter_case_is_still_forged(tmp_path: 
     assert record.validation.status == "untrusted"
     found = {f.code: f for f in record.findings}
     assert "forged-manufacturing-ca" in found and "mic-ca-missing" not in found
+
+
+@pytest.mark.parametrize("sent_intermediate", [True, False])
+def test_certificate_request_naming_only_the_root_requests_the_chain(
+    sent_intermediate: bool,
+) -> None:
+    """A server that lists only its root CA (in another letter case) accepts the chain below it:
+    no warning that the store lacks the phone's issuer. Naming a stranger still warns."""
+    window = {"not_before": datetime(2020, 1, 1), "not_after": datetime(2030, 1, 1)}
+    root = pki.issue("O=Example,CN=Example Root CA", ca=True, **window)
+    issuing = pki.issue("O=Example,CN=Example Voice CA", issuer=root, ca=True, **window)
+    lsc = pki.phone_lsc(issuing, org="C=US,O=Example,OU=Voice")
+    stranger = pki.issue("CN=Stranger CA", ca=True, **window)
+    anchors = (root,) if sent_intermediate else (root, issuing)
+    store = TrustStore("callmanager", tuple(parse_certificate(c.der) for c in anchors), ("t",))
+    chain = (lsc.der, issuing.der) if sent_intermediate else (lsc.der,)
+    as_root = x509.Name.from_rfc4514_string("O=EXAMPLE,CN=example  root ca").public_bytes()
+    for names, requested in (((as_root,), True), ((stranger.cert.subject.public_bytes(),), False)):
+        handshake = replace(
+            phone_handshake("10.1.1.20:51234", lsc.der),
+            client_chain=chain,
+            requested_ca_names=names,
+        )
+        record = judge(handshake, {"callmanager": store}, None)
+        assert record.validation.status == "trusted"
+        assert record.issuer_requested is requested
+        assert ("issuer-not-requested" in {f.code for f in record.findings}) is not requested

@@ -1,0 +1,406 @@
+"""Revocation by the CRLs a trust store holds (RFC 5280 6.3), judged at the capture time.
+
+No network: only the CRLs given (PEM or DER files in a store folder, ``--crl FILE``, ``crls=``).
+For each certificate of a path but the anchor, the CRLs named for its issuer are read, and one is
+used as OpenSSL 3 uses it (``openssl verify -crl_check_all -use_deltas``):
+
+- it must be signed by the issuer on the path (key by signature, and an authorityKeyIdentifier
+  naming another key is another issuer's CRL), the issuer's keyUsage, if any, must allow
+  cRLSign, it must have no critical extension capana does not read (issuingDistributionPoint,
+  authorityKeyIdentifier and deltaCRLIndicator are read; an entry may carry a critical
+  certificateIssuer), and its issuingDistributionPoint must cover the certificate (user or CA
+  certificates only, the distribution point the certificate names; indirect CRLs and CRLs for
+  some reasons only are not read). A CRL failing any of these is not used, and says why;
+- of the CRLs left, the newest current one at the capture time (thisUpdate <= T <= nextUpdate);
+  else the newest one, with a reason (a stale CRL or one issued after the capture is not a
+  silent pass: the verdict is ``invalid``, OpenSSL refuses too);
+- a delta CRL is used with its base as OpenSSL's ``-use_deltas`` does: same issuer, same
+  authorityKeyIdentifier and issuingDistributionPoint, its base number at most the base's
+  cRLNumber and its own number above it (the highest such delta);
+- the certificate is revoked when the base lists its serial, or the delta does with a reason
+  other than removeFromCRL, and the revocation date is at or before the capture time.
+
+A certificate whose issuer has no CRL in the store is not checked (soft fail, as a server
+without that CRL would). Bounds: a CRL is read whole (its file is bounded by the store loader);
+work per path is one signature check per CRL named for an issuer on it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+
+from asn1crypto import crl as asn1_crl
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.x509.oid import CRLEntryExtensionOID, ExtensionOID
+
+from capana.certificates import extension_value, name_key, oid_name, utc_text
+from capana.model import Certificate, Reason, ReasonCode
+from capana.signatures import check_signature
+
+# CRL extensions whose meaning is read here; another one marked critical makes the CRL unusable.
+_READ_CRITICAL = frozenset(
+    {
+        ExtensionOID.ISSUING_DISTRIBUTION_POINT.dotted_string,
+        ExtensionOID.AUTHORITY_KEY_IDENTIFIER.dotted_string,
+        ExtensionOID.DELTA_CRL_INDICATOR.dotted_string,
+    }
+)
+_READ_CRITICAL_ENTRY = frozenset({CRLEntryExtensionOID.CERTIFICATE_ISSUER.dotted_string})
+_KEY_USAGE = "2.5.29.15"
+_REMOVE_FROM_CRL = "remove_from_crl"
+_PEM_CRL = re.compile(rb"-----BEGIN X509 CRL-----(.*?)-----END X509 CRL-----", re.S)
+
+
+class CrlError(ValueError):
+    """Bytes that are not a readable CRL; the message says why."""
+
+
+@dataclass(frozen=True)
+class Revoked:
+    """One entry: the serial (hex, as :attr:`Certificate.serial`), when, and the reason code."""
+
+    serial: str
+    date: datetime
+    reason: str | None  # cryptography's ReasonFlags value ("key_compromise", "remove_from_crl")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The issuingDistributionPoint of a CRL (RFC 5280 5.2.5); the default covers everything."""
+
+    only_user: bool = False
+    only_ca: bool = False
+    only_attributes: bool = False
+    indirect: bool = False
+    some_reasons: bool = False
+    relative_name: bool = False  # nameRelativeToCRLIssuer: not read, the CRL is not used
+    full_names: tuple[bytes, ...] = ()  # DER of each GeneralName of its distributionPoint
+
+
+@dataclass(frozen=True, eq=False)
+class RevocationList:
+    """One CRL as read; equal to another exactly when the DER bytes are equal."""
+
+    sha256: str
+    issuer: str  # RFC 4514 text, for people; matched by ``issuer_der`` in RFC 5280 form
+    issuer_der: bytes
+    this_update: datetime
+    next_update: datetime | None
+    number: int | None  # cRLNumber
+    delta_base: int | None  # deltaCRLIndicator: a delta CRL on the base of that number
+    revoked: Mapping[str, Revoked]
+    unread_critical: tuple[str, ...]  # critical extensions (of the CRL or an entry) not read
+    scope: Scope | None
+    authority_key_id: bytes | None
+    authority_key_der: bytes | None  # the extension's DER: a delta matches its base's
+    scope_der: bytes | None
+    signature_algorithm: str
+    signature_hash: str | None
+    signature: bytes
+    tbs_der: bytes
+    der: bytes
+    source: str = ""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RevocationList) and other.sha256 == self.sha256
+
+    def __hash__(self) -> int:
+        return hash(self.sha256)
+
+    def __repr__(self) -> str:
+        kind = f"delta on {self.delta_base}" if self.delta_base is not None else "CRL"
+        return f"<RevocationList {kind} of {self.issuer}, {len(self.revoked)} revoked>"
+
+
+def load_crls(data: bytes, source: str = "") -> list[RevocationList]:
+    """Every CRL of a PEM text (``X509 CRL`` blocks), or the one DER CRL. Raises CrlError."""
+    if b"-----BEGIN" in data:
+        blobs = []
+        for body in _PEM_CRL.findall(data):
+            try:
+                blobs.append(base64.b64decode(b"".join(body.split()), validate=True))
+            except ValueError as error:
+                raise CrlError(f"bad base64 in a CRL block: {error}") from error
+        return [parse_crl(blob, source) for blob in blobs]
+    return [parse_crl(data, source)]
+
+
+def parse_crl(der: bytes, source: str = "") -> RevocationList:
+    """One DER CRL; raises CrlError when cryptography refuses it (no lenient fallback)."""
+    try:
+        crl = x509.load_der_x509_crl(der)
+        extensions = crl.extensions  # raises on an extension present twice or malformed
+        entries = [_entry(item) for item in crl]
+        raw = asn1_crl.CertificateList.load(der, strict=True)
+        hash_algorithm = crl.signature_hash_algorithm
+    except Exception as error:
+        raise CrlError(f"not a readable CRL: {error}") from error
+    revoked = {entry.serial: entry for entry, _ in entries}
+    unread = {e.oid.dotted_string for e in extensions if e.critical} - _READ_CRITICAL
+    unread |= {oid for _, critical in entries for oid in critical} - _READ_CRITICAL_ENTRY
+    number = extension_value(extensions, x509.CRLNumber)
+    delta = extension_value(extensions, x509.DeltaCRLIndicator)
+    aki = extension_value(extensions, x509.AuthorityKeyIdentifier)
+    return RevocationList(
+        sha256=hashlib.sha256(der).hexdigest(),
+        issuer=crl.issuer.rfc4514_string(),
+        issuer_der=crl.issuer.public_bytes(),
+        this_update=crl.last_update_utc,
+        next_update=crl.next_update_utc,
+        number=number.crl_number if number else None,
+        delta_base=delta.crl_number if delta else None,
+        revoked=revoked,
+        unread_critical=tuple(sorted(unread)),
+        scope=_scope(raw),
+        authority_key_id=aki.key_identifier if aki else None,
+        authority_key_der=_extension_der(raw, "authority_key_identifier"),
+        scope_der=_extension_der(raw, "issuing_distribution_point"),
+        signature_algorithm=oid_name(crl.signature_algorithm_oid),
+        signature_hash=hash_algorithm.name if hash_algorithm else None,
+        signature=crl.signature,
+        tbs_der=crl.tbs_certlist_bytes,
+        der=der,
+        source=source,
+    )
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """What the CRLs say of a path: reasons it is revoked, and reasons a CRL could not be used."""
+
+    revoked: tuple[Reason, ...] = ()
+    unusable: tuple[Reason, ...] = ()
+
+
+NOT_CHECKED = Revocation()
+
+
+class CrlIndex:
+    """The CRLs of a store by issuer name (RFC 5280 form), base CRLs and deltas apart."""
+
+    def __init__(self, crls: Iterable[RevocationList]) -> None:
+        self.bases: dict[str, list[RevocationList]] = {}
+        self.deltas: dict[str, list[RevocationList]] = {}
+        for crl in crls:
+            table = self.deltas if crl.delta_base is not None else self.bases
+            table.setdefault(name_key(crl.issuer_der), []).append(crl)
+
+    def __bool__(self) -> bool:
+        return bool(self.bases or self.deltas)
+
+    def check(self, path: Sequence[Certificate], at: datetime) -> Revocation:
+        """Revocation of every certificate of ``path`` (leaf first) but the anchor."""
+        revoked: list[Reason] = []
+        unusable: list[Reason] = []
+        for cert, issuer in itertools.pairwise(path):
+            key = name_key(cert.issuer_der)
+            if key in self.bases or key in self.deltas:
+                found, problems = self._check_one(cert, issuer, key, at)
+                revoked += found
+                unusable += problems
+        return Revocation(tuple(revoked), tuple(dict.fromkeys(unusable)))
+
+    def _check_one(
+        self, cert: Certificate, issuer: Certificate, key: str, at: datetime
+    ) -> tuple[list[Reason], list[Reason]]:
+        candidates = self.bases.get(key, [])
+        refused = {crl: _refusal(crl, cert, issuer) for crl in candidates}
+        authentic = [crl for crl, reason in refused.items() if reason is None]
+        if not authentic:
+            problems = [reason for reason in refused.values() if reason is not None]
+            if not candidates:
+                problems.append(_reason(ReasonCode.CRL_OUT_OF_SCOPE, cert, "only delta CRLs"))
+            return [], problems
+        current = [crl for crl in authentic if _dated(crl, at) is None]
+        base = max(current or authentic, key=lambda crl: crl.this_update)
+        problems = [] if current else [_stale(base, cert, at)]
+        delta, delta_problems = self._delta(base, cert, issuer, at)
+        listed = _listed(base, cert, at, delta=False) or (
+            delta is not None and _listed(delta, cert, at, delta=True)
+        )
+        return ([listed] if listed else []), problems + delta_problems
+
+    def _delta(
+        self, base: RevocationList, cert: Certificate, issuer: Certificate, at: datetime
+    ) -> tuple[RevocationList | None, list[Reason]]:
+        """The delta CRL that applies to ``base`` (highest number), and why it cannot be used."""
+        if base.number is None:
+            return None, []
+        fitting = [
+            delta
+            for delta in self.deltas.get(name_key(base.issuer_der), [])
+            if delta.delta_base is not None
+            and delta.number is not None
+            and delta.delta_base <= base.number < delta.number
+            and delta.authority_key_der == base.authority_key_der
+            and delta.scope_der == base.scope_der
+        ]
+        if not fitting:
+            return None, []
+        delta = max(fitting, key=lambda crl: crl.number or 0)
+        refusal = _refusal(delta, cert, issuer)
+        if refusal is not None:
+            return None, [refusal]
+        dated = _dated(delta, at)
+        return delta, [] if dated is None else [_stale(delta, cert, at)]
+
+
+def _refusal(crl: RevocationList, cert: Certificate, issuer: Certificate) -> Reason | None:
+    """Why ``crl`` cannot speak for ``cert`` (issued by ``issuer``), or None."""
+    signer = f"{issuer.subject} ({issuer.sha256[:16]}…)"
+    if (
+        crl.authority_key_id is not None
+        and issuer.subject_key_id is not None
+        and crl.authority_key_id != issuer.subject_key_id
+    ):
+        text = f"its authorityKeyIdentifier names another key than {signer}'s"
+        return _reason(ReasonCode.CRL_SIGNATURE_INVALID, cert, text, crl)
+    failure = check_signature(
+        crl.signature_algorithm,
+        crl.signature_hash,
+        crl.signature,
+        crl.tbs_der,
+        issuer.public_key_der,
+    )
+    if failure is not None:
+        return _reason(ReasonCode.CRL_SIGNATURE_INVALID, cert, f"{failure} by {signer}", crl)
+    if _KEY_USAGE in issuer.extensions and "crl_sign" not in issuer.key_usage:
+        text = f"{signer} lacks keyUsage cRLSign"
+        return _reason(ReasonCode.CRL_ISSUER_NO_CRL_SIGN, cert, text, crl)
+    if crl.unread_critical:
+        text = f"critical extension(s) {', '.join(crl.unread_critical)} not supported"
+        return _reason(ReasonCode.CRL_UNSUPPORTED_CRITICAL_EXTENSION, cert, text, crl)
+    outside = _outside_scope(crl.scope, cert)
+    if outside:
+        return _reason(ReasonCode.CRL_OUT_OF_SCOPE, cert, outside, crl)
+    return None
+
+
+def _outside_scope(scope: Scope | None, cert: Certificate) -> str | None:
+    """Why the issuingDistributionPoint does not cover ``cert`` (OpenSSL's crl_crldp_check)."""
+    if scope is None:
+        return None
+    if scope.only_attributes:
+        return "it covers attribute certificates only"
+    if scope.only_user and cert.is_ca:
+        return "it covers end-entity certificates only"
+    if scope.only_ca and not cert.is_ca:
+        return "it covers CA certificates only"
+    if scope.indirect or scope.some_reasons or scope.relative_name:
+        return "indirect CRLs, CRLs for some reasons only and relative names are not read"
+    if scope.full_names and set(scope.full_names).isdisjoint(distribution_points(cert.der)):
+        return "its distribution point is not one the certificate names"
+    return None
+
+
+def _dated(crl: RevocationList, at: datetime) -> ReasonCode | None:
+    if at < crl.this_update:
+        return ReasonCode.CRL_NOT_YET_VALID
+    if crl.next_update is not None and at > crl.next_update:
+        return ReasonCode.CRL_EXPIRED
+    return None
+
+
+def _stale(crl: RevocationList, cert: Certificate, at: datetime) -> Reason:
+    code = _dated(crl, at)
+    if code == ReasonCode.CRL_NOT_YET_VALID:
+        text = f"issued {utc_text(crl.this_update)}, after the capture time {utc_text(at)}"
+    else:
+        code = ReasonCode.CRL_EXPIRED
+        due = utc_text(crl.next_update)
+        text = f"next update was due {due}, before the capture time {utc_text(at)}"
+    return _reason(code, cert, text, crl)
+
+
+def _listed(crl: RevocationList, cert: Certificate, at: datetime, *, delta: bool) -> Reason | None:
+    entry = crl.revoked.get(cert.serial)
+    if entry is None or entry.reason == _REMOVE_FROM_CRL or entry.date > at:
+        return None
+    why = f" ({entry.reason})" if entry.reason else ""
+    kind = "delta CRL" if delta else "CRL"
+    text = (
+        f"{cert.subject} (serial {cert.serial}) revoked {utc_text(entry.date)}{why} by the "
+        f"{kind} of {crl.issuer} issued {utc_text(crl.this_update)}"
+    )
+    return Reason(ReasonCode.REVOKED, text, (cert.sha256,))
+
+
+def _reason(
+    code: ReasonCode, cert: Certificate, detail: str, crl: RevocationList | None = None
+) -> Reason:
+    which = f"CRL of {crl.issuer}" if crl else "CRL"
+    if crl is not None and crl.delta_base is not None:
+        which = f"delta {which}"
+    source = f" ({crl.source})" if crl is not None and crl.source else ""
+    text = f"the {which}{source} cannot be used for {cert.subject}: {detail}"
+    return Reason(code, text, (cert.sha256,))
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def _entry(item: x509.RevokedCertificate) -> tuple[Revoked, set[str]]:
+    """An entry and its critical extension OIDs."""
+    extensions = item.extensions
+    reason = extension_value(extensions, x509.CRLReason)
+    revoked = Revoked(
+        serial=format(item.serial_number, "x"),
+        date=item.revocation_date_utc,
+        reason=reason.reason.name if reason else None,
+    )
+    return revoked, {e.oid.dotted_string for e in extensions if e.critical}
+
+
+def _scope(raw: asn1_crl.CertificateList) -> Scope | None:
+    idp = raw.issuing_distribution_point_value
+    if idp is None:
+        return None
+    point = idp["distribution_point"]
+    relative = point.name == "name_relative_to_crl_issuer" if point.native is not None else False
+    full = (
+        tuple(name.dump() for name in point.chosen)
+        if point.native is not None and point.name == "full_name"
+        else ()
+    )
+    return Scope(
+        only_user=bool(idp["only_contains_user_certs"].native),
+        only_ca=bool(idp["only_contains_ca_certs"].native),
+        only_attributes=bool(idp["only_contains_attribute_certs"].native),
+        indirect=bool(idp["indirect_crl"].native),
+        some_reasons=idp["only_some_reasons"].native is not None,
+        relative_name=relative,
+        full_names=full,
+    )
+
+
+def _extension_der(raw: asn1_crl.CertificateList, name: str) -> bytes | None:
+    extensions = raw["tbs_cert_list"]["crl_extensions"]
+    for extension in extensions if extensions.native is not None else ():
+        if extension["extn_id"].native == name:
+            return bytes(extension["extn_value"].contents)
+    return None
+
+
+@lru_cache(maxsize=1024)
+def distribution_points(der: bytes) -> tuple[bytes, ...]:
+    """DER of the fullName GeneralNames of the certificate's cRLDistributionPoints that name
+    no cRLIssuer (an indirect one is not read)."""
+    try:
+        points = asn1_x509.Certificate.load(der).crl_distribution_points_value
+    except Exception:  # a malformed extension: nothing matches it
+        return ()
+    found: list[bytes] = []
+    for point in points or ():
+        name = point["distribution_point"]
+        direct = point["crl_issuer"].native is None
+        if direct and name.native is not None and name.name == "full_name":
+            found += [general_name.dump() for general_name in name.chosen]
+    return tuple(found)
