@@ -2,12 +2,15 @@
 
 Each finding has a stable ``code`` (the README's "Findings" table lists them all), a severity,
 a message naming the phone and the certificate, advice in CUCM's words, and the evidence.
+The certificate and trust rules need no handshake: :func:`certificate_findings` runs them on a
+certificate judged alone (``capana cert``); :func:`diagnose` runs them with the handshake rules.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from capana.domain import (
@@ -50,7 +53,9 @@ CATALOGUE: dict[str, tuple[Severity, str]] = {
         "error",
         "a certificate on the path not yet valid then",
     ),
+    "certificate-revoked": ("error", "a certificate on the path was revoked at capture time (CRL)"),
     "chain-invalid": ("error", "a path exists but breaks the rules (CA flag, pathLen, keyUsage)"),
+    "crl-unusable": ("error", "a CRL for the path cannot be used (stale, not signed by the CA)"),
     "issuer-not-requested": (
         "warning",
         "CertificateRequest does not list the issuer",
@@ -77,16 +82,41 @@ def _finding(code: str, message: str, advice: str, **evidence: Any) -> Finding:
     return Finding(code, severity, message, advice, evidence)
 
 
+# Reasons of an ``invalid`` verdict that come from a CRL the store holds, not from the path.
+_CRL_CODES = frozenset(
+    {
+        ReasonCode.CRL_EXPIRED,
+        ReasonCode.CRL_NOT_YET_VALID,
+        ReasonCode.CRL_SIGNATURE_INVALID,
+        ReasonCode.CRL_ISSUER_NO_CRL_SIGN,
+        ReasonCode.CRL_UNSUPPORTED_CRITICAL_EXTENSION,
+        ReasonCode.CRL_OUT_OF_SCOPE,
+    }
+)
+# Reasons that accompany a verdict without making a path invalid.
+_NOTE_CODES = frozenset(
+    {
+        ReasonCode.WEAK_SIGNATURE,
+        ReasonCode.EKU_LACKS_PURPOSE,
+        ReasonCode.CHAIN_CERTIFICATE_UNPARSED,
+        ReasonCode.EXPIRED,
+        ReasonCode.NOT_YET_VALID,
+        ReasonCode.REVOKED,
+    }
+)
+
+
 @dataclass(frozen=True)
 class _Case:
-    """Everything the rules look at for one handshake."""
+    """Everything the rules look at: a judged certificate, and the handshake when there is one."""
 
-    handshake: Handshake
     validation: Validation
     client_leaf: CertificateReport | None
-    requested_ca_names: tuple[str, ...]
-    issuer_requested: bool | None
     store: TrustStore | None
+    handshake: Handshake | None = None
+    requested_ca_names: tuple[str, ...] = ()
+    issuer_requested: bool | None = None
+    at: datetime | None = None  # when the certificate was judged, without a handshake
 
     @property
     def leaf(self) -> Certificate | None:
@@ -98,26 +128,40 @@ class _Case:
 
     @property
     def phone(self) -> str:
+        """The device, else the phone's address, else the certificate's name."""
         device = self.client_leaf.classification.device if self.client_leaf else None
-        return device or self.handshake.client
+        if device:
+            return device
+        if self.handshake is not None:
+            return self.handshake.client
+        return self.client_leaf.name if self.client_leaf else "the certificate"
 
     @property
     def server_alert(self) -> str | None:
-        return self.handshake.server_fatal_alert
+        return self.handshake.server_fatal_alert if self.handshake else None
 
     @property
     def store_name(self) -> str:
         """The store capana judged with, as the admin knows it."""
-        return _store_label(self.store.name if self.store else None, "no trust store")
+        if self.store is None:
+            return "no trust store"
+        return _store_label(self.store.name, "the trust store given")
 
     @property
     def server_trust(self) -> str:
         """The trust store of the server this phone talked to (what the advice asks to fix)."""
         handshake = self.handshake
+        if handshake is None:
+            return _store_label(self.store.name if self.store else None, "the server's trust store")
         name = TRUST_STORE_BY_SERVICE.get(handshake.service) or TRUST_STORE_BY_PORT.get(
             handshake.server_port
         )
         return _store_label(name, "the server's trust store")
+
+    @property
+    def when(self) -> str:
+        moment = self.handshake.start if self.handshake else self.at
+        return moment.isoformat() if moment else "capture time"
 
 
 def diagnose(
@@ -131,9 +175,36 @@ def diagnose(
 ) -> tuple[Finding, ...]:
     """Every finding for one handshake, most severe first."""
     case = _Case(
-        handshake, validation, client_leaf, requested_ca_names or (), issuer_requested, store
+        validation,
+        client_leaf,
+        store,
+        handshake,
+        requested_ca_names or (),
+        issuer_requested,
     )
-    found = [finding for rule in _RULES for finding in rule(case)]
+    found = [
+        *_trust_rules(case),
+        *_alert_rules(case, handshake),
+        *_request_rules(case, handshake),
+        *_certificate_quality_rules(case),
+        *_capture_rules(case, handshake),
+    ]
+    return _by_severity(found)
+
+
+def certificate_findings(
+    leaf: CertificateReport,
+    validation: Validation,
+    store: TrustStore | None,
+    *,
+    at: datetime | None = None,
+) -> tuple[Finding, ...]:
+    """The findings that apply to a certificate judged without a handshake (at ``at``)."""
+    case = _Case(validation, leaf, store, at=at)
+    return _by_severity([finding for rule in _CERTIFICATE_RULES for finding in rule(case)])
+
+
+def _by_severity(found: list[Finding]) -> tuple[Finding, ...]:
     return tuple(sorted(found, key=lambda f: -SEVERITY_RANK[f.severity]))
 
 
@@ -148,15 +219,10 @@ def _trust_rules(case: _Case) -> Iterator[Finding]:
     same_name = _same_name_other_key(validation, case.store)
     if validation.status in ("expired", "not_yet_valid"):
         yield _dated(case, leaf)
+    elif validation.status == "revoked":
+        yield _revoked(case, leaf)
     elif validation.status == "invalid":
-        yield _finding(
-            "chain-invalid",
-            f"{case.phone}: the chain of {kind} {leaf.subject} breaks the path rules: "
-            + "; ".join(r.text for r in validation.reasons),
-            "Re-issue the certificate from a proper CA (CA:TRUE, keyCertSign); for a CAPF, "
-            "since CUCM 14SU2 regenerate it with CA:TRUE, pathlen:0 and keyCertSign.",
-            reasons=[r.text for r in validation.reasons],
-        )
+        yield from _invalid(case, leaf)
     elif kind == "MIC" and is_manufacturing_ca(leaf.issuer_cn) and same_name:
         yield _finding(
             "forged-manufacturing-ca",
@@ -210,10 +276,66 @@ def _trust_rules(case: _Case) -> Iterator[Finding]:
         )
 
 
+def _invalid(case: _Case, leaf: Certificate) -> Iterator[Finding]:
+    """chain-invalid for the path's own faults; crl-unusable for a CRL that cannot be used."""
+    reasons = case.validation.reasons
+    crl = [r for r in reasons if r.code in _CRL_CODES]
+    rules = [r for r in reasons if r.code not in _CRL_CODES | _NOTE_CODES]
+    if rules or not crl:
+        yield _finding(
+            "chain-invalid",
+            f"{case.phone}: the chain of {case.kind} {leaf.subject} breaks the path rules: "
+            + "; ".join(r.text for r in rules or reasons),
+            "Re-issue the certificate from a proper CA (CA:TRUE, keyCertSign); for a CAPF, "
+            "since CUCM 14SU2 regenerate it with CA:TRUE, pathlen:0 and keyCertSign.",
+            reasons=[r.text for r in rules or reasons],
+        )
+    if crl:
+        yield _finding(
+            "crl-unusable",
+            f"{case.phone}: revocation of {case.kind} {leaf.subject} cannot be checked at "
+            f"{case.when}: " + "; ".join(r.text for r in crl),
+            "Give capana the CRL that was current at the capture time, as published by the CA "
+            "that issued the certificate (its thisUpdate before and its nextUpdate after the "
+            "capture), or remove the stale or foreign CRL from the trust store folder.",
+            reasons=[r.text for r in crl],
+        )
+
+
+def _revoked(case: _Case, leaf: Certificate) -> Finding:
+    revoked = [r for r in case.validation.reasons if r.code == ReasonCode.REVOKED]
+    which = case.validation.about(ReasonCode.REVOKED)
+    if leaf.sha256 in which and case.kind == "MIC":
+        advice = (
+            "A MIC cannot be reissued: install an LSC (Certificate Operation = Install/Upgrade, "
+            "authentication by null or authentication string) and contact Cisco TAC about the "
+            "revoked MIC."
+        )
+    elif leaf.sha256 in which:
+        advice = (
+            "The CA revoked this certificate: issue a new one (for an LSC: Certificate "
+            "Operation = Install/Upgrade) and find out why it was revoked; if it was a mistake "
+            "(certificateHold), have the CA lift it and give capana the new CRL."
+        )
+    else:
+        advice = (
+            "A CA on the path was revoked: replace it with the CA's new certificate in "
+            f"{case.server_trust} and reissue the certificates it signed (for LSCs: "
+            "Certificate Operation = Install/Upgrade)."
+        )
+    return _finding(
+        "certificate-revoked",
+        f"{case.phone}: {case.kind} {leaf.subject} revoked at {case.when}: "
+        + "; ".join(r.text for r in revoked),
+        advice,
+        revoked=list(which),
+    )
+
+
 def _dated(case: _Case, leaf: Certificate) -> Finding:
     expired = case.validation.status == "expired"
     code = "certificate-expired" if expired else "certificate-not-yet-valid"
-    when = case.handshake.start.isoformat() if case.handshake.start else "capture time"
+    when = case.when
     if case.kind == "MIC":
         advice = (
             "A MIC cannot be renewed: install an LSC (Certificate Operation = Install/Upgrade, "
@@ -239,12 +361,12 @@ def _dated(case: _Case, leaf: Certificate) -> Finding:
     )
 
 
-def _alert_rules(case: _Case) -> Iterator[Finding]:
+def _alert_rules(case: _Case, handshake: Handshake) -> Iterator[Finding]:
     alert = case.server_alert
     status = case.validation.status
     if (
         alert is None
-        and case.handshake.outcome == "established"
+        and handshake.outcome == "established"
         and status
         in (
             "untrusted",
@@ -257,7 +379,7 @@ def _alert_rules(case: _Case) -> Iterator[Finding]:
             f"against {case.store_name}",
             f"The trust store given to capana is not the server's: export {case.server_trust} "
             "from this server and run again.",
-            server_outcome=case.handshake.outcome,
+            server_outcome=handshake.outcome,
         )
     if alert not in CERTIFICATE_ALERTS:
         return
@@ -271,7 +393,7 @@ def _alert_rules(case: _Case) -> Iterator[Finding]:
             "compare.",
             server_alert=alert,
         )
-    elif status == "not_checked" and case.handshake.client_cert_status == "present":
+    elif status == "not_checked" and handshake.client_cert_status == "present":
         yield _finding(
             "server-rejected-certificate",
             f"{case.phone}: the server refused the phone's certificate ({alert})",
@@ -282,8 +404,7 @@ def _alert_rules(case: _Case) -> Iterator[Finding]:
         )
 
 
-def _request_rules(case: _Case) -> Iterator[Finding]:
-    handshake = case.handshake
+def _request_rules(case: _Case, handshake: Handshake) -> Iterator[Finding]:
     status = handshake.client_cert_status
     if status == "absent":
         yield _finding(
@@ -355,8 +476,7 @@ def _certificate_quality_rules(case: _Case) -> Iterator[Finding]:
         )
 
 
-def _capture_rules(case: _Case) -> Iterator[Finding]:
-    handshake = case.handshake
+def _capture_rules(case: _Case, handshake: Handshake) -> Iterator[Finding]:
     if handshake.gaps:
         yield _finding(
             "capture-gap",
@@ -380,12 +500,10 @@ def _capture_rules(case: _Case) -> Iterator[Finding]:
         )
 
 
-_RULES: tuple[Callable[[_Case], Iterator[Finding]], ...] = (
+# The rules that need no handshake, for certificate_findings (diagnose runs every rule).
+_CERTIFICATE_RULES: tuple[Callable[[_Case], Iterator[Finding]], ...] = (
     _trust_rules,
-    _alert_rules,
-    _request_rules,
     _certificate_quality_rules,
-    _capture_rules,
 )
 
 

@@ -14,11 +14,13 @@ used as OpenSSL 3 uses it (``openssl verify -crl_check_all -use_deltas``):
 - of the CRLs left, the newest current one at the capture time (thisUpdate <= T <= nextUpdate);
   else the newest one, with a reason (a stale CRL or one issued after the capture is not a
   silent pass: the verdict is ``invalid``, OpenSSL refuses too);
-- a delta CRL is used with its base as OpenSSL's ``-use_deltas`` does: same issuer, same
+- a delta CRL is used with its base as OpenSSL's ``-use_deltas`` does: only when the
+  certificate or the base CRL points to deltas (freshestCRL), with the same issuer,
   authorityKeyIdentifier and issuingDistributionPoint, its base number at most the base's
   cRLNumber and its own number above it (the highest such delta);
-- the certificate is revoked when the base lists its serial, or the delta does with a reason
-  other than removeFromCRL, and the revocation date is at or before the capture time.
+- the certificate is revoked when the delta lists its serial, else when the base does, with a
+  reason other than removeFromCRL (a delta's removeFromCRL lifts the base's certificateHold),
+  and a revocation date at or before the capture time (OpenSSL does not look at that date).
 
 A certificate whose issuer has no CRL in the store is not checked (soft fail, as a server
 without that CRL would). Bounds: a CRL is read whole (its file is bounded by the store loader);
@@ -55,6 +57,7 @@ _READ_CRITICAL = frozenset(
 )
 _READ_CRITICAL_ENTRY = frozenset({CRLEntryExtensionOID.CERTIFICATE_ISSUER.dotted_string})
 _KEY_USAGE = "2.5.29.15"
+_FRESHEST_CRL = ExtensionOID.FRESHEST_CRL.dotted_string
 _REMOVE_FROM_CRL = "remove_from_crl"
 _PEM_CRL = re.compile(rb"-----BEGIN X509 CRL-----(.*?)-----END X509 CRL-----", re.S)
 
@@ -102,6 +105,7 @@ class RevocationList:
     authority_key_id: bytes | None
     authority_key_der: bytes | None  # the extension's DER: a delta matches its base's
     scope_der: bytes | None
+    freshest: bool  # a freshestCRL extension: delta CRLs apply to this base
     signature_algorithm: str
     signature_hash: str | None
     signature: bytes
@@ -163,6 +167,7 @@ def parse_crl(der: bytes, source: str = "") -> RevocationList:
         authority_key_id=aki.key_identifier if aki else None,
         authority_key_der=_extension_der(raw, "authority_key_identifier"),
         scope_der=_extension_der(raw, "issuing_distribution_point"),
+        freshest=any(e.oid.dotted_string == _FRESHEST_CRL for e in extensions),
         signature_algorithm=oid_name(crl.signature_algorithm_oid),
         signature_hash=hash_algorithm.name if hash_algorithm else None,
         signature=crl.signature,
@@ -223,16 +228,16 @@ class CrlIndex:
         base = max(current or authentic, key=lambda crl: crl.this_update)
         problems = [] if current else [_stale(base, cert, at)]
         delta, delta_problems = self._delta(base, cert, issuer, at)
-        listed = _listed(base, cert, at, delta=False) or (
-            delta is not None and _listed(delta, cert, at, delta=True)
-        )
+        listed = _listed(delta or base, cert, at)
+        if delta is not None and cert.serial not in delta.revoked:
+            listed = _listed(base, cert, at)
         return ([listed] if listed else []), problems + delta_problems
 
     def _delta(
         self, base: RevocationList, cert: Certificate, issuer: Certificate, at: datetime
     ) -> tuple[RevocationList | None, list[Reason]]:
         """The delta CRL that applies to ``base`` (highest number), and why it cannot be used."""
-        if base.number is None:
+        if base.number is None or not (base.freshest or _FRESHEST_CRL in cert.extensions):
             return None, []
         fitting = [
             delta
@@ -263,13 +268,7 @@ def _refusal(crl: RevocationList, cert: Certificate, issuer: Certificate) -> Rea
     ):
         text = f"its authorityKeyIdentifier names another key than {signer}'s"
         return _reason(ReasonCode.CRL_SIGNATURE_INVALID, cert, text, crl)
-    failure = check_signature(
-        crl.signature_algorithm,
-        crl.signature_hash,
-        crl.signature,
-        crl.tbs_der,
-        issuer.public_key_der,
-    )
+    failure = _signature_failure(crl, issuer)
     if failure is not None:
         return _reason(ReasonCode.CRL_SIGNATURE_INVALID, cert, f"{failure} by {signer}", crl)
     if _KEY_USAGE in issuer.extensions and "crl_sign" not in issuer.key_usage:
@@ -282,6 +281,18 @@ def _refusal(crl: RevocationList, cert: Certificate, issuer: Certificate) -> Rea
     if outside:
         return _reason(ReasonCode.CRL_OUT_OF_SCOPE, cert, outside, crl)
     return None
+
+
+@lru_cache(maxsize=1024)
+def _signature_failure(crl: RevocationList, issuer: Certificate) -> str | None:
+    """Why ``issuer``'s key does not verify ``crl``; cached: every chain checks the same CRLs."""
+    return check_signature(
+        crl.signature_algorithm,
+        crl.signature_hash,
+        crl.signature,
+        crl.tbs_der,
+        issuer.public_key_der,
+    )
 
 
 def _outside_scope(scope: Scope | None, cert: Certificate) -> str | None:
@@ -320,12 +331,13 @@ def _stale(crl: RevocationList, cert: Certificate, at: datetime) -> Reason:
     return _reason(code, cert, text, crl)
 
 
-def _listed(crl: RevocationList, cert: Certificate, at: datetime, *, delta: bool) -> Reason | None:
+def _listed(crl: RevocationList, cert: Certificate, at: datetime) -> Reason | None:
+    """REVOKED when ``crl`` lists ``cert`` as revoked at ``at`` (removeFromCRL: not)."""
     entry = crl.revoked.get(cert.serial)
     if entry is None or entry.reason == _REMOVE_FROM_CRL or entry.date > at:
         return None
     why = f" ({entry.reason})" if entry.reason else ""
-    kind = "delta CRL" if delta else "CRL"
+    kind = "delta CRL" if crl.delta_base is not None else "CRL"
     text = (
         f"{cert.subject} (serial {cert.serial}) revoked {utc_text(entry.date)}{why} by the "
         f"{kind} of {crl.issuer} issued {utc_text(crl.this_update)}"

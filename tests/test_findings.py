@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -12,12 +12,16 @@ from samplegen import pki, scenarios
 from samplegen.scenarios import KeyRing, Layout, build_cluster
 from samplegen.wire import write_pcap
 from test_devices import phone_handshake
+from test_revocation import crl
 
 from capana import analyze
 from capana.certificates import parse_certificate
-from capana.judging import judge
+from capana.findings import certificate_findings
+from capana.judging import certificate_report, judge
 from capana.model import Report
-from capana.truststore import TrustStore
+from capana.revocation import parse_crl
+from capana.truststore import TrustStore, with_crls
+from capana.validation import validate_chain
 
 
 @pytest.fixture(scope="module")
@@ -221,3 +225,42 @@ def test_certificate_request_naming_only_the_root_requests_the_chain(
         assert record.validation.status == "trusted"
         assert record.issuer_requested is requested
         assert ("issuer-not-requested" in {f.code for f in record.findings}) is not requested
+
+
+def _lsc_world(**ca_options: object) -> tuple[pki.Issued, pki.Issued, TrustStore]:
+    window = {"not_before": datetime(2020, 1, 1), "not_after": datetime(2030, 1, 1)}
+    authority = pki.issue("C=MX,O=Cisco,OU=Voice,CN=CAPF-0992727f", ca=True, **window, **ca_options)
+    lsc = pki.phone_lsc(authority)
+    store = TrustStore("callmanager", (parse_certificate(authority.der),), ("capf.pem",))
+    return authority, lsc, store
+
+
+def test_revoked_lsc_is_an_error_with_advice_in_a_handshake_and_alone() -> None:
+    authority, lsc, store = _lsc_world()
+    at = datetime(2024, 3, 1, tzinfo=timezone.utc)
+    store = with_crls(store, [parse_crl(crl(authority, [(lsc, None)], this_update=at))])
+    record = judge(phone_handshake("10.1.1.20:51234", lsc.der), {"callmanager": store}, None)
+    assert record.validation.status == "revoked"
+    revoked = [f for f in record.findings if f.code == "certificate-revoked"]
+    assert len(revoked) == 1 and revoked[0].severity == "error"
+    assert "Install/Upgrade" in revoked[0].advice and "SEP2C3124C9F8E1" in revoked[0].message
+    alone = certificate_findings(record.client_leaf, record.validation, store, at=at)
+    assert [f.code for f in alone] == ["certificate-revoked"]
+
+
+def test_a_stale_crl_is_not_a_broken_chain() -> None:
+    """A CRL that cannot be used says so (crl-unusable), apart from faults of the path itself."""
+    at = datetime(2024, 3, 1, tzinfo=timezone.utc)
+    stale = {"this_update": at - timedelta(days=60), "next_update": at - timedelta(days=30)}
+    for ca_options, expected in (
+        ({}, ["crl-unusable"]),
+        ({"key_usage": ("digital_signature", "crl_sign")}, ["chain-invalid", "crl-unusable"]),
+    ):
+        authority, lsc, store = _lsc_world(**ca_options)
+        store = with_crls(store, [parse_crl(crl(authority, **stale))])
+        leaf = certificate_report(lsc.der, (store,))
+        validation = validate_chain([leaf.certificate], store, at)
+        assert validation.status == "invalid"
+        found = certificate_findings(leaf, validation, store, at=at)
+        assert [f.code for f in found] == expected
+        assert "nextUpdate" in found[-1].advice

@@ -12,6 +12,7 @@ from capana.model.certificates import (
     Kind,
     UnparsedCertificate,
 )
+from capana.model.checks import CertificateCheck, StoreVerdict
 from capana.model.handshakes import (
     AlertLevel,
     AlertSeen,
@@ -43,6 +44,7 @@ __all__ = [
     "AnyCertificate",
     "CaptureSummary",
     "Certificate",
+    "CertificateCheck",
     "CertificateReport",
     "Classification",
     "ClientCertStatus",
@@ -61,6 +63,7 @@ __all__ = [
     "Sender",
     "Severity",
     "Status",
+    "StoreVerdict",
     "Transport",
     "UnparsedCertificate",
     "Validation",

@@ -51,6 +51,7 @@ _TONE = {
     "not_yet_valid": "bad",
     "untrusted": "bad",
     "invalid": "bad",
+    "revoked": "bad",
     "not_checked": "muted",
     # handshake outcome
     "established": "ok",

@@ -103,7 +103,7 @@ def _device_block(report: Report) -> list[str]:
         for finding in device.findings:
             by_code.setdefault(finding.code, []).append(finding)
         for same in by_code.values():
-            lines += _finding_lines(same[0], len(same))
+            lines += finding_lines(same[0], len(same))
     lines.append("")
     return lines
 
@@ -125,7 +125,7 @@ def _device_row(device: Device) -> tuple[str, ...]:
     )
 
 
-def _finding_lines(finding: Finding, times: int) -> list[str]:
+def finding_lines(finding: Finding, times: int) -> list[str]:
     """A finding, once per code and device (``times``: on how many connections)."""
     wrap = textwrap.TextWrapper(width=100, initial_indent="      ", subsequent_indent="        ")
     count = f" (on {times} connections)" if times > 1 else ""
