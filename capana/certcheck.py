@@ -15,6 +15,7 @@ from capana.certfiles import (
     CertificateFileError,
     leaf_first,
     read_certificates,
+    read_file,
 )
 from capana.findings import certificate_findings
 from capana.inputs import TrustArgument, load_stores
@@ -112,10 +113,7 @@ def _read_source(source: Source) -> tuple[AnyCertificate, ...]:
     if isinstance(source, str) and "-----BEGIN" in source:
         return leaf_first(read_certificates(source.encode("ascii", "replace")))
     path = Path(source)
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise CertificateFileError(f"{path}: cannot read: {error.strerror or error}") from error
+    data = read_file(path)
     try:
         found = read_certificates(data, pkcs7=path.suffix.lower() in PKCS7_SUFFIXES)
     except CertificateFileError as error:

@@ -10,6 +10,7 @@ import base64
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from asn1crypto import cms
 
@@ -17,6 +18,9 @@ from capana.certificates import load_pem_or_der, name_key, parse_certificate
 from capana.model import AnyCertificate, Certificate
 
 PKCS7_SUFFIXES = frozenset({".p7b", ".p7c"})
+# A certificate, bundle, trace or CRL file is read whole, up to this size (large public CRLs
+# run to tens of MiB); a larger file is refused, not read.
+MAX_FILE_BYTES = 128 << 20
 
 _PKCS7_PEM = re.compile(rb"-----BEGIN (?:PKCS7|CERTIFICATE CHAIN)-----(.*?)-----END", re.S)
 # signedData, OID 1.2.840.113549.1.7.2, as DER
@@ -33,6 +37,18 @@ class CertificateFile:
 
     certificates: tuple[AnyCertificate, ...]
     ordered: bool = True
+
+
+def read_file(path: Path) -> bytes:
+    """The bytes of a certificate, trace or CRL file; raises CertificateFileError naming it."""
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)
+    except OSError as error:
+        raise CertificateFileError(f"{path}: cannot read: {error.strerror or error}") from error
+    if len(data) > MAX_FILE_BYTES:
+        raise CertificateFileError(f"{path}: larger than {MAX_FILE_BYTES >> 20} MiB, not read")
+    return data
 
 
 def read_certificates(data: bytes, *, pkcs7: bool = False) -> CertificateFile:

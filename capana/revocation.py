@@ -1,37 +1,38 @@
 """Revocation by the CRLs a trust store holds (RFC 5280 6.3), judged at the capture time.
 
 No network: only the CRLs given (PEM or DER files in a store folder, ``--crl FILE``, ``crls=``).
-For each certificate of a path but the anchor, the CRLs named for its issuer are read, and one is
-used as OpenSSL 3 uses it (``openssl verify -crl_check_all -use_deltas``):
+Each certificate of a path is checked, from the leaf up (the anchor too when self-issued, by its
+own CRL), as ``openssl verify -crl_check_all -use_deltas`` checks it, so that both give the
+same status:
 
-- it must be signed by the issuer on the path (key by signature, and an authorityKeyIdentifier
-  naming another key is another issuer's CRL), the issuer's keyUsage, if any, must allow
-  cRLSign, it must have no critical extension capana does not read (issuingDistributionPoint,
-  authorityKeyIdentifier and deltaCRLIndicator are read; an entry may carry a critical
-  certificateIssuer), and its issuingDistributionPoint must cover the certificate (user or CA
-  certificates only, the distribution point the certificate names; indirect CRLs and CRLs for
-  some reasons only are not read). A CRL failing any of these is not used, and says why;
-- of the CRLs left, the newest current one at the capture time (thisUpdate <= T <= nextUpdate);
-  else the newest one, with a reason (a stale CRL or one issued after the capture is not a
-  silent pass: the verdict is ``invalid``, OpenSSL refuses too);
-- a delta CRL is used with its base as OpenSSL's ``-use_deltas`` does: only when the
-  certificate or the base CRL points to deltas (freshestCRL), with the same issuer,
-  authorityKeyIdentifier and issuingDistributionPoint, its base number at most the base's
-  cRLNumber and its own number above it (the highest such delta);
+- the CRLs considered name the certificate's issuer and are signed on the path: by the issuer,
+  or by a certificate of its name above it (a key rollover), whose key identifier the CRL does
+  not contradict; indirect CRLs and CRLs for some reasons only are not read;
+- the one used is the one OpenSSL prefers: no critical extension capana does not read
+  (issuingDistributionPoint, authorityKeyIdentifier, deltaCRLIndicator and an entry's
+  certificateIssuer are read), then one whose issuingDistributionPoint covers the certificate,
+  then one current at the capture time, then one of the issuer itself, then the newest;
+- it is refused (the verdict is ``invalid``, and the check stops there) when its signer's
+  keyUsage lacks cRLSign, its scope does not cover the certificate, its signature does not
+  verify, or it has an unread critical extension. A stale CRL, or one issued after the capture,
+  is a reason too (``invalid``), never a silent pass, but still says what it lists;
+- a delta CRL applies as with ``-use_deltas``: when the certificate or the base points to deltas
+  (freshestCRL), same issuer, authorityKeyIdentifier and issuingDistributionPoint, a base number
+  at most the base's cRLNumber and its own number above it (the highest such delta);
 - the certificate is revoked when the delta lists its serial, else when the base does, with a
-  reason other than removeFromCRL (a delta's removeFromCRL lifts the base's certificateHold),
-  and a revocation date at or before the capture time (OpenSSL does not look at that date).
+  reason other than removeFromCRL (a delta's removeFromCRL lifts the base's certificateHold).
+  A CRL issued after the capture does not make revoked a certificate it says was revoked after
+  the capture (OpenSSL does not look at that date).
 
 A certificate whose issuer has no CRL in the store is not checked (soft fail, as a server
-without that CRL would). Bounds: a CRL is read whole (its file is bounded by the store loader);
-work per path is one signature check per CRL named for an issuer on it.
+without that CRL would). Bounds: a CRL file is read whole, up to certfiles.MAX_FILE_BYTES;
+a path costs at most one signature check per CRL of an issuer on it, and those are cached.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import itertools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.x509.oid import CRLEntryExtensionOID, ExtensionOID
 
-from capana.certificates import extension_value, name_key, oid_name, utc_text
+from capana.certificates import extension_value, name_key, oid_name, self_issued, utc_text
 from capana.model import Certificate, Reason, ReasonCode
 from capana.signatures import check_signature
 
@@ -59,6 +60,9 @@ _READ_CRITICAL_ENTRY = frozenset({CRLEntryExtensionOID.CERTIFICATE_ISSUER.dotted
 _KEY_USAGE = "2.5.29.15"
 _FRESHEST_CRL = ExtensionOID.FRESHEST_CRL.dotted_string
 _REMOVE_FROM_CRL = "remove_from_crl"
+_STALE = frozenset({ReasonCode.CRL_EXPIRED, ReasonCode.CRL_NOT_YET_VALID})
+# OpenSSL's order of preference among the CRLs of an issuer (its CRL_SCORE_* bits, x509_vfy.c).
+_NO_CRITICAL, _IN_SCOPE, _CURRENT, _DIRECT = 8, 4, 2, 1
 _PEM_CRL = re.compile(rb"-----BEGIN X509 CRL-----(.*?)-----END X509 CRL-----", re.S)
 
 
@@ -202,39 +206,65 @@ class CrlIndex:
         return bool(self.bases or self.deltas)
 
     def check(self, path: Sequence[Certificate], at: datetime) -> Revocation:
-        """Revocation of every certificate of ``path`` (leaf first) but the anchor."""
+        """Revocation of the certificates of ``path``, from the leaf up; the anchor too when
+        self-issued (by its own CRL), as OpenSSL's ``-crl_check_all`` does.
+
+        As OpenSSL, the check stops at the first certificate found revoked or whose CRL is
+        refused (a stale CRL only adds its reason), so both name the same status.
+        """
         revoked: list[Reason] = []
         unusable: list[Reason] = []
-        for cert, issuer in itertools.pairwise(path):
+        for depth, cert in enumerate(path):
+            above = path[depth + 1 :] or ((cert,) if self_issued(cert) else ())
             key = name_key(cert.issuer_der)
-            if key in self.bases or key in self.deltas:
-                found, problems = self._check_one(cert, issuer, key, at)
+            if above and (key in self.bases or key in self.deltas):
+                found, problems = self._check_one(cert, above, key, at)
                 revoked += found
                 unusable += problems
+                if found or any(reason.code not in _STALE for reason in problems):
+                    break
         return Revocation(tuple(revoked), tuple(dict.fromkeys(unusable)))
 
     def _check_one(
-        self, cert: Certificate, issuer: Certificate, key: str, at: datetime
+        self, cert: Certificate, above: Sequence[Certificate], key: str, at: datetime
     ) -> tuple[list[Reason], list[Reason]]:
-        candidates = self.bases.get(key, [])
-        refused = {crl: _refusal(crl, cert, issuer) for crl in candidates}
-        authentic = [crl for crl, reason in refused.items() if reason is None]
-        if not authentic:
-            problems = [reason for reason in refused.values() if reason is not None]
-            if not candidates:
-                problems.append(_reason(ReasonCode.CRL_OUT_OF_SCOPE, cert, "only delta CRLs"))
-            return [], problems
-        current = [crl for crl in authentic if _dated(crl, at) is None]
-        base = max(current or authentic, key=lambda crl: crl.this_update)
-        problems = [] if current else [_stale(base, cert, at)]
-        delta, delta_problems = self._delta(base, cert, issuer, at)
+        """``cert``'s revocation by the best CRL of its issuer (``above[0]``), as OpenSSL picks
+        it: signed on the path, without unread critical extensions, in scope, current, by the
+        issuer itself rather than an ancestor of its name, then the newest."""
+        scored: list[tuple[int, RevocationList, Certificate]] = []
+        ignored: list[Reason] = []
+        for crl in self.bases.get(key, []):
+            signer = _signer(crl, above)
+            if signer is None:
+                text = "its authorityKeyIdentifier names no certificate of the path"
+                ignored.append(_reason(ReasonCode.CRL_SIGNATURE_INVALID, cert, text, crl))
+            elif crl.scope and (crl.scope.indirect or crl.scope.some_reasons):
+                text = "indirect CRLs and CRLs for some reasons only are not read"
+                ignored.append(_reason(ReasonCode.CRL_OUT_OF_SCOPE, cert, text, crl))
+            else:
+                score = (
+                    _NO_CRITICAL * (not crl.unread_critical)
+                    + _IN_SCOPE * (_outside_scope(crl.scope, cert) is None)
+                    + _CURRENT * (_dated(crl, at) is None)
+                    + _DIRECT * (signer is above[0])
+                )
+                scored.append((score, crl, signer))
+        if not scored:
+            lone = _reason(ReasonCode.CRL_OUT_OF_SCOPE, cert, "only delta CRLs, no base CRL")
+            return [], ignored or [lone]
+        _, base, signer = max(scored, key=lambda item: (item[0], item[1].this_update))
+        problems = [] if _dated(base, at) is None else [_stale(base, cert, at)]
+        refusal = _refusal(base, cert, signer)
+        if refusal is not None:
+            return [], [*problems, refusal]
+        delta, delta_problems = self._delta(base, cert, signer, at)
         listed = _listed(delta or base, cert, at)
         if delta is not None and cert.serial not in delta.revoked:
             listed = _listed(base, cert, at)
         return ([listed] if listed else []), problems + delta_problems
 
     def _delta(
-        self, base: RevocationList, cert: Certificate, issuer: Certificate, at: datetime
+        self, base: RevocationList, cert: Certificate, signer: Certificate, at: datetime
     ) -> tuple[RevocationList | None, list[Reason]]:
         """The delta CRL that applies to ``base`` (highest number), and why it cannot be used."""
         if base.number is None or not (base.freshest or _FRESHEST_CRL in cert.extensions):
@@ -251,35 +281,46 @@ class CrlIndex:
         if not fitting:
             return None, []
         delta = max(fitting, key=lambda crl: crl.number or 0)
-        refusal = _refusal(delta, cert, issuer)
+        refusal = _refusal(delta, cert, signer)
         if refusal is not None:
             return None, [refusal]
         dated = _dated(delta, at)
         return delta, [] if dated is None else [_stale(delta, cert, at)]
 
 
-def _refusal(crl: RevocationList, cert: Certificate, issuer: Certificate) -> Reason | None:
-    """Why ``crl`` cannot speak for ``cert`` (issued by ``issuer``), or None."""
-    signer = f"{issuer.subject} ({issuer.sha256[:16]}…)"
-    if (
-        crl.authority_key_id is not None
-        and issuer.subject_key_id is not None
-        and crl.authority_key_id != issuer.subject_key_id
-    ):
-        text = f"its authorityKeyIdentifier names another key than {signer}'s"
-        return _reason(ReasonCode.CRL_SIGNATURE_INVALID, cert, text, crl)
-    failure = _signature_failure(crl, issuer)
-    if failure is not None:
-        return _reason(ReasonCode.CRL_SIGNATURE_INVALID, cert, f"{failure} by {signer}", crl)
-    if _KEY_USAGE in issuer.extensions and "crl_sign" not in issuer.key_usage:
-        text = f"{signer} lacks keyUsage cRLSign"
+def _signer(crl: RevocationList, above: Sequence[Certificate]) -> Certificate | None:
+    """Who signed ``crl`` on the path: the certificate's issuer (``above[0]``), else a
+    certificate of the issuer's name above it (a key rollover), whose key identifier the CRL
+    does not contradict (OpenSSL's crl_akid_check). None: another CA's CRL."""
+    if _key_fits(crl, above[0]):
+        return above[0]
+    name = name_key(crl.issuer_der)
+    return next(
+        (c for c in above[1:] if name_key(c.subject_der) == name and _key_fits(crl, c)), None
+    )
+
+
+def _key_fits(crl: RevocationList, cert: Certificate) -> bool:
+    key_id = crl.authority_key_id
+    return key_id is None or cert.subject_key_id is None or key_id == cert.subject_key_id
+
+
+def _refusal(crl: RevocationList, cert: Certificate, signer: Certificate) -> Reason | None:
+    """Why ``crl``, signed by ``signer``, cannot speak for ``cert``, in OpenSSL's order."""
+    who = f"{signer.subject} ({signer.sha256[:16]}…)"
+    base = crl.delta_base is None  # a delta's issuer and scope are its base's, checked then
+    if base and _KEY_USAGE in signer.extensions and "crl_sign" not in signer.key_usage:
+        text = f"{who} lacks keyUsage cRLSign"
         return _reason(ReasonCode.CRL_ISSUER_NO_CRL_SIGN, cert, text, crl)
+    outside = _outside_scope(crl.scope, cert) if base else None
+    if outside:
+        return _reason(ReasonCode.CRL_OUT_OF_SCOPE, cert, outside, crl)
+    failure = _signature_failure(crl, signer)
+    if failure is not None:
+        return _reason(ReasonCode.CRL_SIGNATURE_INVALID, cert, f"{failure} by {who}", crl)
     if crl.unread_critical:
         text = f"critical extension(s) {', '.join(crl.unread_critical)} not supported"
         return _reason(ReasonCode.CRL_UNSUPPORTED_CRITICAL_EXTENSION, cert, text, crl)
-    outside = _outside_scope(crl.scope, cert)
-    if outside:
-        return _reason(ReasonCode.CRL_OUT_OF_SCOPE, cert, outside, crl)
     return None
 
 
@@ -305,9 +346,9 @@ def _outside_scope(scope: Scope | None, cert: Certificate) -> str | None:
         return "it covers end-entity certificates only"
     if scope.only_ca and not cert.is_ca:
         return "it covers CA certificates only"
-    if scope.indirect or scope.some_reasons or scope.relative_name:
-        return "indirect CRLs, CRLs for some reasons only and relative names are not read"
-    if scope.full_names and set(scope.full_names).isdisjoint(distribution_points(cert.der)):
+    if scope.relative_name:
+        return "a distribution point relative to the issuer's name is not read"
+    if scope.full_names and set(scope.full_names).isdisjoint(_distribution_points(cert.der)):
         return "its distribution point is not one the certificate names"
     return None
 
@@ -334,7 +375,9 @@ def _stale(crl: RevocationList, cert: Certificate, at: datetime) -> Reason:
 def _listed(crl: RevocationList, cert: Certificate, at: datetime) -> Reason | None:
     """REVOKED when ``crl`` lists ``cert`` as revoked at ``at`` (removeFromCRL: not)."""
     entry = crl.revoked.get(cert.serial)
-    if entry is None or entry.reason == _REMOVE_FROM_CRL or entry.date > at:
+    if entry is None or entry.reason == _REMOVE_FROM_CRL:
+        return None
+    if entry.date > at and crl.this_update > at:  # a later CRL: revoked after the capture
         return None
     why = f" ({entry.reason})" if entry.reason else ""
     kind = "delta CRL" if crl.delta_base is not None else "CRL"
@@ -402,7 +445,7 @@ def _extension_der(raw: asn1_crl.CertificateList, name: str) -> bytes | None:
 
 
 @lru_cache(maxsize=1024)
-def distribution_points(der: bytes) -> tuple[bytes, ...]:
+def _distribution_points(der: bytes) -> tuple[bytes, ...]:
     """DER of the fullName GeneralNames of the certificate's cRLDistributionPoints that name
     no cRLIssuer (an indirect one is not read)."""
     try:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from capana.certfiles import PKCS7_SUFFIXES, CertificateFileError, read_certificates
+from capana.certfiles import PKCS7_SUFFIXES, CertificateFileError, read_certificates, read_file
 from capana.domain import TRUST_STORE_BY_PORT, TRUST_STORE_BY_SERVICE, TRUST_STORE_NAMES
 from capana.model import Certificate, UnparsedCertificate
 from capana.revocation import CrlError, RevocationList, load_crls
@@ -142,9 +142,9 @@ def _read_file(
 
 def _read_bytes(file: Path) -> bytes:
     try:
-        return file.read_bytes()
-    except OSError as error:
-        raise TrustStoreError(f"{file}: cannot read: {error.strerror or error}") from error
+        return read_file(file)
+    except CertificateFileError as error:
+        raise TrustStoreError(str(error)) from error
 
 
 def _crls(file: Path, data: bytes) -> tuple[RevocationList, ...]:

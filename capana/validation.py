@@ -269,9 +269,10 @@ class _PathSearch:
 def _judge(path: tuple[Certificate, ...], at: datetime, crls: CrlIndex) -> _Verdict:
     """Status of a path whose signatures verify: revocation, then the rules, then the dates.
 
-    The order of OpenSSL's statuses, so that both name the same one: a revoked certificate is
-    ``revoked`` even on a path that also breaks a rule, and a certificate not yet valid wins
-    over an expired one.
+    The order of OpenSSL's checks, so that both name the same status: a certificate with a
+    defect makes the path ``invalid`` (OpenSSL builds no path through it), a revoked one makes
+    it ``revoked`` even when it also breaks a rule, a certificate not yet valid wins over an
+    expired one and over name constraints (checked last).
     """
     broken: list[Reason] = []
     notes: list[Reason] = []
@@ -294,19 +295,25 @@ def _judge(path: tuple[Certificate, ...], at: datetime, crls: CrlIndex) -> _Verd
             )
             for oid in sorted(cert.critical_extensions - _UNDERSTOOD_CRITICAL)
         ]
-    broken += check_name_constraints(path)
+    named = check_name_constraints(path)
     revocation = crls.check(path, at) if crls else NOT_CHECKED
     broken += revocation.unusable
     dates = [problem for problem in (_date_problem(cert, at) for cert in path) if problem]
+    early = any(problem[0] == "not_yet_valid" for problem in dates)
     status: Status = "trusted"
-    if revocation.revoked:
+    if any(cert.defects for cert in path):  # no validator builds a path through one
+        status = "invalid"
+    elif revocation.revoked:
         status = "revoked"
     elif broken:
         status = "invalid"
+    elif early:
+        status = "not_yet_valid"
+    elif named:
+        status = "invalid"
     elif dates:
-        early = any(problem[0] == "not_yet_valid" for problem in dates)
-        status = "not_yet_valid" if early else "expired"
-    reasons = [*revocation.revoked, *broken, *(problem[1] for problem in dates), *notes]
+        status = "expired"
+    reasons = [*revocation.revoked, *broken, *named, *(problem[1] for problem in dates), *notes]
     anchor = path[-1]
     return _Verdict(
         status, anchor.subject, tuple(c.sha256 for c in path), tuple(dict.fromkeys(reasons))

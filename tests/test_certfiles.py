@@ -12,7 +12,14 @@ import pytest
 from openssl_oracle import needs_openssl, pem
 from samplegen.pki import Issued, capf, new_key, phone_lsc
 
-from capana.certfiles import CertificateFile, CertificateFileError, leaf_first, read_certificates
+from capana import certfiles
+from capana.certfiles import (
+    CertificateFile,
+    CertificateFileError,
+    leaf_first,
+    read_certificates,
+    read_file,
+)
 from capana.certificates import parse_certificate
 from capana.model import UnparsedCertificate
 
@@ -70,3 +77,16 @@ def test_pkcs7_from_openssl_has_no_order(
     assert subjects(found) == ["CP-8861-SEP2C3124C9F8E1", "CAPF-0992727f"]
     with pytest.raises(CertificateFileError, match="PKCS#7"):
         read_certificates(pem(b"\x30\x03\x02\x01\x01", "PKCS7"))
+
+
+def test_files_are_read_up_to_a_bound(
+    chain: tuple[Issued, Issued], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lsc, _ = chain
+    (tmp_path / "lsc.pem").write_bytes(lsc.pem)
+    assert read_file(tmp_path / "lsc.pem") == lsc.pem
+    monkeypatch.setattr(certfiles, "MAX_FILE_BYTES", len(lsc.pem) - 1)
+    with pytest.raises(CertificateFileError, match="larger than"):
+        read_file(tmp_path / "lsc.pem")
+    with pytest.raises(CertificateFileError, match="cannot read"):
+        read_file(tmp_path / "missing.pem")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -18,7 +19,7 @@ from capana import analyze
 from capana.certificates import parse_certificate
 from capana.findings import certificate_findings
 from capana.judging import certificate_report, judge
-from capana.model import Report
+from capana.model import ReasonCode, Report
 from capana.revocation import parse_crl
 from capana.truststore import TrustStore, with_crls
 from capana.validation import validate_chain
@@ -264,3 +265,19 @@ def test_a_stale_crl_is_not_a_broken_chain() -> None:
         found = certificate_findings(leaf, validation, store, at=at)
         assert [f.code for f in found] == expected
         assert "nextUpdate" in found[-1].advice
+
+
+def test_scan_with_a_crl_in_the_trust_folder(tmp_path: Path, keys: KeyRing) -> None:
+    """A CAPF certificate carries no cRLSign: a CRL signed by the CAPF cannot be used, and the
+    scan says so (crl-unusable) instead of trusting or revoking the LSC it lists."""
+    cluster = build_cluster(keys)
+    scenario = scenarios.lsc_accepted(tmp_path / "capture", cluster=cluster)
+    folder = tmp_path / "CallManager-trust"
+    shutil.copytree(scenario.trust_dir, folder)
+    moment = scenario.capture_time
+    listing = crl(cluster.capf, [(scenario.issued["lsc"], None)], this_update=moment - timedelta(1))
+    (folder / "capf.crl").write_bytes(listing)
+    (record,) = analyze(scenario.capture, trust={"callmanager": folder}).handshakes
+    assert record.validation.status == "invalid"
+    assert ReasonCode.CRL_ISSUER_NO_CRL_SIGN in record.validation.codes
+    assert "crl-unusable" in {f.code for f in record.findings}

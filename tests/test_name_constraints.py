@@ -19,7 +19,7 @@ import pytest
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.x509.oid import NameOID, ObjectIdentifier
-from openssl_oracle import needs_openssl, openssl_status
+from openssl_oracle import needs_openssl, openssl_statuses
 from samplegen.pki import Issued, issue, new_key, rebuild
 
 from capana.certificates import parse_certificate
@@ -199,11 +199,14 @@ def _leaf(issuer: Issued, case: Case) -> Issued:
     return issue(subject, issuer=issuer, key=LEAF_KEY, extra_extensions=names, **WINDOW)
 
 
-def _verdicts(store: tuple[Issued, ...], chain: tuple[Issued, ...], tmp: Path) -> tuple[str, str]:
+def _verdict(store: tuple[Issued, ...], chain: tuple[Issued, ...], tmp: Path) -> str:
+    """capana's status, once held to OpenSSL's."""
     trust = TrustStore("test", tuple(parse_certificate(c.der) for c in store), ("test",))
     result = validate_chain([parse_certificate(c.der) for c in chain], trust, AT)
-    oracle = openssl_status(b"".join(c.pem for c in store), b"".join(c.pem for c in chain), AT, tmp)
-    return result.status, oracle
+    pems = b"".join(c.pem for c in store), b"".join(c.pem for c in chain)
+    oracle = openssl_statuses(*pems, AT, tmp)
+    assert result.status in oracle, (oracle, result.reasons)
+    return result.status
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -224,8 +227,7 @@ def test_capana_verdict(name: str) -> None:
 def test_status_agrees_with_openssl(name: str, tmp_path: Path) -> None:
     case = CASES[name]
     ca = _constrained_ca(case)
-    capana, oracle = _verdicts((ca,), (_leaf(ca, case),), tmp_path)
-    assert capana == oracle == case.expected
+    assert _verdict((ca,), (_leaf(ca, case),), tmp_path) == case.expected
 
 
 def _self_issued_pair() -> tuple[Issued, Issued, Issued]:
@@ -245,11 +247,11 @@ def test_self_issued_intermediate_is_exempt_but_bound(tmp_path: Path) -> None:
     inside = Case("trusted")
     outside = Case("invalid", subject="CN=SEP001122334455,O=Other")
     under_rollover = _leaf(rollover, inside)
-    assert _verdicts((root,), (under_rollover, rollover), tmp_path) == ("trusted", "trusted")
+    assert _verdict((root,), (under_rollover, rollover), tmp_path) == "trusted"
     escaping = _leaf(rollover, outside)
-    assert _verdicts((root,), (escaping, rollover), tmp_path) == ("invalid", "invalid")
+    assert _verdict((root,), (escaping, rollover), tmp_path) == "invalid"
     under_other = _leaf(other, inside)
-    assert _verdicts((root,), (under_other, other), tmp_path) == ("invalid", "invalid")
+    assert _verdict((root,), (under_other, other), tmp_path) == "invalid"
 
 
 @needs_openssl
@@ -265,8 +267,8 @@ def test_constraints_of_an_intermediate_and_of_a_partial_anchor(tmp_path: Path) 
         **WINDOW,
     )
     leaf = _leaf(constrained, case)
-    assert _verdicts((root,), (leaf, constrained), tmp_path) == ("invalid", "invalid")
-    assert _verdicts((constrained,), (leaf,), tmp_path) == ("invalid", "invalid")
+    assert _verdict((root,), (leaf, constrained), tmp_path) == "invalid"
+    assert _verdict((constrained,), (leaf,), tmp_path) == "invalid"
 
 
 def _with_bounded_subtree(case: Case) -> Issued:
@@ -287,7 +289,7 @@ def _with_bounded_subtree(case: Case) -> Issued:
 def test_subtree_with_a_minimum_is_refused(tmp_path: Path) -> None:
     case = Case("invalid", EXAMPLE, alt_names=[dns("a.example.com")])
     ca = _with_bounded_subtree(case)
-    assert _verdicts((ca,), (_leaf(ca, case),), tmp_path) == ("invalid", "invalid")
+    assert _verdict((ca,), (_leaf(ca, case),), tmp_path) == "invalid"
 
 
 def test_name_checks_are_bounded() -> None:

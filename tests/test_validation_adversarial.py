@@ -21,7 +21,7 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID, ObjectIdentifier
-from openssl_oracle import needs_openssl, openssl_accepts, openssl_status, pem
+from openssl_oracle import needs_openssl, openssl_accepts, openssl_statuses, pem
 from samplegen.pki import Issued, issue, new_key, rebuild
 from test_validation import CAPTURE, _chain, _store, utc
 
@@ -350,10 +350,10 @@ def test_status_agrees_with_openssl(name: str, cases: dict[str, Case], tmp_path:
     case = cases[name]
     store_pem = b"".join(item.pem for item in case.store)
     chain_pem = b"".join(item.pem for item in case.chain)
-    oracle = openssl_status(store_pem, chain_pem, case.at, tmp_path)
-    assert oracle == (case.openssl or case.expected)
+    oracle = openssl_statuses(store_pem, chain_pem, case.at, tmp_path)
+    assert (case.openssl or case.expected) in oracle
     result = validate_chain(_chain(case.chain), _store(case.store), case.at)
-    assert oracle == "trusted" or result.status != "trusted", result
+    assert "trusted" in oracle or result.status != "trusted", result
 
 
 @needs_openssl

@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from capana.model import CertificateCheck, CertificateReport, StoreVerdict
+from capana.model import CertificateCheck, CertificateReport, ReasonCode, StoreVerdict
 from capana.views.records import certificate_record, finding_record, iso, validation_record
 from capana.views.table import finding_lines
 
@@ -66,7 +66,8 @@ def _check_lines(check: CertificateCheck) -> list[str]:
 
 def _verdict_lines(verdict: StoreVerdict, chain: Sequence[CertificateReport]) -> list[str]:
     validation = verdict.validation
-    store = validation.store or "default store"
+    unchecked = ReasonCode.NO_TRUST_STORE in validation.codes
+    store = validation.store or ("no trust store" if unchecked else "default store")
     anchor = f", anchor {validation.anchor}" if validation.anchor else ""
     lines = [f"  verdict      {validation.status} ({store}){anchor}"]
     if len(validation.path) > 1:
