@@ -2,8 +2,11 @@
 
 Why not a library: cryptography's built-in verifier rejects SHA-1 and leaves without SAN (real
 MICs and Cisco's older CAs have both), and pyhanko-certvalidator pulls aiohttp and oscrypto. So
-the path rules are written here on cryptography's signature primitives, and the tests hold them
-to ``openssl verify`` as an oracle.
+the path rules are written here on cryptography's signature primitives, and the tests hold every
+status to ``openssl verify``'s (tests/openssl_oracle.py). A complete path is judged for the rules
+(basicConstraints, keyUsage, pathLen, critical extensions, the certificates' parse-time defects),
+name constraints (capana.name_constraints), revocation by the store's CRLs (capana.revocation)
+and the dates at capture time, in OpenSSL's order of precedence.
 
 The search: from the leaf, every certificate (in the store or sent by the peer) whose subject is
 the child's issuer is a candidate, ranked by AKI/SKI; an edge exists only when the candidate's key
