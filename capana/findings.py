@@ -2,6 +2,8 @@
 
 Each finding has a stable ``code`` (the README's "Findings" table lists them all), a severity,
 a message naming the phone and the certificate, advice in CUCM's words, and the evidence.
+The certificate and trust rules need no handshake: :func:`certificate_findings` runs them on a
+certificate judged alone (``capana cert``); :func:`diagnose` runs them with the handshake rules.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ CATALOGUE: dict[str, tuple[Severity, str]] = {
         "error",
         "a certificate on the path not yet valid then",
     ),
+    "certificate-revoked": ("error", "a certificate on the path was revoked at capture time (CRL)"),
+    "crl-unusable": ("error", "a CRL for the path cannot be used (stale, not signed by the CA)"),
     "chain-invalid": ("error", "a path exists but breaks the rules (CA flag, pathLen, keyUsage)"),
     "issuer-not-requested": (
         "warning",
@@ -95,19 +99,44 @@ def _finding(code: str, message: str, advice: str, **evidence: Any) -> Finding:
     return Finding(code, severity, message, advice, evidence)
 
 
+# Reasons of an ``invalid`` verdict that come from a CRL the store holds, not from the path.
+_CRL_CODES = frozenset(
+    {
+        ReasonCode.CRL_EXPIRED,
+        ReasonCode.CRL_NOT_YET_VALID,
+        ReasonCode.CRL_SIGNATURE_INVALID,
+        ReasonCode.CRL_ISSUER_NO_CRL_SIGN,
+        ReasonCode.CRL_UNSUPPORTED_CRITICAL_EXTENSION,
+        ReasonCode.CRL_OUT_OF_SCOPE,
+    }
+)
+# Reasons that accompany a verdict without making a path invalid.
+_NOTE_CODES = frozenset(
+    {
+        ReasonCode.WEAK_SIGNATURE,
+        ReasonCode.EKU_LACKS_PURPOSE,
+        ReasonCode.CHAIN_CERTIFICATE_UNPARSED,
+        ReasonCode.EXPIRED,
+        ReasonCode.NOT_YET_VALID,
+        ReasonCode.REVOKED,
+    }
+)
+
+
 @dataclass(frozen=True)
 class _Case:
-    """Everything the rules look at for one handshake."""
+    """Everything the rules look at: a judged certificate, and the handshake when there is one
+    (``moment``: when it was judged, the handshake's start or the time given)."""
 
-    handshake: Handshake
     validation: Validation
     client_leaf: CertificateReport | None
-    requested_ca_names: tuple[str, ...]
-    issuer_requested: bool | None
     store: TrustStore | None
     moment: datetime | None
-    expiry_days: int
-    tried_tls: bool
+    expiry_days: int = DEFAULT_EXPIRY_DAYS
+    handshake: Handshake | None = None
+    requested_ca_names: tuple[str, ...] = ()
+    issuer_requested: bool | None = None
+    tried_tls: bool = False
 
     @property
     def leaf(self) -> Certificate | None:
@@ -119,8 +148,17 @@ class _Case:
 
     @property
     def phone(self) -> str:
+        """The device, else the client's address, else the certificate's name."""
         device = self.client_leaf.classification.device if self.client_leaf else None
-        return device or self.handshake.client
+        if device:
+            return device
+        if self.handshake is not None:
+            return self.handshake.client
+        return self.client_leaf.name if self.client_leaf else "the certificate"
+
+    @property
+    def when(self) -> str:
+        return self.moment.isoformat() if self.moment else "capture time"
 
     @property
     def is_phone(self) -> bool:
@@ -129,7 +167,8 @@ class _Case:
         by_certificate = leaf is not None and (
             leaf.kind in ("LSC", "MIC") or leaf.classification.device is not None
         )
-        return by_certificate or self.handshake.service in PHONE_SIGNALLING
+        handshake = self.handshake
+        return by_certificate or (handshake is not None and handshake.service in PHONE_SIGNALLING)
 
     @property
     def who(self) -> str:
@@ -138,7 +177,7 @@ class _Case:
 
     @property
     def server_alert(self) -> str | None:
-        return self.handshake.server_fatal_alert
+        return self.handshake.server_fatal_alert if self.handshake else None
 
     @property
     def rejection(self) -> str | None:
@@ -149,7 +188,8 @@ class _Case:
             return alert
         handshake = self.handshake
         if (
-            handshake.transport in ("eapol", "radius")
+            handshake is not None
+            and handshake.transport in ("eapol", "radius")
             and handshake.outcome == "rejected"
             and handshake.client_cert_status == "present"
             and alert is None
@@ -166,8 +206,11 @@ class _Case:
 
     @property
     def server_store(self) -> str | None:
-        """The name of the store of the server this phone talked to (callmanager, ise, ...)."""
+        """The name of the store of the server this phone talked to (callmanager, ise, ...);
+        without a handshake, the store it was judged against."""
         handshake = self.handshake
+        if handshake is None:
+            return self.store.name if self.store else None
         return TRUST_STORE_BY_SERVICE.get(handshake.service) or TRUST_STORE_BY_PORT.get(
             handshake.server_port
         )
@@ -175,7 +218,7 @@ class _Case:
     @property
     def server(self) -> str | None:
         """CUCM, ISE or ASA, when the service says which (443 is an ASA only for a phone)."""
-        if not self.is_phone and self.handshake.transport == "tcp":
+        if not self.is_phone and self.handshake and self.handshake.transport == "tcp":
             return None
         return SERVER_BY_STORE.get(self.server_store or "")
 
@@ -220,18 +263,36 @@ def diagnose(
     phone service in this capture (makes a cleartext registration a warning).
     """
     case = _Case(
-        handshake,
         validation,
         client_leaf,
-        requested_ca_names or (),
-        issuer_requested,
         store,
         moment or handshake.start,
         expiry_days,
+        handshake,
+        requested_ca_names or (),
+        issuer_requested,
         tried_tls,
     )
-    found = [finding for rule in _RULES for finding in rule(case)]
-    found += _unexplained_rejection(case, found)
+    found = [finding for rule in _CERTIFICATE_RULES for finding in rule(case)]
+    found += [finding for rule in _HANDSHAKE_RULES for finding in rule(case, handshake)]
+    found += _unexplained_rejection(case, handshake, found)
+    return _by_severity(found)
+
+
+def certificate_findings(
+    leaf: CertificateReport,
+    validation: Validation,
+    store: TrustStore | None,
+    *,
+    at: datetime | None = None,
+    expiry_days: int = DEFAULT_EXPIRY_DAYS,
+) -> tuple[Finding, ...]:
+    """The findings that apply to a certificate judged without a handshake (at ``at``)."""
+    case = _Case(validation, leaf, store, at, expiry_days)
+    return _by_severity([finding for rule in _CERTIFICATE_RULES for finding in rule(case)])
+
+
+def _by_severity(found: list[Finding]) -> tuple[Finding, ...]:
     return tuple(sorted(found, key=lambda f: -SEVERITY_RANK[f.severity]))
 
 
@@ -246,15 +307,10 @@ def _trust_rules(case: _Case) -> Iterator[Finding]:
     same_name = _same_name_other_key(validation, case.store)
     if validation.status in ("expired", "not_yet_valid"):
         yield _dated(case, leaf)
+    elif validation.status == "revoked":
+        yield _revoked(case, leaf)
     elif validation.status == "invalid":
-        yield _finding(
-            "chain-invalid",
-            f"{case.phone}: the chain of {kind} {leaf.subject} breaks the path rules: "
-            + "; ".join(r.text for r in validation.reasons),
-            "Re-issue the certificate from a proper CA (CA:TRUE, keyCertSign); for a CAPF, "
-            "since CUCM 14SU2 regenerate it with CA:TRUE, pathlen:0 and keyCertSign.",
-            reasons=[r.text for r in validation.reasons],
-        )
+        yield from _invalid(case, leaf)
     elif kind == "MIC" and is_manufacturing_ca(leaf.issuer_cn) and same_name:
         yield _finding(
             "forged-manufacturing-ca",
@@ -333,10 +389,66 @@ def _trust_rules(case: _Case) -> Iterator[Finding]:
         )
 
 
+def _invalid(case: _Case, leaf: Certificate) -> Iterator[Finding]:
+    """chain-invalid for the path's own faults; crl-unusable for a CRL that cannot be used."""
+    reasons = case.validation.reasons
+    crl = [r for r in reasons if r.code in _CRL_CODES]
+    rules = [r for r in reasons if r.code not in _CRL_CODES | _NOTE_CODES]
+    if rules or not crl:
+        yield _finding(
+            "chain-invalid",
+            f"{case.phone}: the chain of {case.kind} {leaf.subject} breaks the path rules: "
+            + "; ".join(r.text for r in rules or reasons),
+            "Re-issue the certificate from a proper CA (CA:TRUE, keyCertSign); for a CAPF, "
+            "since CUCM 14SU2 regenerate it with CA:TRUE, pathlen:0 and keyCertSign.",
+            reasons=[r.text for r in rules or reasons],
+        )
+    if crl:
+        yield _finding(
+            "crl-unusable",
+            f"{case.phone}: revocation of {case.kind} {leaf.subject} cannot be checked at "
+            f"{case.when}: " + "; ".join(r.text for r in crl),
+            "Give capana the CRL that was current at the capture time, as published by the CA "
+            "that issued the certificate (its thisUpdate before and its nextUpdate after the "
+            "capture), or remove the stale or foreign CRL from the trust store folder.",
+            reasons=[r.text for r in crl],
+        )
+
+
+def _revoked(case: _Case, leaf: Certificate) -> Finding:
+    revoked = [r for r in case.validation.reasons if r.code == ReasonCode.REVOKED]
+    which = case.validation.about(ReasonCode.REVOKED)
+    if leaf.sha256 in which and case.kind == "MIC":
+        advice = (
+            "A MIC cannot be reissued: install an LSC (Certificate Operation = Install/Upgrade, "
+            "authentication by null or authentication string) and contact Cisco TAC about the "
+            "revoked MIC."
+        )
+    elif leaf.sha256 in which:
+        advice = (
+            "The CA revoked this certificate: issue a new one (for an LSC: Certificate "
+            "Operation = Install/Upgrade) and find out why it was revoked; if it was a mistake "
+            "(certificateHold), have the CA lift it and give capana the new CRL."
+        )
+    else:
+        advice = (
+            "A CA on the path was revoked: replace it with the CA's new certificate in "
+            f"{case.server_trust} and reissue the certificates it signed (for LSCs: "
+            "Certificate Operation = Install/Upgrade)."
+        )
+    return _finding(
+        "certificate-revoked",
+        f"{case.phone}: {case.kind} {leaf.subject} revoked at {case.when}: "
+        + "; ".join(r.text for r in revoked),
+        advice,
+        revoked=list(which),
+    )
+
+
 def _dated(case: _Case, leaf: Certificate) -> Finding:
     expired = case.validation.status == "expired"
     code = "certificate-expired" if expired else "certificate-not-yet-valid"
-    when = case.moment.isoformat() if case.moment else "capture time"
+    when = case.when
     if not expired:
         advice = "Check the clocks (NTP) of the phone and of the CA, and the CA's dates."
     elif case.kind == "MIC":
@@ -412,13 +524,13 @@ def _client_chain(case: _Case) -> tuple[CertificateReport, ...]:
     return (case.client_leaf,) if case.client_leaf else ()
 
 
-def _alert_rules(case: _Case) -> Iterator[Finding]:
+def _alert_rules(case: _Case, handshake: Handshake) -> Iterator[Finding]:
     rejection = case.rejection
     status = case.validation.status
     if (
         rejection is None
         and case.server_alert is None
-        and case.handshake.outcome == "established"
+        and handshake.outcome == "established"
         and status in ("untrusted", "invalid")
     ):
         yield _finding(
@@ -427,7 +539,7 @@ def _alert_rules(case: _Case) -> Iterator[Finding]:
             f"against {case.store_name}",
             f"The trust store given to capana is not the server's: export {case.server_trust} "
             "from this server and run again.",
-            server_outcome=case.handshake.outcome,
+            server_outcome=handshake.outcome,
         )
     if rejection is None:
         return
@@ -441,7 +553,7 @@ def _alert_rules(case: _Case) -> Iterator[Finding]:
             "compare.",
             server_alert=rejection,
         )
-    elif status == "not_checked" and case.handshake.client_cert_status == "present":
+    elif status == "not_checked" and handshake.client_cert_status == "present":
         yield _finding(
             "server-rejected-certificate",
             f"{case.phone}: the server refused {case.who}'s certificate ({rejection})",
@@ -451,9 +563,8 @@ def _alert_rules(case: _Case) -> Iterator[Finding]:
         )
 
 
-def _negotiation_rules(case: _Case) -> Iterator[Finding]:
+def _negotiation_rules(case: _Case, handshake: Handshake) -> Iterator[Finding]:
     """The server ended the handshake before the client sent a certificate."""
-    handshake = case.handshake
     alert = case.server_alert
     failed_eap = (
         handshake.transport in ("eapol", "radius")
@@ -496,8 +607,7 @@ def _negotiation_rules(case: _Case) -> Iterator[Finding]:
     )
 
 
-def _cleartext_rules(case: _Case) -> Iterator[Finding]:
-    handshake = case.handshake
+def _cleartext_rules(case: _Case, handshake: Handshake) -> Iterator[Finding]:
     if not handshake.cleartext:
         return
     protocol = handshake.service.upper()
@@ -517,8 +627,7 @@ def _cleartext_rules(case: _Case) -> Iterator[Finding]:
     yield replace(finding, severity="warning") if case.tried_tls else finding
 
 
-def _request_rules(case: _Case) -> Iterator[Finding]:
-    handshake = case.handshake
+def _request_rules(case: _Case, handshake: Handshake) -> Iterator[Finding]:
     status = handshake.client_cert_status
     if handshake.cleartext:
         return
@@ -607,8 +716,7 @@ def _certificate_quality_rules(case: _Case) -> Iterator[Finding]:
         )
 
 
-def _capture_rules(case: _Case) -> Iterator[Finding]:
-    handshake = case.handshake
+def _capture_rules(case: _Case, handshake: Handshake) -> Iterator[Finding]:
     if handshake.gaps:
         yield _finding(
             "capture-gap",
@@ -632,9 +740,10 @@ def _capture_rules(case: _Case) -> Iterator[Finding]:
         )
 
 
-def _unexplained_rejection(case: _Case, found: list[Finding]) -> list[Finding]:
+def _unexplained_rejection(
+    case: _Case, handshake: Handshake, found: list[Finding]
+) -> list[Finding]:
     """A refused handshake always gets an error or a warning: one that no rule explained."""
-    handshake = case.handshake
     if handshake.outcome != "rejected" or any(f.severity != "info" for f in found):
         return []
     fatal = next((a for a in handshake.alerts if a.level in ("fatal", "encrypted")), None)
@@ -667,14 +776,17 @@ def _unexplained_rejection(case: _Case, found: list[Finding]) -> list[Finding]:
     ]
 
 
-_RULES: tuple[Callable[[_Case], Iterator[Finding]], ...] = (
+# The rules that need no handshake (certificate_findings runs them alone), then the others.
+_CERTIFICATE_RULES: tuple[Callable[[_Case], Iterator[Finding]], ...] = (
     _trust_rules,
     _expiry_rules,
+    _certificate_quality_rules,
+)
+_HANDSHAKE_RULES: tuple[Callable[[_Case, Handshake], Iterator[Finding]], ...] = (
     _alert_rules,
     _negotiation_rules,
     _cleartext_rules,
     _request_rules,
-    _certificate_quality_rules,
     _capture_rules,
 )
 

@@ -12,6 +12,7 @@ from capana.model.certificates import (
     Kind,
     UnparsedCertificate,
 )
+from capana.model.checks import CertificateCheck, StoreVerdict
 from capana.model.handshakes import (
     AlertLevel,
     AlertSeen,
@@ -45,6 +46,7 @@ __all__ = [
     "AnyCertificate",
     "CaptureSummary",
     "Certificate",
+    "CertificateCheck",
     "CertificateReport",
     "Classification",
     "ClientCertStatus",
@@ -65,6 +67,7 @@ __all__ = [
     "Sender",
     "Severity",
     "Status",
+    "StoreVerdict",
     "Transport",
     "UnparsedCertificate",
     "Validation",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Sequence
 
-from capana.model import SEVERITY_RANK, Device, HandshakeReport, Report, Severity
+from capana.model import SEVERITY_RANK, Device, Finding, HandshakeReport, Report, Severity
 from capana.views.records import iso
 from capana.views.summary import (
     FindingGroup,
@@ -200,3 +200,14 @@ def _capped(items: Sequence[str]) -> str:
 
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def finding_lines(finding: Finding, times: int) -> list[str]:
+    """A finding, once (``times``: on how many connections it was found)."""
+    wrap = textwrap.TextWrapper(width=WIDTH, initial_indent="      ", subsequent_indent="        ")
+    count = f" (on {times} connections)" if times > 1 else ""
+    return [
+        f"    {finding.severity.upper()} {finding.code}{count}",
+        *wrap.wrap(finding.message),
+        *wrap.wrap("fix: " + finding.advice),
+    ]
