@@ -14,14 +14,15 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_complet
 from pathlib import Path
 
 from capana.devices import group_devices
+from capana.file_judging import judge_files
 from capana.inputs import PathArgument, TrustArgument, capture_files, load_keylog, load_stores
 from capana.judging import judge
 from capana.keylog import KeyLog
-from capana.model import CaptureSummary, HandshakeReport, Report
-from capana.scan import ProgressCallback, scan_capture
+from capana.model import CaptureSummary, FileReport, HandshakeReport, Report
+from capana.scan import ProgressCallback, read_capture
 from capana.truststore import TrustStore
 
-CaptureResult = tuple[CaptureSummary, tuple[HandshakeReport, ...]]
+CaptureResult = tuple[CaptureSummary, tuple[HandshakeReport, ...], tuple[FileReport, ...]]
 
 
 def analyze(
@@ -67,19 +68,27 @@ def analyze_capture(
     keys: KeyLog | None = None,
     progress: ProgressCallback | None = None,
 ) -> CaptureResult:
-    """One capture read and judged: what a worker does. Never raises on a bad capture."""
-    summary, handshakes = scan_capture(path, progress, keys)
-    return summary, tuple(judge(handshake, stores, summary.start) for handshake in handshakes)
+    """One capture read and judged: what a worker does. Never raises on a bad capture.
+
+    Its files are judged after its handshakes, against them (the same phone, the same capture).
+    """
+    facts = read_capture(path, progress, keys)
+    start = facts.summary.start
+    handshakes = tuple(judge(handshake, stores, start) for handshake in facts.handshakes)
+    files = judge_files(facts.transfers, handshakes, stores, start)
+    return facts.summary, handshakes, files
 
 
 def assemble(results: Sequence[CaptureResult], stores: Mapping[str | None, TrustStore]) -> Report:
     """The report of per-capture results, in the order given."""
-    handshakes = tuple(record for _, records in results for record in records)
+    handshakes = tuple(record for _, records, _ in results for record in records)
+    files = tuple(file for _, _, reports in results for file in reports)
     return Report(
-        captures=tuple(summary for summary, _ in results),
+        captures=tuple(summary for summary, _, _ in results),
         handshakes=handshakes,
-        devices=group_devices(handshakes),
+        devices=group_devices(handshakes, files),
         trust_stores=tuple(sorted(name or "default" for name in stores)),
+        files=files,
     )
 
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from capana import tls
 from capana.domain import SERVICE_BY_PORT, service_for
 from capana.handshake import CLIENT, SERVER
+from capana.http_stream import HttpFileStream, opens_file_transfer
 from capana.model import Problem, ProblemCode, Sender
 from capana.packets import (
     FLAG_ACK,
@@ -35,6 +36,8 @@ MAX_CONNECTIONS = 100_000
 # A record header and the handshake type: enough to tell a ClientHello from anything else.
 _BYTES_TO_DECIDE = 6
 _MASK = 0xFFFFFFFF
+# Connection.closing (bit 1: the client's FIN, bit 2: the server's; a RST sets both) as sides.
+_CLOSED_BY: tuple[tuple[Sender, ...], ...] = ((), (CLIENT,), (SERVER,), (CLIENT, SERVER))
 
 
 class Connection:
@@ -82,7 +85,7 @@ class Connection:
     def sender(self, segment: TcpSegment) -> Sender:
         return CLIENT if segment.key == self.client_key else SERVER
 
-    def data(self, sender: Sender, segment: TcpSegment, timestamp: float) -> bool:
+    def data(self, sender: Sender, segment: TcpSegment, timestamp: float, frame: int = 0) -> bool:
         """Take a payload; False when the connection turns out to be of no interest."""
         if segment.missing and all(p.code != ProblemCode.SNAPLEN for p in self.problems):
             text = f"{sender} data cut by the capture's snaplen"
@@ -109,12 +112,12 @@ class Connection:
             if reader is None:
                 return False
             for other, held in heads.items():
-                reader.feed(other, held, timestamp)
+                reader.feed(other, held, timestamp, frame)
             self.heads = None
         elif stream.gaps != gaps:  # too much waited behind a hole: it was skipped
-            reader.after_gap(sender, ready, timestamp)
+            reader.after_gap(sender, ready, timestamp, frame)
             return not reader.hopeless
-        reader.feed(sender, ready, timestamp)
+        reader.feed(sender, ready, timestamp, frame)
         return not reader.hopeless
 
     def syn(self, sender: Sender, next_seq: int) -> bool:
@@ -136,6 +139,8 @@ class Connection:
         """The reader these first bytes call for, or None: the connection is not followed."""
         if opens_tls(sender, first_bytes, self.server_port in SERVICE_BY_PORT):
             return TlsStream(self.keys)
+        if opens_file_transfer(sender, first_bytes, self.server_port):
+            return HttpFileStream(self.server_port)
         return None
 
     def flush(self) -> None:
@@ -145,7 +150,7 @@ class Connection:
         assert self.streams is not None
         for sender, stream in self.streams.items():
             while stream.pending:
-                self.reader.after_gap(sender, stream.skip_gap(), 0.0)
+                self.reader.after_gap(sender, stream.skip_gap(), 0.0, 0)
 
     def facts(self, capture: str) -> Sequence[Fact]:
         """What the connection's reader found, on this flow."""
@@ -170,6 +175,7 @@ class Connection:
             service=service_for(server_port),
             gaps=sum(stream.gaps for stream in self.streams.values()),
             problems=tuple(self.problems) + conflicts,
+            closed=frozenset(_CLOSED_BY[self.closing]),
         )
         return self.reader.facts(flow)
 
@@ -201,7 +207,8 @@ class ConnectionTable:
         """Read-only view for fast paths: segment key -> connection, or SKIPPED_FLOW."""
         return self._table
 
-    def add(self, segment: TcpSegment, timestamp: float) -> None:
+    def add(self, segment: TcpSegment, timestamp: float, frame: int = 0) -> None:
+        """One segment; ``frame`` is its packet's number in the capture (0: unknown)."""
         connection = self._table.get(segment.key)
         flags = segment.flags
         if flags & FLAG_SYN:
@@ -218,7 +225,7 @@ class ConnectionTable:
             if connection is None:
                 return
         if segment.payload:
-            if not connection.data(connection.sender(segment), segment, timestamp):
+            if not connection.data(connection.sender(segment), segment, timestamp, frame):
                 self._remember(segment, SKIPPED_FLOW)
                 return
             if connection.reader is not None and connection.reader.done:

@@ -69,12 +69,44 @@ CATALOGUE: dict[str, tuple[Severity, str]] = {
     "capture-gap": ("warning", "the capture misses TCP data of this handshake"),
     "capture-snaplen": ("warning", "the capture cut packets short (snaplen)"),
     "handshake-incomplete": ("warning", "the capture ends before the handshake does"),
+    # Files from the TFTP service (capana.file_findings), judged with the same phone's handshakes.
+    "server-certificate-not-in-trust-list": (
+        "error",
+        "CallManager's certificate is in none of the CCM records of the phone's CTL/ITL",
+    ),
+    "lsc-issuer-not-cluster-capf": (
+        "error",
+        "the phone's LSC was not signed by the CAPF of its trust list",
+    ),
+    "trust-list-signature-invalid": ("error", "the CTL/ITL signature does not verify"),
+    "config-signature-invalid": ("error", "the signed configuration's signature does not verify"),
+    "config-signer-not-in-trust-list": (
+        "error",
+        "the configuration's signer is not a TFTP record of the trust list",
+    ),
+    "trust-list-too-large": ("error", "a trust list over 64 KB: phones refuse it"),
+    "trust-list-certificate-expired": (
+        "warning",
+        "a trust list certificate had expired at capture time",
+    ),
+    "secure-profile-not-used": (
+        "error",
+        "configured authenticated/encrypted, but no TLS to CallManager",
+    ),
+    "encrypted-config-for-other-certificate": (
+        "error",
+        "the .enc.sgn is bound to another certificate than the phone's",
+    ),
 }
 
 
-def _finding(code: str, message: str, advice: str, **evidence: Any) -> Finding:
+def finding(code: str, message: str, advice: str, **evidence: Any) -> Finding:
+    """A finding of a catalogued ``code``, with the catalogue's severity."""
     severity = CATALOGUE[code][0]
     return Finding(code, severity, message, advice, evidence)
+
+
+_finding = finding
 
 
 @dataclass(frozen=True)

@@ -45,11 +45,11 @@ class TlsStream:
     def hopeless(self) -> bool:
         return self.tracker.hopeless
 
-    def feed(self, sender: Sender, data: bytes, timestamp: float) -> None:
+    def feed(self, sender: Sender, data: bytes, timestamp: float, frame: int = 0) -> None:
         for event in self.directions[sender].feed(data):
             self.tracker.on_event(sender, event, timestamp)
 
-    def after_gap(self, sender: Sender, data: bytes, timestamp: float) -> None:
+    def after_gap(self, sender: Sender, data: bytes, timestamp: float, frame: int = 0) -> None:
         """Bytes after a hole start mid-record; only a record boundary can resync."""
         self.tracker.lost_data(sender)
         self.directions[sender] = direction = tls.TlsDirection()

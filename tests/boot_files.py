@@ -25,7 +25,8 @@ from capana.packets import (
 )
 from capana.tcp import TcpStream
 from capana.tftp import TftpTracker
-from capana.transfers import TFTP_HTTP_PORT, FileTransfer
+from capana.domain import TFTP_HTTP_PORT
+from capana.model import FileTransfer
 
 ALL_PORTS = frozenset(range(65536))
 

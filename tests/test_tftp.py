@@ -10,7 +10,7 @@ from conftest import SAMPLE_PCAPS
 from capana.capture import CaptureReader
 from capana.packets import address_text, decode_udp
 from capana.tftp import MAX_OPEN, TftpTracker
-from capana.transfers import FileTransfer
+from capana.model import FileTransfer
 
 Datagram = tuple[str, int, str, int, bytes, int]  # source, port, destination, port, payload, frame
 PHONE, CLUSTER = "127.13.0.21", "127.0.0.1"
@@ -116,7 +116,8 @@ def test_client_gives_up(captured: list[Datagram]) -> None:
     source, sport, destination, dport, _payload, frame = itl[4]  # the phone's ACK of block 1
     abort = (source, sport, destination, dport, b"\x00\x05\x00\x03Disk full\x00", frame + 1)
     (transfer,) = replay([*itl[:4], abort, *itl[5:]])
-    assert (transfer.status, transfer.response_code, transfer.size) == ("failed", 3, 1428)
+    assert (transfer.status, transfer.response_code, transfer.size) == ("incomplete", 3, 1428)
+    assert transfer.problems == ("refused",)
 
 
 def test_default_block_size_without_options() -> None:

@@ -22,7 +22,7 @@ from samplegen import daemons, loopback, pki
 from session_capture import CLIENT, read_sessions
 
 from capana.tvs import TvsDecoder, TvsSession
-from dissectors.cisco_capf_tvs import TVS, TvsCertificate, TvsDeviceName
+from capana.dissectors.cisco_capf_tvs import TVS, TvsCertificate, TvsDeviceName
 
 DAEMONS = PROJECT.parent / "shared" / "oracles" / "usecallmanager-daemons"
 NOW = datetime.now(timezone.utc)

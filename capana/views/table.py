@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import textwrap
 
-from capana.model import Device, Finding, HandshakeReport, Report
+from capana.model import Device, FileReport, Finding, HandshakeReport, Report
 from capana.views.records import iso
 
-_DEVICE_COLUMNS = ("device", "model", "address", "services", "cert", "issuer", "verdict", "worst")
+_DEVICE_COLUMNS = (
+    "device",
+    "model",
+    "address",
+    "services",
+    "mode",
+    "cert",
+    "issuer",
+    "verdict",
+    "worst",
+)
+_FILE_COLUMNS = ("time", "client", "server", "via", "file", "status", "size", "kind", "signature")
 
 _COLUMNS = (
     "time",
@@ -35,6 +46,9 @@ def render_table(report: Report) -> str:
             lines += ["  " + line for line in _aligned([_COLUMNS, *rows])]
         else:
             lines.append("  no TLS handshakes")
+        files = [_file_row(f) for f in report.files if f.transfer.capture == capture.path]
+        if files:
+            lines += ["  " + line for line in _aligned([_FILE_COLUMNS, *files])]
         lines.append("")
     return "\n".join(lines)
 
@@ -84,6 +98,25 @@ def _outcome(record: HandshakeReport) -> str:
     return handshake.outcome
 
 
+def _file_row(report: FileReport) -> tuple[str, ...]:
+    transfer = report.transfer
+    code = f" ({transfer.response_code})" if transfer.response_code is not None else ""
+    signature: str = report.signature.status if report.signature else "-"
+    if report.signer is not None:
+        signature += f" ({report.signer.name})"
+    return (
+        transfer.start.strftime("%H:%M:%S.%f")[:-3] if transfer.start else "-",
+        transfer.client,
+        transfer.server,
+        transfer.transport,
+        transfer.name,
+        transfer.status.replace("_", " ") + code,
+        str(transfer.size),
+        report.kind,
+        signature,
+    )
+
+
 def _aligned(rows: list[tuple[str, ...]]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return [
@@ -99,6 +132,8 @@ def _device_block(report: Report) -> list[str]:
     lines.append("  " + aligned[0])
     for device, line in zip(report.devices, aligned[1:], strict=True):
         lines.append("  " + line)
+        if device.files:
+            lines += _files_line(device)
         by_code: dict[str, list[Finding]] = {}
         for finding in device.findings:
             by_code.setdefault(finding.code, []).append(finding)
@@ -117,12 +152,21 @@ def _device_row(device: Device) -> tuple[str, ...]:
         device.name,
         device.model or "-",
         ",".join(device.addresses),
-        ",".join(device.services),
+        ",".join(device.services) or "-",
+        device.security_mode or "-",
         "+".join(device.kinds) or "-",
         ",".join(sorted(issuers)) or "-",
         ",".join(v for v in verdicts if v != "not_checked") or "-",
         f"{worst.severity}: {worst.code}" if worst else "ok",
     )
+
+
+def _files_line(device: Device) -> list[str]:
+    """The files a device asked for, those it did not get with their status."""
+    wrap = textwrap.TextWrapper(width=100, initial_indent="    ", subsequent_indent="      ")
+    missed = [f"{f.name} {f.status.replace('_', ' ')}" for f in device.files if f.status != "ok"]
+    got = ", ".join(device.file_names) or "none"
+    return wrap.wrap(f"files: {got}" + (f" (not got: {', '.join(missed)})" if missed else ""))
 
 
 def _finding_lines(finding: Finding, times: int) -> list[str]:
