@@ -44,11 +44,9 @@ _CERTIFICATE_OF_ROLE = {
 }
 _SECURE_MODES = {2: "authenticated", 3: "encrypted"}
 _RESET_ITL = (
-    "If phones then refuse the new list ('Trust List Update Failed': its signer changed too), "
-    "reset their trust list: on the phone Settings > Admin Settings > Reset Settings > Security "
-    "Settings (or delete the ITL/CTL from the phone's Security menu), or on the publisher run "
-    "'utils itl reset localkey' (or 'remotekey' with the ITLRecovery key exported earlier) and "
-    "reset the phones."
+    "If phones then refuse the new list ('Trust List Update Failed'), reset their trust list "
+    "from the phone (88xx: Settings > Admin Settings > Reset Settings > Security Settings) or "
+    "with 'utils itl reset localkey' (or 'remotekey') on the publisher, and reset the phones."
 )
 
 
@@ -207,11 +205,9 @@ def _callmanager_rules(case: _Case) -> Iterator[Finding]:
                 else ""
             )
             + (f"; the phone refused it ({refused})" if refused else ""),
-            "Restart the Cisco TFTP service on every TFTP node so the ITL is rebuilt with the "
-            "current CallManager certificate (restart Cisco CallManager too if the certificate "
-            "was just regenerated), then reset the phone. In mixed mode update the CTL as well "
-            "('utils ctl update CTLFile', then restart Cisco TFTP and Cisco CallManager). "
-            + _RESET_ITL,
+            "Restart the Cisco TFTP service on every TFTP node so the ITL is rebuilt with "
+            "CallManager's current certificate, then reset the phone; in mixed mode first run "
+            "'utils ctl update CTLFile'. " + _RESET_ITL,
             server=handshake.server,
             certificate=leaf.sha256,
             trust_list_certificates=sorted(shas),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from boot_files import capture_transfers
-from conftest import SAMPLE_PCAPS
+from conftest import PROJECT, SAMPLE_PCAPS
 from test_boot_capture import BOOT, MAC, needs_tshark
 from tshark_oracle import tshark_certificates
 
@@ -212,3 +212,13 @@ def test_config_downloads_of_the_reboot_sample(tmp_path: Path) -> None:
     assert [d.file_names for d in reboot.devices] == [
         (f"SEP2C3124C9F80{n}.cnf.xml.sgn",) for n in "BCDEF"
     ]
+
+
+def test_readme_shows_what_capana_prints(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's "Trust lists and configuration" output is this sample's, as printed."""
+    monkeypatch.chdir(PROJECT)
+    readme = (PROJECT / "README.md").read_text()
+    command = "$ capana scan pcaps/phone-boot-files.pcap\n"
+    shown = readme[readme.index(command) + len(command) :].split("```", 1)[0]
+    printed = render_table(capana.analyze("pcaps/phone-boot-files.pcap"))
+    assert shown.rstrip("\n") == printed.rstrip("\n")
