@@ -21,6 +21,7 @@ from tshark_oracle import tshark_certificates
 import capana
 from capana.model import Report
 from capana.views.json import render_json
+from capana.views.pem import certificate_files
 from capana.views.table import render_table
 
 SAMPLE = SAMPLE_PCAPS / "phone-boot-files.pcap"
@@ -222,3 +223,14 @@ def test_readme_shows_what_capana_prints(monkeypatch: pytest.MonkeyPatch) -> Non
     shown = readme[readme.index(command) + len(command) :].split("```", 1)[0]
     printed = render_table(capana.analyze("pcaps/phone-boot-files.pcap"))
     assert shown.rstrip("\n") == printed.rstrip("\n")
+
+
+def test_trust_list_certificates_are_exported(report: Report) -> None:
+    """--export-certs writes the ITL's certificates too, named by the list and the role."""
+    assert {name.rsplit("_", 1)[0] for name in certificate_files(report)} == {
+        "ITLRECOVERY_cucm-pub_itl-sast",
+        "cucm-pub.example.com_itl-ccm_tftp",
+        "CAPF-0992727f_itl-capf",
+        "cucm-pub.example.com-TVS_itl-tvs",
+        "cucm-pub.example.com_server",  # the regenerated one CallManager presented
+    }
