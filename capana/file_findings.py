@@ -58,11 +58,8 @@ class Phone:
     """
 
     name: str  # the device, else the client address
-    device: str | None
-    addresses: frozenset[str]
     handshakes: tuple[HandshakeReport, ...]
     trust_lists: tuple[FileReport, ...]
-    configs: tuple[FileReport, ...]
 
     @property
     def holds(self) -> FileReport | None:

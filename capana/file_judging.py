@@ -16,6 +16,7 @@ whose signature fails is not used to judge anything else.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -24,6 +25,7 @@ from capana.domain import PHONE_FILE_DEVICE_PATTERN
 from capana.file_findings import Phone, diagnose_file
 from capana.judging import classified
 from capana.model import (
+    FileKind,
     FileReport,
     FileTransfer,
     HandshakeReport,
@@ -46,8 +48,8 @@ def judge_files(
 ) -> tuple[FileReport, ...]:
     """Every transfer of one capture judged, in the order given; ``handshakes`` are the same
     capture's, judged already."""
-    all_stores = tuple(stores.values())
-    reports = [_read(transfer, all_stores) for transfer in transfers]
+    read = _Reader(tuple(stores.values()))
+    reports = [read(transfer) for transfer in transfers]
     device_at = _devices_by_address(transfers, handshakes)
     members: dict[str, list[int]] = {}
     for index, transfer in enumerate(transfers):
@@ -59,39 +61,68 @@ def judge_files(
         device = leaf.classification.device if leaf else None
         by_phone.setdefault(device or _key(_host(record), device_at), []).append(record)
     for key, indexes in members.items():
-        reports = _judge_phone(key, indexes, reports, by_phone.get(key, ()), capture_start)
+        mine = [reports[i] for i in indexes]
+        judged = _judge_phone(key, mine, by_phone.get(key, ()), capture_start)
+        for index, report in zip(indexes, judged, strict=True):
+            reports[index] = report
     return tuple(reports)
 
 
-def _read(transfer: FileTransfer, stores: tuple[TrustStore, ...]) -> FileReport:
-    """The facts of one transfer's file, a trust list's own signature checked."""
-    device = _device_in_name(transfer.name)
-    if transfer.status != "ok":
-        return FileReport(transfer, kind_of_name(transfer.name), device, None)
-    file = parse_file(transfer.body, transfer.name)
-    records = tuple(
-        RecordReport(record, classified(record.certificate, stores) if record.certificate else None)
-        for record in file.records
-    )
-    report = FileReport(transfer, file.kind, device, file, records, config=file.config)
-    if file.kind in _TRUST_LISTS:
-        return _signed(report, file.signature_check)
-    return report
+class _Reader:
+    """Reads each transfer's file, once per distinct body and kind of name: a site's phones
+    fetch the same ITL (and ITLFile.tlv) under their own names, and their reports then share
+    one body, one parse and one signature check (bounded by the capture's distinct files)."""
+
+    def __init__(self, stores: tuple[TrustStore, ...]) -> None:
+        self.stores = stores
+        self.seen: dict[tuple[bytes, FileKind], FileReport] = {}
+
+    def __call__(self, transfer: FileTransfer) -> FileReport:
+        """The facts of one transfer's file, a trust list's own signature checked."""
+        device = _device_in_name(transfer.name)
+        named = kind_of_name(transfer.name)
+        if transfer.status != "ok":
+            return FileReport(transfer, named, device, None)
+        key = (hashlib.sha256(transfer.body).digest(), named)
+        same = self.seen.get(key)
+        if same is not None:
+            shared = replace(transfer, body=same.transfer.body)
+            return replace(same, transfer=shared, device=device)
+        file = parse_file(transfer.body, transfer.name)
+        records = tuple(
+            RecordReport(
+                record, classified(record.certificate, self.stores) if record.certificate else None
+            )
+            for record in file.records
+        )
+        report = FileReport(transfer, file.kind, device, file, records, config=file.config)
+        if file.kind in _TRUST_LISTS:
+            report = _signed(report, file.signature_check)
+        self.seen[key] = report
+        return report
 
 
 def _judge_phone(
     key: str,
-    indexes: list[int],
     reports: list[FileReport],
     handshakes: Sequence[HandshakeReport],
     capture_start: datetime | None,
 ) -> list[FileReport]:
-    """One phone's files: configurations checked against its trust lists, then diagnosed."""
+    """One phone's files, in order: configurations checked against its trust lists, then
+    every file diagnosed."""
     device = key if PHONE_FILE_DEVICE_PATTERN.fullmatch(key) else None
-    mine = [replace(reports[i], device=device) for i in indexes]
+    mine = [replace(report, device=device) for report in reports]
     trust_lists = [r for r in mine if r.kind in _TRUST_LISTS and r.file is not None]
     trusted = [r for r in trust_lists if r.signature is None or r.signature.status != "invalid"]
-    signers = [c.certificate.certificate for r in trusted for c in r.records if c.certificate]
+    # Each certificate once: the phone may have fetched the same list under two names.
+    signers = list(
+        {
+            c.certificate.sha256: c.certificate.certificate
+            for r in trusted
+            for c in r.records
+            if c.certificate
+        }.values()
+    )
     companion = next(
         (r.config for r in mine if r.kind == "config-signed" and r.config and r.config.encrypted),
         None,
@@ -110,20 +141,14 @@ def _judge_phone(
         mine[at] = replace(_signed(report, check), config=config)
     phone = Phone(
         name=key,
-        device=device,
-        addresses=frozenset(r.transfer.client_host for r in mine),
         handshakes=tuple(handshakes),
         trust_lists=tuple(trusted),
-        configs=tuple(r for r in mine if r.config is not None),
     )
     judged = [
         replace(report, findings=diagnose_file(report, phone, _moment(report, capture_start)))
         for report in mine
     ]
-    out = list(reports)
-    for index, report in zip(indexes, judged, strict=True):
-        out[index] = report
-    return out
+    return judged
 
 
 def _signed(report: FileReport, check: SignatureCheck | None) -> FileReport:
