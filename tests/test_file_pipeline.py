@@ -10,18 +10,25 @@ the HTTP transfers only; the TFTP ones are checked when they appear.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from boot_files import capture_transfers
 from conftest import PROJECT, SAMPLE_PCAPS
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_boot_capture import BOOT, MAC, needs_tshark
 from tshark_oracle import tshark_certificates
 
 import capana
+from capana.file_judging import judge_files
+from capana.judging import judge
 from capana.model import Report
+from capana.scan import read_capture
 from capana.views.json import render_json
 from capana.views.pem import certificate_files
+from capana.views.records import file_record
 from capana.views.table import render_table
 
 SAMPLE = SAMPLE_PCAPS / "phone-boot-files.pcap"
@@ -234,3 +241,25 @@ def test_trust_list_certificates_are_exported(report: Report) -> None:
         "cucm-pub.example.com-TVS_itl-tvs",
         "cucm-pub.example.com_server",  # the regenerated one CallManager presented
     }
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_damaged_files_are_judged_without_a_crash(data: st.DataObject) -> None:
+    """A damaged trust list or configuration: judged, never raised on, never 'valid'."""
+    boot = read_capture(SAMPLE)
+    transfer = data.draw(st.sampled_from([t for t in boot.transfers if t.status == "ok"]))
+    body = bytearray(transfer.body)
+    for _ in range(data.draw(st.integers(1, 8))):
+        at = data.draw(st.integers(0, len(body) - 1))
+        body[at] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(body)))
+    damaged = replace(transfer, body=bytes(body[:cut]), size=cut)
+    others = [t for t in boot.transfers if t is not transfer]
+    handshakes = tuple(judge(h, {}, None) for h in boot.handshakes)
+    (report,) = [
+        r for r in judge_files([*others, damaged], handshakes, {}, None) if r.transfer is damaged
+    ]
+    json.dumps(file_record(report))
+    if report.signature is not None and report.signature.status == "valid":
+        assert damaged.body == transfer.body  # the signature covers every byte but its own
