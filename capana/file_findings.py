@@ -18,7 +18,6 @@ from capana.domain import (
     CALLMANAGER_TLS_SERVICES,
     CAPF_CN_PATTERN,
     CLEARTEXT_SERVICE_BY_PORT,
-    CONFIG_SIGNER_ROLES,
     MAX_TRUST_LIST_SIZE,
 )
 from capana.findings import finding
@@ -29,7 +28,7 @@ from capana.model import (
     Finding,
     HandshakeReport,
 )
-from capana.trustfiles import cert_hash_matches
+from capana.trustfiles import cert_hash_matches, same_serial
 from capana.validation import verify_signature
 
 # What the certificate of each role is called on CUCM (what an administrator regenerates).
@@ -275,15 +274,13 @@ def _config_signature_rules(case: _Case) -> Iterator[Finding]:
             signer=signer,
         )
         return
-    if check.reason == "signer-not-given":
-        return  # the phone fetched no trust list here: nothing to judge the signer by
-    role = _role_of(phone, check.signer.sha256) if check.signer else None
-    if role in CONFIG_SIGNER_ROLES:
-        return
+    if check.reason != "signer-not-found":
+        return  # verified, or nothing to judge the signer by (no trust list, an odd digest)
+    serial = header.signer_serial if header else None
+    role = _role_of(phone, serial)
     yield finding(
         "config-signer-not-in-trust-list",
-        f"{phone.name}: {report.name} is signed by '{signer}' (serial "
-        f"{header.signer_serial if header else '?'}), "
+        f"{phone.name}: {report.name} is signed by '{signer}' (serial {serial}), "
         + (f"a {role} record" if role else "which is not a record")
         + f" of {phone.list_names}, not a TFTP or CCM+TFTP one: the phone cannot verify it "
         "without asking TVS",
@@ -291,7 +288,7 @@ def _config_signature_rules(case: _Case) -> Iterator[Finding]:
         "TFTP role: restart the Cisco TFTP service (after any CallManager certificate change) "
         "so the ITL and the signed files agree, then reset the phone. " + _RESET_ITL,
         signer=signer,
-        signer_serial=header.signer_serial if header else None,
+        signer_serial=serial,
         role=role,
     )
 
@@ -358,14 +355,17 @@ _RULES: tuple[Callable[[_Case], Iterator[Finding]], ...] = (
 )
 
 
-def _role_of(phone: Phone, sha256: str) -> str | None:
-    """The role of the record holding this certificate in the phone's trust lists."""
+def _role_of(phone: Phone, serial: str | None) -> str | None:
+    """The role of the record whose certificate has this serial in the phone's trust lists."""
     return next(
         (
             entry.role
             for report in phone.trust_lists
             for entry in report.records
-            if entry.certificate and entry.certificate.sha256 == sha256
+            if entry.certificate
+            and entry.certificate.parsed
+            and serial is not None
+            and same_serial(entry.certificate.parsed.serial, serial)
         ),
         None,
     )

@@ -9,9 +9,9 @@ is that device's, and so is every address that asked for it; a file naming none
 certificate names (LSC or MIC subject), else the phone at its client address.
 
 Signatures: a trust list by its own signer record (the SAST, else TFTP record, whose serial the
-header names); a signed or encrypted configuration by the certificates of the trust lists the
-same phone downloaded in the same capture (``unknown`` when it downloaded none). A trust list
-whose signature fails is not used to judge anything else.
+header names); a signed or encrypted configuration by the TFTP (or CCM+TFTP) records of the trust
+lists the same phone downloaded in the same capture, ``unknown`` when none has the signer's
+serial or the phone downloaded none. A trust list whose signature fails judges nothing else.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
 
-from capana.domain import PHONE_FILE_DEVICE_PATTERN
+from capana.domain import CONFIG_SIGNER_ROLES, PHONE_FILE_DEVICE_PATTERN
 from capana.file_findings import Phone, diagnose_file
 from capana.judging import classified
 from capana.model import (
@@ -114,13 +114,14 @@ def _judge_phone(
     mine = [replace(report, device=device) for report in reports]
     trust_lists = [r for r in mine if r.kind in _TRUST_LISTS and r.file is not None]
     trusted = [r for r in trust_lists if r.signature is None or r.signature.status != "invalid"]
-    # Each certificate once: the phone may have fetched the same list under two names.
+    # The TFTP records sign configurations; each certificate once (the phone may have fetched
+    # the same list under two names).
     signers = list(
         {
             c.certificate.sha256: c.certificate.certificate
             for r in trusted
             for c in r.records
-            if c.certificate
+            if c.certificate and c.role in CONFIG_SIGNER_ROLES
         }.values()
     )
     companion = next(

@@ -113,7 +113,7 @@ def check_signature(file: PhoneFile, signers: Iterable[AnyCertificate]) -> Signa
     matching = [
         cert
         for cert in signers
-        if isinstance(cert, Certificate) and _same_serial(cert.serial, serial)
+        if isinstance(cert, Certificate) and same_serial(cert.serial, serial)
     ]
     return _check(file, matching)
 
@@ -134,7 +134,7 @@ def _check(file: PhoneFile, candidates: Sequence[AnyCertificate]) -> SignatureCh
     return SignatureCheck("invalid" if reason == "signature-mismatch" else "unknown", reason, cert)
 
 
-def _same_serial(found: str | None, wanted: str | None) -> bool:
+def same_serial(found: str | None, wanted: str | None) -> bool:
     """Serial numbers as numbers (leading zeros differ); no serial in the header matches any."""
     if wanted is None:
         return True
@@ -389,7 +389,7 @@ def _with_check(file: PhoneFile) -> PhoneFile:
         for record in file.records
         if record.role == role
         and record.certificate is not None
-        and _same_serial(_serial_of(record), serial)
+        and same_serial(_serial_of(record), serial)
     ]
     return replace(file, signature_check=_check(file, signers))
 
