@@ -50,10 +50,11 @@ def __getattr__(name: str) -> Any:
 
 
 def scapy_ext(ext: object) -> None:
-    """scapy's extension hook, called for each top-level package of the distribution.
+    """scapy's extension hook (``conf.exts.load("capana")``): register the contrib modules of
+    ``capana.dissectors``, which stay unloaded until ``load_contrib`` asks for one."""
+    from capana.dissectors import scapy_ext as register
 
-    Nothing to register here: the ``dissectors`` package registers the contrib modules.
-    """
+    register(ext)
 
 
 if "IPython" in sys.modules:  # in a notebook: rich display of report objects, by type name

@@ -4,7 +4,7 @@ asked for, how it authenticated, what it was given, and how it ended.
 Sans-IO: feed each direction's decrypted bytes in order (split anywhere) to
 :class:`CapfDecoder`; ``session()`` folds the messages read so far into one frozen
 :class:`CapfSession`. Messages are dissected by the scapy layers in
-``dissectors.cisco_capf_tvs``.
+``capana.dissectors.cisco_capf_tvs``.
 
 What the bytes do not state is inferred, and left None when it cannot be known:
 
@@ -30,9 +30,7 @@ from scapy.packet import Packet
 
 from capana.certificates import describe_public_key, parse_certificate
 from capana.classify import classify
-from capana.framing import MessageFramer
-from capana.model import Certificate
-from dissectors.cisco_capf_tvs import (
+from capana.dissectors.cisco_capf_tvs import (
     CAPF,
     CAPF_COMMANDS,
     CAPF_CURVES,
@@ -50,9 +48,11 @@ from dissectors.cisco_capf_tvs import (
     CapfString,
     elements_fit,
 )
-from dissectors.cisco_capf_tvs import (
+from capana.dissectors.cisco_capf_tvs import (
     CapfReason as CapfReasonElement,
 )
+from capana.framing import MessageFramer
+from capana.model import Certificate
 
 Sender = Literal["phone", "capf"]
 Operation = Literal["install", "upgrade", "fetch", "delete", "troubleshoot", "none"]

@@ -39,6 +39,9 @@ from capana.model import (
 )
 from capana.truststore import TrustStore
 
+# The finding given to a refused handshake that no other finding explains.
+CATCH_ALL = "handshake-rejected"
+
 # code -> (severity, one-line title). The README's table is checked against this.
 CATALOGUE: dict[str, tuple[Severity, str]] = {
     "lsc-from-other-cluster": (
@@ -89,12 +92,41 @@ CATALOGUE: dict[str, tuple[Severity, str]] = {
     "capture-gap": ("warning", "the capture misses TCP data of this handshake"),
     "capture-snaplen": ("warning", "the capture cut packets short (snaplen)"),
     "handshake-incomplete": ("warning", "the capture ends before the handshake does"),
+    # Files from the TFTP service (capana.file_findings), judged with the same phone's handshakes.
+    "server-certificate-not-in-trust-list": (
+        "error",
+        "CallManager's certificate is in none of the CCM records of the phone's CTL/ITL",
+    ),
+    "lsc-issuer-not-cluster-capf": (
+        "error",
+        "the phone's LSC was not signed by the CAPF of its trust list",
+    ),
+    "trust-list-signature-invalid": ("error", "the CTL/ITL signature does not verify"),
+    "config-signature-invalid": ("error", "the signed configuration's signature does not verify"),
+    "config-signer-not-in-trust-list": (
+        "error",
+        "the configuration's signer is not a TFTP record of the trust list",
+    ),
+    "trust-list-too-large": ("error", "a trust list over 64 KB: phones refuse it"),
+    "trust-list-certificate-expired": (
+        "warning",
+        "a trust list certificate had expired at capture time",
+    ),
+    "secure-profile-not-used": (
+        "error",
+        "configured authenticated/encrypted, but no TLS to CallManager",
+    ),
+    "encrypted-config-for-other-certificate": (
+        "error",
+        "the .enc.sgn is bound to another certificate than the phone's",
+    ),
 }
 # Days before a certificate's notAfter (counted from the capture) when it is worth a warning.
 DEFAULT_EXPIRY_DAYS = 30
 
 
-def _finding(code: str, message: str, advice: str, **evidence: Any) -> Finding:
+def new_finding(code: str, message: str, advice: str, **evidence: Any) -> Finding:
+    """A finding of a catalogued ``code``, with the catalogue's severity."""
     severity = CATALOGUE[code][0]
     return Finding(code, severity, message, advice, evidence)
 
@@ -312,7 +344,7 @@ def _trust_rules(case: _Case) -> Iterator[Finding]:
     elif validation.status == "invalid":
         yield from _invalid(case, leaf)
     elif kind == "MIC" and is_manufacturing_ca(leaf.issuer_cn) and same_name:
-        yield _finding(
+        yield new_finding(
             "forged-manufacturing-ca",
             f"{case.phone}: certificate {leaf.subject} names '{issuer_cn}' as issuer, but the "
             f"signature does not verify with the '{issuer_cn}' certificate in {case.store_name}",
@@ -327,7 +359,7 @@ def _trust_rules(case: _Case) -> Iterator[Finding]:
             if case.server == "CUCM"
             else ""
         )
-        yield _finding(
+        yield new_finding(
             "mic-ca-missing",
             f"{case.phone}: MIC issued by '{issuer_cn}'; neither it nor its root is in "
             f"{case.store_name}",
@@ -343,7 +375,7 @@ def _trust_rules(case: _Case) -> Iterator[Finding]:
             if kind == "LSC"
             else ""
         )
-        yield _finding(
+        yield new_finding(
             "capf-regenerated",
             f"{case.phone}: {kind} issued by '{issuer_cn}'; {case.store_name} holds a "
             f"'{issuer_cn}' with another key (a regenerated CA)",
@@ -354,7 +386,7 @@ def _trust_rules(case: _Case) -> Iterator[Finding]:
             store_certificates=[c.sha256 for c in same_name],
         )
     elif kind == "LSC" and case.server_alert == "unknown_ca":
-        yield _finding(
+        yield new_finding(
             "lsc-from-other-cluster",
             f"{case.phone}: LSC issued by '{issuer_cn}', which is not in {case.store_name}, "
             "and the server answered unknown_ca: the phone still has the LSC of another cluster",
@@ -370,7 +402,7 @@ def _trust_rules(case: _Case) -> Iterator[Finding]:
             if case.server in ("CUCM", None)
             else ""
         )
-        yield _finding(
+        yield new_finding(
             "lsc-issuer-not-trusted",
             f"{case.phone}: LSC issued by '{issuer_cn}', which is not in {case.store_name}",
             f"If '{issuer_cn}' is the CAPF (or CA) that issues your LSCs, "
@@ -380,7 +412,7 @@ def _trust_rules(case: _Case) -> Iterator[Finding]:
             issuer=leaf.issuer,
         )
     else:
-        yield _finding(
+        yield new_finding(
             "issuer-not-trusted",
             f"{case.phone}: {kind} certificate {leaf.subject}: its issuer '{issuer_cn}' is not "
             f"in {case.store_name}",
@@ -395,7 +427,7 @@ def _invalid(case: _Case, leaf: Certificate) -> Iterator[Finding]:
     crl = [r for r in reasons if r.code in _CRL_CODES]
     rules = [r for r in reasons if r.code not in _CRL_CODES | _NOTE_CODES]
     if rules or not crl:
-        yield _finding(
+        yield new_finding(
             "chain-invalid",
             f"{case.phone}: the chain of {case.kind} {leaf.subject} breaks the path rules: "
             + "; ".join(r.text for r in rules or reasons),
@@ -404,7 +436,7 @@ def _invalid(case: _Case, leaf: Certificate) -> Iterator[Finding]:
             reasons=[r.text for r in rules or reasons],
         )
     if crl:
-        yield _finding(
+        yield new_finding(
             "crl-unusable",
             f"{case.phone}: revocation of {case.kind} {leaf.subject} cannot be checked at "
             f"{case.when}: " + "; ".join(r.text for r in crl),
@@ -436,7 +468,7 @@ def _revoked(case: _Case, leaf: Certificate) -> Finding:
             f"{case.server_trust} and reissue the certificates it signed (for LSCs: "
             "Certificate Operation = Install/Upgrade)."
         )
-    return _finding(
+    return new_finding(
         "certificate-revoked",
         f"{case.phone}: {case.kind} {leaf.subject} revoked at {case.when}: "
         + "; ".join(r.text for r in revoked),
@@ -464,7 +496,7 @@ def _dated(case: _Case, leaf: Certificate) -> Finding:
         )
     else:
         advice = f"Renew the expired certificate (or its CA in {case.server_trust})."
-    return _finding(
+    return new_finding(
         code,
         f"{case.phone}: {case.kind} {leaf.subject} out of its validity at {when}: "
         + "; ".join(r.text for r in case.validation.reasons),
@@ -511,7 +543,7 @@ def _expiry_rules(case: _Case) -> Iterator[Finding]:
         )
     else:
         advice = "Renew the certificate before it expires."
-    yield _finding(
+    yield new_finding(
         "certificate-expiring",
         f"{case.phone}: expiring within {case.expiry_days} days: {names}",
         advice,
@@ -533,7 +565,7 @@ def _alert_rules(case: _Case, handshake: Handshake) -> Iterator[Finding]:
         and handshake.outcome == "established"
         and status in ("untrusted", "invalid")
     ):
-        yield _finding(
+        yield new_finding(
             "verdict-disagrees-with-server",
             f"{case.phone}: the server accepted a certificate that capana calls {status} "
             f"against {case.store_name}",
@@ -544,7 +576,7 @@ def _alert_rules(case: _Case, handshake: Handshake) -> Iterator[Finding]:
     if rejection is None:
         return
     if status == "trusted":
-        yield _finding(
+        yield new_finding(
             "verdict-disagrees-with-server",
             f"{case.phone}: capana trusts the certificate against {case.store_name}, but the "
             f"server answered {rejection}",
@@ -554,7 +586,7 @@ def _alert_rules(case: _Case, handshake: Handshake) -> Iterator[Finding]:
             server_alert=rejection,
         )
     elif status == "not_checked" and handshake.client_cert_status == "present":
-        yield _finding(
+        yield new_finding(
             "server-rejected-certificate",
             f"{case.phone}: the server refused {case.who}'s certificate ({rejection})",
             f"Run capana with --trust pointing at an export of {case.server_trust} to see which "
@@ -591,7 +623,7 @@ def _negotiation_rules(case: _Case, handshake: Handshake) -> Iterator[Finding]:
         else "the server chose nothing (no ServerHello)"
     )
     ended = alert or ("EAP-Failure" if handshake.transport == "eapol" else "Access-Reject")
-    yield _finding(
+    yield new_finding(
         "tls-negotiation-failed",
         f"{case.phone}: the server ended the handshake with {ended} before {case.who} sent a "
         f"certificate: {offered}; {chosen}",
@@ -616,7 +648,7 @@ def _cleartext_rules(case: _Case, handshake: Handshake) -> Iterator[Finding]:
         if case.tried_tls
         else ""
     )
-    finding = _finding(
+    finding = new_finding(
         "registered-non-secure",
         f"{case.phone}: cleartext {protocol} to {handshake.server} (a non-secure device "
         f"profile){also}",
@@ -638,13 +670,13 @@ def _request_rules(case: _Case, handshake: Handshake) -> Iterator[Finding]:
             if case.is_phone
             else "The client holds no certificate for this server: configure one."
         )
-        yield _finding(
+        yield new_finding(
             "no-client-certificate",
             f"{case.phone}: the server asked for a certificate and {case.who} sent none",
             advice,
         )
     elif status == "not_requested" and handshake.service in PHONE_SERVICES:
-        yield _finding(
+        yield new_finding(
             "certificate-not-requested",
             f"{case.phone}: the server did not ask for a certificate on {handshake.service}",
             "Nothing to check on the phone's side here; a secure (authenticated/encrypted) "
@@ -652,7 +684,7 @@ def _request_rules(case: _Case, handshake: Handshake) -> Iterator[Finding]:
         )
     elif status == "encrypted":
         failed = handshake.decryption == "failed"
-        yield _finding(
+        yield new_finding(
             "tls13-certificate-encrypted",
             f"{case.phone}: TLS 1.3, {case.who}'s certificate is encrypted in the capture"
             + (" and the key log given did not decrypt it" if failed else ""),
@@ -668,7 +700,7 @@ def _request_rules(case: _Case, handshake: Handshake) -> Iterator[Finding]:
             if case.kind == "LSC"
             else "otherwise give it a certificate from a CA the request lists"
         )
-        yield _finding(
+        yield new_finding(
             "issuer-not-requested",
             f"{case.phone}: the server's CertificateRequest does not list '{issuer_cn}', the "
             f"issuer of {case.who}'s certificate",
@@ -688,7 +720,7 @@ def _certificate_quality_rules(case: _Case) -> Iterator[Finding]:
             "MIC": "CUCM accepts SHA-1 MICs; plan an LSC signed with SHA-256 for the long run.",
             "LSC": "Reissue the LSC from a CAPF (or CA) that signs with SHA-256.",
         }.get(case.kind or "", "Reissue the certificate signed with SHA-256.")
-        yield _finding(
+        yield new_finding(
             "weak-signature",
             f"{case.phone}: SHA-1 signature on the certificate or its CA",
             advice,
@@ -699,9 +731,9 @@ def _certificate_quality_rules(case: _Case) -> Iterator[Finding]:
             "Size).",
             "MIC": "A MIC's key is set at the factory: install an LSC with a 2048-bit key.",
         }.get(case.kind or "", "Reissue the certificate with an RSA key of 2048 bits or more.")
-        yield _finding("short-rsa-key", f"{case.phone}: {leaf.public_key} key", advice)
+        yield new_finding("short-rsa-key", f"{case.phone}: {leaf.public_key} key", advice)
     if case.kind == "MIC" and not (leaf.extended_key_usage and leaf.subject_alt_names):
-        yield _finding(
+        yield new_finding(
             "mic-without-eku-or-san",
             f"{case.phone}: certificate without "
             + " or ".join(
@@ -718,7 +750,7 @@ def _certificate_quality_rules(case: _Case) -> Iterator[Finding]:
 
 def _capture_rules(case: _Case, handshake: Handshake) -> Iterator[Finding]:
     if handshake.gaps:
-        yield _finding(
+        yield new_finding(
             "capture-gap",
             f"{case.phone}: {handshake.gaps} stretch(es) of TCP data missing from the capture",
             "Capture again closer to the phone (SPAN drops packets under load) so the verdict "
@@ -726,13 +758,13 @@ def _capture_rules(case: _Case, handshake: Handshake) -> Iterator[Finding]:
             gaps=handshake.gaps,
         )
     if ProblemCode.SNAPLEN in handshake.problem_codes:
-        yield _finding(
+        yield new_finding(
             "capture-snaplen",
             f"{case.phone}: packets were cut short by the capture's snaplen",
             "Capture with the full packet length (tcpdump -s 0).",
         )
     if handshake.outcome == "incomplete" and not handshake.gaps:
-        yield _finding(
+        yield new_finding(
             "handshake-incomplete",
             f"{case.phone}: the capture ends (or the connection closes) before the handshake "
             "finishes",
@@ -749,8 +781,8 @@ def _unexplained_rejection(
     fatal = next((a for a in handshake.alerts if a.level in ("fatal", "encrypted")), None)
     if fatal is not None and fatal.sender == "client":
         return [
-            _finding(
-                "handshake-rejected",
+            new_finding(
+                CATCH_ALL,
                 f"{case.phone}: {case.who} ended the handshake "
                 f"({fatal.description or 'encrypted alert'}): it did not accept the server",
                 "The phone refuses the server's certificate: check the phone's trust list "
@@ -766,8 +798,8 @@ def _unexplained_rejection(
     if fatal is None:
         what = "EAP-Failure" if handshake.transport == "eapol" else "a rejection"
     return [
-        _finding(
-            "handshake-rejected",
+        new_finding(
+            CATCH_ALL,
             f"{case.phone}: the server refused the handshake ({what})",
             "Look at the server's logs for this connection (the frames are listed in the "
             "report); with TLS 1.3 run again with --keylog to read the alert.",

@@ -11,6 +11,7 @@ from capana.certificates import name_from_der, name_key, parse_certificate
 from capana.classify import classify
 from capana.findings import DEFAULT_EXPIRY_DAYS, diagnose
 from capana.model import (
+    AnyCertificate,
     Certificate,
     CertificateReport,
     Classification,
@@ -74,7 +75,11 @@ def judge(
 
 def certificate_report(der: bytes, stores: tuple[TrustStore, ...] = ()) -> CertificateReport:
     """A certificate as sent, parsed and classified (an unparsed one is "other")."""
-    cert = parse_certificate(der)
+    return classified(parse_certificate(der), stores)
+
+
+def classified(cert: AnyCertificate, stores: tuple[TrustStore, ...] = ()) -> CertificateReport:
+    """A parsed (or unparseable) certificate with what it claims to be."""
     if isinstance(cert, Certificate):
         return CertificateReport(cert, classify(cert, stores))
     return CertificateReport(cert, Classification("other"))

@@ -15,6 +15,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
+from capana.model import Certificate
+
 _HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
     "md5": hashes.MD5,
     "sha1": hashes.SHA1,
@@ -58,6 +60,17 @@ def check_signature(
     except (KeyError, UnsupportedAlgorithm, ValueError, TypeError) as error:
         return f"signature cannot be checked ({algorithm}): {error}"
     return None
+
+
+def signed_by(child: Certificate, issuer: Certificate) -> str | None:
+    """None when ``issuer``'s key verifies ``child``'s signature, else why not."""
+    return check_signature(
+        child.signature_algorithm,
+        child.signature_hash,
+        child.signature,
+        child.tbs_der,
+        issuer.public_key_der,
+    )
 
 
 def _family(algorithm: str) -> str:

@@ -4,7 +4,8 @@ roles and for how long.
 
 Sans-IO: feed each direction's decrypted bytes in order (split anywhere) to
 :class:`TvsDecoder`; ``session()`` gives one frozen :class:`TvsSession`. Messages are dissected
-by the scapy layers in ``dissectors.cisco_capf_tvs``; a request and its answer share a session id.
+by the scapy layers in ``capana.dissectors.cisco_capf_tvs``; a request and its answer share a
+session id.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from capana.framing import MessageFramer
-from dissectors.cisco_capf_tvs import (
+from capana.dissectors.cisco_capf_tvs import (
     TVS,
     TVS_COMMANDS,
     TVS_ELEMENTS,
@@ -28,6 +28,7 @@ from dissectors.cisco_capf_tvs import (
     TvsTtl,
     elements_fit,
 )
+from capana.framing import MessageFramer
 
 Sender = Literal["phone", "tvs"]
 Status = Literal["trusted", "untrusted", "unknown"]

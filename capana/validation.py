@@ -36,7 +36,7 @@ from capana.model import (
 )
 from capana.name_constraints import check_name_constraints
 from capana.revocation import NOT_CHECKED, CrlIndex
-from capana.signatures import check_signature
+from capana.signatures import signed_by
 from capana.truststore import TrustStore
 
 Role = Literal["client", "server"]
@@ -251,13 +251,7 @@ class _PathSearch:
         key = (child.sha256, issuer.sha256)
         if key not in self.edges:
             self.checks += 1
-            self.edges[key] = check_signature(
-                child.signature_algorithm,
-                child.signature_hash,
-                child.signature,
-                child.tbs_der,
-                issuer.public_key_der,
-            )
+            self.edges[key] = signed_by(child, issuer)
         return self.edges[key]
 
     def _complete(self, path: tuple[Certificate, ...]) -> None:

@@ -24,7 +24,7 @@ from session_capture import CLIENT, read_sessions, tshark_tls_streams
 from tshark_oracle import TSHARK
 
 from capana.capf import CapfDecoder, CapfSession
-from dissectors.cisco_capf_tvs import (
+from capana.dissectors.cisco_capf_tvs import (
     CAPF,
     CapfCertificate,
     CapfCertificateType,

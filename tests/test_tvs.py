@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from samplegen import daemons, loopback, pki
 from session_capture import CLIENT, read_sessions
 
+from capana.dissectors.cisco_capf_tvs import TVS, TvsCertificate, TvsDeviceName
 from capana.tvs import TvsDecoder, TvsSession
-from dissectors.cisco_capf_tvs import TVS, TvsCertificate, TvsDeviceName
 
 DAEMONS = PROJECT.parent / "shared" / "oracles" / "usecallmanager-daemons"
 NOW = datetime.now(timezone.utc)
