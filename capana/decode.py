@@ -10,16 +10,21 @@ ICMP, 802.11 management) decodes to None, anything else that cannot be read to :
 naming the header and why, for the caller to count.
 
 Ethernet + IPv4, untagged or behind one 802.1Q tag, skips the tables: it is most of any
-capture (see bench/decode.py).
+capture (see bench/decode.py). Before any of it, :func:`worth_decoding` drops most frames of a
+plain Ethernet/IPv4 capture that cannot matter after a few byte comparisons.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Literal, NamedTuple
 
+from capana.capture import Packet
 from capana.ipfrag import Fragment, IpReassembler, Reassembled
-from capana.packets import IPPROTO_TCP, IPPROTO_UDP, TcpSegment
+from capana.packets import FLAG_FIN, FLAG_RST, FLAG_SYN, SKIPPED_FLOW, TcpSegment
+
+IPPROTO_TCP = 6
+IPPROTO_UDP = 17
 
 # Headers read from the start of a frame to its transport header, tags and labels included.
 MAX_NESTING = 24
@@ -183,6 +188,55 @@ class FrameDecoder:
 
     def finish(self) -> None:
         self.fragments.finish()
+
+
+_OPEN_OR_CLOSE = FLAG_SYN | FLAG_FIN | FLAG_RST
+
+
+def worth_decoding(
+    records: Iterable[Packet], tcp_flows: Mapping[bytes, object], udp_ports: Collection[int]
+) -> Iterator[tuple[int, Packet]]:
+    """(frame number, record) of the records that can matter; the number counts every record
+    from 1, as Wireshark does, dropped ones included.
+
+    Only untagged Ethernet + IPv4 without options is looked at; every other frame is yielded
+    for the full decode. Dropped after a few byte comparisons: a TCP segment without SYN, FIN or
+    RST that carries no payload or belongs to a flow ``tcp_flows`` marks SKIPPED_FLOW (its key,
+    addresses + ports, is bytes 26..38: one dict lookup); a UDP datagram to and from ports not
+    in ``udp_ports`` (those of the tunnels decoded and of the datagram readers) whose payload
+    does not start like a DTLS record; ICMP, IGMP, routing protocols. Never a fragment.
+    """
+    for number, record in enumerate(records, 1):
+        frame = record[2]
+        if (
+            record[1] == LINKTYPE_ETHERNET
+            and len(frame) >= 54
+            and frame[12] == 8
+            and frame[13] == 0
+            and frame[14] == 0x45
+        ):
+            protocol = frame[23]
+            if protocol == IPPROTO_TCP:
+                if (
+                    not frame[47] & _OPEN_OR_CLOSE
+                    and (
+                        tcp_flows.get(frame[26:38]) is SKIPPED_FLOW
+                        or 0 < (frame[16] << 8 | frame[17]) <= 20 + (frame[46] >> 4) * 4
+                    )
+                    and not (frame[20] & 0x3F or frame[21])
+                ):
+                    continue
+            elif protocol == IPPROTO_UDP:
+                if (
+                    frame[43] != 0xFE
+                    and (frame[34] << 8 | frame[35]) not in udp_ports
+                    and (frame[36] << 8 | frame[37]) not in udp_ports
+                    and not (frame[20] & 0x3F or frame[21])
+                ):
+                    continue
+            elif protocol in _NOT_IP_PROTOCOLS and not (frame[20] & 0x3F or frame[21]):
+                continue
+        yield number, record
 
 
 # --- the link layer ----------------------------------------------------------------------------
@@ -820,3 +874,5 @@ _UDP_TUNNELS: dict[int, TunnelParser] = {
     UDP_PORT_GTP_U: _gtp_u,
     UDP_PORT_CAPWAP_DATA: _capwap_data,
 }
+# The UDP ports the decoder looks behind: the fast path must let their datagrams through.
+UDP_TUNNEL_PORTS = frozenset(_UDP_TUNNELS)

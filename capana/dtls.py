@@ -33,8 +33,8 @@ from capana.tls import (
 
 DTLS10 = 0xFEFF
 DTLS12 = 0xFEFD
-DTLS13 = 0xFEFC
-VERSION_NAMES = {DTLS10: "DTLS 1.0", DTLS12: "DTLS 1.2", DTLS13: "DTLS 1.3"}
+DTLS13 = tls.DTLS13
+VERSION_NAMES = {version: tls.VERSION_NAMES[version] for version in (DTLS10, DTLS12, DTLS13)}
 # Content types a DTLSPlaintext record may carry: TLS's five, tls12_cid (RFC 9146) and ack (9147).
 _CONNECTION_ID = 25
 _ACK = 26

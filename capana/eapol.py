@@ -8,26 +8,12 @@ frames it sends. State is bounded: at most ``max_sessions`` open sessions, the o
 
 from __future__ import annotations
 
+from capana.decode import EapolFrame
 from capana.eap import EAP_RESPONSE, EapTlsSession, parse_eap
 from capana.model import Handshake, Problem, ProblemCode
-from capana.packets import LINKTYPE_ETHERNET, ethernet_payload
 
-ETHERTYPE_EAPOL = 0x888E
 EAPOL_EAP_PACKET = 0  # EAPOL packet type; 1 Start, 2 Logoff, 3 Key, ... carry no EAP
 MAX_SESSIONS = 10_000
-
-
-def eapol_eap(linktype: int, frame: bytes) -> tuple[bytes, bytes, bytes] | None:
-    """(destination MAC, source MAC, EAP packet) of an EAPOL EAP-Packet frame, else None."""
-    if linktype != LINKTYPE_ETHERNET:
-        return None
-    ethertype, body = ethernet_payload(frame)  # body: version (1-3), packet type, body length
-    if ethertype != ETHERTYPE_EAPOL:
-        return None
-    if len(frame) < body + 4 or not 1 <= frame[body] <= 3 or frame[body + 1] != EAPOL_EAP_PACKET:
-        return None
-    length = (frame[body + 2] << 8) | frame[body + 3]
-    return frame[0:6], frame[6:12], frame[body + 4 : body + 4 + length]
 
 
 def mac_text(raw: bytes) -> str:
@@ -54,19 +40,18 @@ class EapolTable:
         self.evicted = 0
         self._sessions: dict[bytes, _EapolSession] = {}
 
-    def add(self, linktype: int, frame: bytes, timestamp: float) -> bool:
-        """Take a frame; False when it is not an EAPOL EAP-Packet."""
-        found = eapol_eap(linktype, frame)
-        if found is None:
-            return False
-        destination, source, data = found
-        packet = parse_eap(data)
+    def add(self, frame: EapolFrame, timestamp: float) -> None:
+        """Take an EAPOL frame; only EAP-Packets matter."""
+        if frame.packet_type != EAPOL_EAP_PACKET:
+            return
+        packet = parse_eap(frame.body)
         if packet is None:
-            return True
+            return
+        destination, source = frame.destination, frame.source
         from_supplicant = packet.code == EAP_RESPONSE
         supplicant = source if from_supplicant else destination
         if supplicant[0] & 1:
-            return True  # a Request/Identity to the group address: not for one supplicant yet
+            return  # a Request/Identity to the group address: not for one supplicant yet
         session = self._sessions.get(supplicant)
         if session is not None and session.eap.restarts(packet):
             self._report(self._sessions.pop(supplicant))
@@ -80,7 +65,6 @@ class EapolTable:
         session.eap.feed(packet, timestamp)
         if session.eap.done:
             self._report(self._sessions.pop(supplicant))
-        return True
 
     def finish(self) -> None:
         """End of capture: report every authentication still open."""

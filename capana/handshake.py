@@ -20,6 +20,7 @@ from capana.model import (
     Problem,
     ProblemCode,
     Sender,
+    Transport,
 )
 
 CLIENT: Final[Sender] = "client"
@@ -84,7 +85,7 @@ class HandshakeTracker:
     @property
     def tls13(self) -> bool:
         hello = self._sides[SERVER].hello
-        return isinstance(hello, tls.ServerHello) and hello.selected_version == tls.TLS13
+        return isinstance(hello, tls.ServerHello) and hello.selected_version in tls.TLS13_VERSIONS
 
     @property
     def done(self) -> bool:
@@ -185,6 +186,7 @@ class HandshakeTracker:
         self,
         *,
         capture: str,
+        transport: Transport = "tcp",
         client: str,
         server: str,
         server_port: int,
@@ -196,7 +198,7 @@ class HandshakeTracker:
         client_side, server_side = self._sides[CLIENT], self._sides[SERVER]
         return Handshake(
             capture=capture,
-            transport="tcp",
+            transport=transport,
             client=client,
             server=server,
             server_port=server_port,

@@ -14,9 +14,11 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from capana.decode import Datagram
 from capana.eap import EapTlsSession, parse_eap
-from capana.model import Handshake, Problem, ProblemCode
-from capana.packets import UdpDatagram, address_text, endpoint_text
+from capana.model import Problem, ProblemCode
+from capana.packets import address_text, endpoint_text
+from capana.streams import Fact
 
 RADIUS_PORTS = frozenset({1812, 1645})
 ACCESS_REQUEST = 1
@@ -89,17 +91,24 @@ class _RadiusSession:
 
 
 class RadiusTable:
-    """Follows the RADIUS EAP exchanges of one capture; finished ones land in ``completed``."""
+    """Follows the RADIUS EAP exchanges of one capture; finished ones land in ``completed``.
 
-    def __init__(self, capture: str, max_sessions: int = MAX_SESSIONS) -> None:
+    A :class:`capana.datagrams.DatagramReader` of the datagrams to or from a RADIUS port.
+    """
+
+    def __init__(self, capture: str, ports: set[int], max_sessions: int = MAX_SESSIONS) -> None:
         self.capture = capture
         self.max_sessions = max_sessions
-        self.completed: list[Handshake] = []
+        self.completed: list[Fact] = []
         self.evicted = 0
+        ports.update(RADIUS_PORTS)
         self._index: dict[_IndexKey, _RadiusSession] = {}  # state, station and pending keys
         self._open: dict[int, _RadiusSession] = {}  # by id(), oldest first
 
-    def add(self, datagram: UdpDatagram, timestamp: float) -> None:
+    def claims(self, datagram: Datagram) -> bool:
+        return datagram.source_port in RADIUS_PORTS or datagram.destination_port in RADIUS_PORTS
+
+    def add(self, datagram: Datagram, timestamp: float, frame: int) -> None:
         packet = parse_radius(datagram.payload)
         if packet is None:
             return

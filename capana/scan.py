@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from capana.capture import CaptureError, CaptureInfo, CaptureReader, Packet
 from capana.connections import ConnectionTable
-from capana.dot1x import RADIUS_PORT_HIGH_BYTES, Dot1xTable
+from capana.datagrams import DatagramTable
+from capana.decode import (
+    DECODED_LINKTYPES,
+    Datagram,
+    EapolFrame,
+    FrameDecoder,
+    Undecoded,
+    worth_decoding,
+)
+from capana.eapol import EapolTable
 from capana.handshake import utc_from_epoch
+from capana.ipfrag import (
+    MAX_DATAGRAM_LENGTH,
+    MAX_DATAGRAMS,
+    MAX_FRAGMENTS,
+    MAX_HELD_BYTES,
+    TIMEOUT,
+)
 from capana.keylog import CaptureKeys, KeyLog, KeyLogError
 from capana.model import CaptureSummary, Handshake
-from capana.packets import DECODED_LINKTYPES, decode_tcp, worth_decoding
+from capana.packets import TcpSegment
 
 # Called now and then with (bytes read, total bytes) so a CLI can draw a progress bar.
 ProgressCallback = Callable[[int, int], None]
@@ -36,14 +54,24 @@ def scan_capture(
     except CaptureError as error:
         return CaptureSummary(name, None, 0, None, None, (str(error), *key_errors), ()), []
     keys = CaptureKeys(reader.info.keylog, keylog)
-    table = ConnectionTable(name, keys=keys)
-    dot1x = Dot1xTable(name)  # 802.1X: EAPOL and RADIUS, fed only frames TCP does not take
+    tables = _Tables(ConnectionTable(name, keys=keys), DatagramTable(name), EapolTable(name))
     with reader:
         records = reader if progress is None else _reporting(reader, progress)
-        handshakes = _handshakes(records, table, dot1x)
-    summary = _summary(name, reader.info, table, dot1x, keys, key_errors)
+        handshakes = _handshakes(records, tables)
+    summary = _summary(name, reader.info, tables, keys, key_errors)
     handshakes.sort(key=lambda h: h.start or _EPOCH)
     return summary, handshakes
+
+
+@dataclass
+class _Tables:
+    """Where decoded packets go, and what the decoder could not read."""
+
+    tcp: ConnectionTable
+    udp: DatagramTable
+    eapol: EapolTable
+    decoder: FrameDecoder = field(default_factory=FrameDecoder)
+    undecoded: Counter[Undecoded] = field(default_factory=Counter)
 
 
 def _load_keylog(
@@ -57,33 +85,42 @@ def _load_keylog(
         return None, (str(error),)
 
 
-def _handshakes(
-    records: Iterable[Packet], table: ConnectionTable, dot1x: Dot1xTable
-) -> list[Handshake]:
-    """The per-packet loop: every packet to the TCP table or the 802.1X table, or dropped."""
+def _handshakes(records: Iterable[Packet], tables: _Tables) -> list[Handshake]:
+    """The per-packet loop: each packet that can matter decoded, and what it carries to its
+    table (TCP segments, UDP datagrams, EAPOL frames); what cannot be read is counted."""
     handshakes: list[Handshake] = []
-    for timestamp, linktype, frame, wire_length in worth_decoding(
-        records, table.flows, RADIUS_PORT_HIGH_BYTES
+    tcp, udp, eapol, undecoded = tables.tcp, tables.udp, tables.eapol, tables.undecoded
+    decode = tables.decoder.decode
+    for number, (timestamp, linktype, frame, wire_length) in worth_decoding(
+        records, tcp.flows, udp.ports
     ):
-        segment = decode_tcp(linktype, frame, wire_length)
-        if segment is not None:
-            table.add(segment, timestamp)
-            if table.completed:
-                handshakes.extend(table.completed)
-                table.completed.clear()
-        else:
-            dot1x.add(linktype, frame, timestamp)
-    table.finish()
-    handshakes.extend(table.completed)
-    handshakes.extend(dot1x.finish())
+        decoded = decode(linktype, frame, wire_length, timestamp)
+        kind = type(decoded)
+        if kind is TcpSegment:
+            tcp.add(decoded, timestamp)  # type: ignore[arg-type]
+            if tcp.completed:
+                handshakes += tcp.completed
+                tcp.completed.clear()
+        elif kind is Datagram:
+            udp.add(decoded, timestamp, number)  # type: ignore[arg-type]
+            handshakes += udp.drain()
+        elif kind is EapolFrame:
+            eapol.add(decoded, timestamp)  # type: ignore[arg-type]
+        elif kind is Undecoded and linktype in DECODED_LINKTYPES:
+            undecoded[decoded] += 1  # type: ignore[index]
+    tables.decoder.finish()
+    tcp.finish()
+    handshakes += tcp.completed
+    handshakes += udp.finish()
+    eapol.finish()
+    handshakes += eapol.completed
     return handshakes
 
 
 def _summary(
     name: str,
     info: CaptureInfo,
-    table: ConnectionTable,
-    dot1x: Dot1xTable,
+    tables: _Tables,
     keys: CaptureKeys,
     key_errors: tuple[str, ...],
 ) -> CaptureSummary:
@@ -95,14 +132,23 @@ def _summary(
         line = f"{name}: link type {linktype} is not decoded at byte {at}: its packets skipped"
         # An error when nothing in the file could be read, else a warning.
         (errors if len(unknown) == len(info.linktypes) else warnings).append(line)
+    warnings += _undecoded_warnings(tables)
     warnings += [f"key log: {problem}" for problem in keys.problems]
+    table = tables.tcp
     if table.evicted:
         warnings.append(
             f"{table.evicted} TLS connections were evicted before their end: "
             f"more than {table.max_connections} connections open at once"
         )
-    if dot1x.evicted:
-        warnings.append(f"{dot1x.evicted} 802.1X authentications were evicted before their end")
+    if tables.eapol.evicted:
+        warnings.append(
+            f"{tables.eapol.evicted} 802.1X authentications were evicted before their end"
+        )
+    if tables.udp.evicted:
+        warnings.append(
+            f"{tables.udp.evicted} RADIUS exchanges or DTLS sessions were evicted before their "
+            "end: too many open at once"
+        )
     if table.held.hits:
         warnings.append(
             f"{table.held.hits} holes in TCP streams were declared gaps early: more than "
@@ -121,6 +167,36 @@ def _summary(
         warnings=tuple(warnings),
         keylog=tuple(info.keylog),
     )
+
+
+def _undecoded_warnings(tables: _Tables) -> list[str]:
+    """One line per header the decoder could not read, with its packet count; then the IP
+    fragments that never made a whole datagram."""
+    lines = [
+        f"{count} packets not decoded: {undecoded.layer} ({undecoded.reason.replace('_', ' ')})"
+        for undecoded, count in sorted(tables.undecoded.items(), key=lambda item: -item[1])
+    ]
+    fragments = tables.decoder.fragments
+    for reason, count in sorted(fragments.dropped.items()):
+        lines.append(
+            f"{count} IP datagrams not reassembled from their fragments: {_DROPPED[reason]}"
+        )
+    if fragments.conflicts:
+        lines.append(
+            f"{fragments.conflicts} IP fragments overlapped others with different contents: "
+            "the first bytes were kept"
+        )
+    return lines
+
+
+_DROPPED = {
+    "timeout": f"still incomplete {TIMEOUT:.0f} s after their first fragment",
+    "datagrams": f"more than {MAX_DATAGRAMS} datagrams in reassembly at once",
+    "bytes": f"more than {MAX_HELD_BYTES >> 20} MiB of fragments held at once",
+    "fragments": f"more than {MAX_FRAGMENTS} fragments in one datagram",
+    "too_long": f"longer than {MAX_DATAGRAM_LENGTH} bytes",
+    "unfinished": "fragments missing at the end of the capture",
+}
 
 
 def _reporting(reader: CaptureReader, progress: ProgressCallback) -> Iterator[Packet]:

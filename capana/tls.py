@@ -39,6 +39,9 @@ EXTENSION_SUPPORTED_VERSIONS = 43
 EXTENSION_CERTIFICATE_AUTHORITIES = 47
 
 TLS13 = 0x0304
+DTLS13 = 0xFEFC
+# The versions whose handshake after the hellos is encrypted (RFC 8446, RFC 9147).
+TLS13_VERSIONS = frozenset({TLS13, DTLS13})
 # ServerHello.random of a HelloRetryRequest (RFC 8446, 4.1.3).
 _HELLO_RETRY_RANDOM = bytes.fromhex(
     "cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c"
@@ -58,6 +61,9 @@ VERSION_NAMES = {
     0x0303: "TLS 1.2",
     TLS13: "TLS 1.3",
     0x0002: "SSL 2.0",
+    0xFEFF: "DTLS 1.0",
+    0xFEFD: "DTLS 1.2",
+    DTLS13: "DTLS 1.3",
 }
 
 

@@ -1,11 +1,14 @@
-"""capana extracts the same certificates as tshark, from the same senders, on every capture."""
+"""capana extracts the same certificates as tshark, from the same senders, on every capture:
+TLS over TCP, EAP-TLS over EAPOL and RADIUS, and DTLS over UDP."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from tshark_oracle import TSHARK, tshark_certificates
+from decode_oracle import tshark_certificates as tshark_datagram_certificates
+from tshark_oracle import TSHARK
+from tshark_oracle import tshark_certificates as tshark_stream_certificates
 
 from capana import analyze
 from capana.analyzer import capture_files
@@ -15,6 +18,12 @@ SHIPPED = sorted(capture_files(PROJECT / "pcaps"))
 SHARED = sorted(capture_files(PROJECT.parent / "shared" / "data" / "pcaps"))
 
 pytestmark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installed")
+
+
+def tshark_certificates(capture: Path) -> set[tuple[str, str]]:
+    """Every Certificate message tshark sees, TLS (TCP, EAP) and DTLS, by sender."""
+    dtls = tshark_datagram_certificates(capture, dtls=True)
+    return tshark_stream_certificates(capture) | dtls
 
 
 def capana_certificates(capture: Path) -> set[tuple[str, str]]:

@@ -10,14 +10,15 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from decoded import tcp_segment
 from facts import problem_texts, sha256s
 from samplegen import pki, wire
 from samplegen.tlsrun import record_offsets
 from test_tls import real_handshake, test_pki
 
 from capana.connections import ConnectionTable
+from capana.decode import LINKTYPE_RAW
 from capana.model import Handshake
-from capana.packets import LINKTYPE_RAW, decode_tcp
 
 PHONE = ("10.1.1.20", 51234)
 CUCM = ("10.1.1.5", 2443)
@@ -53,7 +54,7 @@ def feed(table: ConnectionTable, packets: Iterable[wire.Packet]) -> list[Handsha
     """Feed packets; return the handshakes the table reported before the capture ended."""
     reported = []
     for packet in packets:
-        segment = decode_tcp(LINKTYPE_RAW, packet.ip, len(packet.ip))
+        segment = tcp_segment(LINKTYPE_RAW, packet.ip, len(packet.ip))
         if segment is not None:
             table.add(segment, packet.time_ns / 1e9)
             reported += table.completed

@@ -28,6 +28,7 @@ from tshark_oracle import TSHARK
 
 from capana.capture import CaptureReader
 from capana.connections import ConnectionTable
+from capana.datagrams import DatagramTable
 from capana.decode import (
     MAX_NESTING,
     Datagram,
@@ -35,8 +36,9 @@ from capana.decode import (
     FrameDecoder,
     Undecoded,
     decode_frame,
+    worth_decoding,
 )
-from capana.packets import TcpSegment, decode_tcp, endpoint_text
+from capana.packets import TcpSegment, endpoint_text
 
 PROJECT = Path(__file__).resolve().parent.parent
 EAPOL_CAPTURE = PROJECT / "pcaps" / "eapol-eap-tls.pcap"
@@ -207,17 +209,30 @@ def test_sgt_capture_gives_tsharks_certificates(shared_data: Path):
     assert capana_certificates(capture) == expected
 
 
-def test_fast_path_gives_what_packets_decode_tcp_gives():
-    """Plain Ethernet/IPv4 takes the fast path: the same segment as capana.packets gives."""
-    compared = 0
-    for capture in _captures(PROJECT / "pcaps"):
+def test_the_fast_path_drops_only_what_cannot_matter(shared_data: Path, tmp_path: Path, traffic):
+    """Every frame worth_decoding drops decodes to a TCP segment with no payload and no SYN,
+    FIN or RST, a datagram of no reader's port that is not DTLS, or a frame carrying no IP."""
+    table = DatagramTable("test")
+    ethernet = _capture(tmp_path, ENCAPSULATIONS["ethernet"], traffic)
+    captures = _captures(PROJECT / "pcaps") + _captures(shared_data / "pcaps") + [ethernet]
+    dropped = 0
+    for capture in captures:
         with CaptureReader(capture) as reader:
-            for _, linktype, frame, wire_length in reader:
-                old = decode_tcp(linktype, frame, wire_length)
-                if old is not None:
-                    assert decode_frame(linktype, frame, wire_length) == old
-                    compared += 1
-    assert compared > 250
+            records = list(reader)
+        kept = {number for number, _ in worth_decoding(records, {}, table.ports)}
+        for number, (_, linktype, frame, wire_length) in enumerate(records, 1):
+            if number in kept:
+                continue
+            dropped += 1
+            decoded = decode_frame(linktype, frame, wire_length)
+            if isinstance(decoded, TcpSegment):
+                assert not decoded.payload and not decoded.flags & 0x07, capture.name
+            elif isinstance(decoded, Datagram):
+                assert not {decoded.source_port, decoded.destination_port} & table.ports
+                assert decoded.payload[1:2] != b"\xfe", capture.name
+            else:
+                assert decoded is None, capture.name
+    assert dropped > 500
 
 
 # --- what is not decoded is named ---------------------------------------------------------------

@@ -16,6 +16,7 @@ from tshark_oracle import TSHARK, tshark_certificates
 
 from capana import analyze
 from capana.capture import CaptureReader
+from capana.decode import EapolFrame, decode_frame
 from capana.eap import (
     EAP_REQUEST,
     EAP_RESPONSE,
@@ -26,7 +27,6 @@ from capana.eap import (
     EapTlsSession,
     parse_eap,
 )
-from capana.eapol import eapol_eap
 from capana.model import Handshake
 from capana.radius import normalized_mac, parse_radius
 from capana.scan import scan_capture
@@ -57,8 +57,8 @@ def rescan(tmp_path: Path, frames: list[tuple[float, bytes]]) -> list[Handshake]
 
 
 def eap_of(frame: bytes) -> EapPacket | None:
-    found = eapol_eap(1, frame)
-    return parse_eap(found[2]) if found else None
+    found = decode_frame(1, frame, len(frame))
+    return parse_eap(found.body) if isinstance(found, EapolFrame) else None
 
 
 def tls_fragments(frames: list[tuple[float, bytes]], code: int) -> list[int]:

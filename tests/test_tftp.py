@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import pytest
 from conftest import SAMPLE_PCAPS
+from decoded import udp_datagram
 
 from capana.capture import CaptureReader
-from capana.packets import address_text, decode_udp
+from capana.packets import address_text
 from capana.tftp import MAX_OPEN, TftpTracker
 from capana.transfers import FileTransfer
 
@@ -21,8 +22,8 @@ def captured() -> list[Datagram]:
     """The boot's TFTP datagrams: the CTL refused, then ITLFile.tlv in five DATA blocks."""
     found = []
     with CaptureReader(SAMPLE_PCAPS / "phone-boot-files.pcap") as capture:
-        for number, (_time, linktype, frame, _length) in enumerate(capture, start=1):
-            udp = decode_udp(linktype, frame, frozenset(range(65536)))
+        for number, (_time, linktype, frame, length) in enumerate(capture, start=1):
+            udp = udp_datagram(linktype, frame, length)
             if udp is not None:
                 source, destination = address_text(udp.source), address_text(udp.destination)
                 found.append(

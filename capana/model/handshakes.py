@@ -10,7 +10,7 @@ from typing import Literal
 from capana.model.certificates import CertificateReport
 from capana.model.verdicts import Finding, Validation
 
-Transport = Literal["tcp", "eapol", "radius"]
+Transport = Literal["tcp", "udp", "eapol", "radius"]
 Sender = Literal["client", "server"]
 Outcome = Literal["established", "rejected", "incomplete"]
 ClientCertStatus = Literal["present", "absent", "encrypted", "not_requested", "unknown"]
