@@ -72,6 +72,8 @@ class TcpStream:
         offset = (seq - self.next_seq) & _MASK
         if offset >= _HALF:  # starts before what we already have
             overlap = (self.next_seq - seq) & _MASK
+            if overlap == 1 and len(payload) == 1:
+                return b""  # a keep-alive: one byte, old or garbage (RFC 1122 4.2.3.6)
             self._before_start(seq)
             self._compare_delivered(payload, overlap)
             if overlap >= len(payload):

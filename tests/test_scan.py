@@ -8,6 +8,7 @@ says about it: the handshakes, their chains by SHA-256, and the capture's errors
 from __future__ import annotations
 
 import struct
+import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from facts import problem_texts, sha256s
 from samplegen import pki, wire
 from samplegen.tlsrun import record_offsets
 from test_tls import SERVER_NAME, real_handshake, test_pki
+from tshark_oracle import TSHARK
 
 from capana.scan import scan_capture
 
@@ -267,3 +269,42 @@ def test_tso_capture_with_ipv4_total_length_zero(tmp_path):
     ]
     _, handshakes = scan(wire.write_pcap(tmp_path / "tso.pcap", tso))
     assert client_and_server_chains(only(handshakes)) == expected_chains()
+
+
+@pytest.mark.skipif(TSHARK is None, reason="tshark is not installed")
+def test_keep_alives_are_not_overlaps(tmp_path):
+    """A keep-alive (one old or garbage byte at the next sequence number minus one, RFC 1122
+    4.2.3.6) from each side between the flights: tshark calls them keep-alives, and capana
+    neither counts them as overlaps with different contents nor lets them into the stream."""
+    conv = wire.TcpConversation(PHONE, CUCM, WHEN)
+    conv.open()
+    for flight in real_handshake().flights:
+        conv.send(flight.sender, flight.data)
+        last = conv.data_indices(flight.sender)[-1]
+        conv.overlap(last, back=1, length=1, same=False)
+    conv.close()
+    path = wire.write_pcap(tmp_path / "keepalive.pcap", conv.packets())
+    command = [TSHARK, "-r", str(path), "-Y", "tcp.analysis.keep_alive"]
+    flagged = subprocess.run(
+        [*command, "-T", "fields", "-e", "frame.number"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert len(flagged) == len(real_handshake().flights)
+    handshake = only(scan(path)[1])
+    assert handshake.problems == ()
+    assert client_and_server_chains(handshake) == expected_chains()
+    assert handshake.outcome == "established"
+
+
+def test_ipv6_payload_length_zero_takes_the_captured_length(tmp_path):
+    """BIG TCP / segmentation offload on IPv6: the payload length field reads 0."""
+    tso = [
+        wire.Packet(p.time_ns, p.src, p.dst, p.ip[:4] + b"\0\0" + p.ip[6:])
+        for p in tls_packets(client=PHONE_V6, server=CUCM_V6, mss=9000)
+    ]
+    _, handshakes = scan(wire.write_pcap(tmp_path / "big-tcp.pcap", tso))
+    handshake = only(handshakes)
+    assert client_and_server_chains(handshake) == expected_chains()
+    assert handshake.client == "[fd00:20::20]:51234"
