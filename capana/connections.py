@@ -1,9 +1,11 @@
 """The table of TCP connections: which are TLS, feeding their bytes to the handshake tracker.
 
-State is bounded: a connection that is not TLS is remembered as ``SKIPPED_FLOW`` after its
-first payload (one dict entry per direction) and forgotten on FIN/RST; a TLS connection stops
-being buffered as soon as its handshake is over. Past ``max_connections`` the oldest entries are
-evicted; an evicted TLS connection is reported with what it had shown and a note saying so.
+State is bounded: a connection whose TLS does not start within a bounded prefix of each side
+(capana.tls_start) is remembered as ``SKIPPED_FLOW`` (one dict entry per direction) and
+forgotten on FIN/RST; a TLS connection stops being buffered as soon as its handshake is over.
+Past ``max_connections`` the oldest entries are evicted; an evicted TLS connection is reported
+with what it had shown and a note saying so. Every buffer takes its bytes from the capture's
+:class:`Budget`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from capana import tls
+from capana.budget import Budget
 from capana.domain import SERVICE_BY_PORT, service_for
 from capana.handshake import CLIENT, SERVER
 from capana.model import Problem, ProblemCode, Sender
@@ -28,8 +31,9 @@ from capana.packets import (
 )
 from capana.session_keys import SecretsLookup
 from capana.streams import Fact, Flow, StreamReader
-from capana.tcp import HeldBudget, TcpStream
-from capana.tls_stream import TlsStream, opens_tls
+from capana.tcp import TcpStream
+from capana.tls_start import TlsStart
+from capana.tls_stream import TlsStream
 
 MAX_CONNECTIONS = 100_000
 # A record header and the handshake type: enough to tell a ClientHello from anything else.
@@ -58,10 +62,10 @@ class Connection:
         client_isn: int | None,
         server_isn: int | None,
         keys: SecretsLookup | None = None,
-        budget: HeldBudget | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.client_key = client_key
-        self.budget = budget  # bytes held behind holes, shared by the capture's streams
+        self.budget = budget  # the capture's, shared by every buffer
         self.keys = keys  # a key log's secrets by client random, to read TLS 1.3 handshakes
         # The streams are made at the first payload: a connection that never carries one (or
         # whose first bytes are not read) costs a third of the memory. Until then, each side's
@@ -94,10 +98,17 @@ class Connection:
                 SERVER: TcpStream(server_isn, self.budget),
             }
         stream = self.streams[sender]
-        gaps = stream.gaps
-        ready = stream.add(segment.seq, segment.payload)
-        if not ready:
-            return True
+        ready = stream.add(segment.seq, segment.payload, segment.missing)
+        if ready and not self._take(sender, ready, stream.resumed, timestamp):
+            return False
+        reader = self.reader
+        if segment.missing and reader is not None and stream.lost_at_end:
+            reader.after_gap(sender, b"", timestamp)  # the snaplen cut this side's bytes here
+        return reader is None or not reader.hopeless
+
+    def _take(self, sender: Sender, ready: bytes, resumed: bool, timestamp: float) -> bool:
+        """Bytes that became contiguous, to the reader (chosen by the first of them); False
+        when the connection turns out to be of no interest."""
         reader = self.reader
         if reader is None:
             heads = self.heads or {}
@@ -111,11 +122,11 @@ class Connection:
             for other, held in heads.items():
                 reader.feed(other, held, timestamp)
             self.heads = None
-        elif stream.gaps != gaps:  # too much waited behind a hole: it was skipped
+        elif resumed:  # bytes the capture lacks come before these
             reader.after_gap(sender, ready, timestamp)
-            return not reader.hopeless
+            return True
         reader.feed(sender, ready, timestamp)
-        return not reader.hopeless
+        return True
 
     def syn(self, sender: Sender, next_seq: int) -> bool:
         """A SYN from ``sender`` (the SYN-ACK, or sent again); False if it starts a new one."""
@@ -133,10 +144,21 @@ class Connection:
         return True
 
     def _open(self, sender: Sender, first_bytes: bytes) -> StreamReader | None:
-        """The reader these first bytes call for, or None: the connection is not followed."""
-        if opens_tls(sender, first_bytes, self.server_port in SERVICE_BY_PORT):
-            return TlsStream(self.keys)
-        return None
+        """The reader these first bytes call for, or None: the connection is not followed.
+
+        TLS is read from where it starts in each side: at once when the client opens with a
+        ClientHello; after clear text (STARTTLS and kin) when the connection was seen from its
+        SYN; from a record boundary on a side seen only from the middle.
+        """
+        client_isn, server_isn = self.isns
+        from_start = {CLIENT: client_isn is not None, SERVER: server_isn is not None}
+        opens = sender == CLIENT and tls.looks_like_client_hello(first_bytes)
+        starts = {
+            side: TlsStart(side, "upgrade" if seen else "resync")
+            for side, seen in from_start.items()
+            if not (opens and seen)
+        }
+        return TlsStream(self.keys, self.budget, starts)
 
     def flush(self) -> None:
         """The connection is over: what waits behind a hole is read after the gap."""
@@ -186,12 +208,13 @@ class ConnectionTable:
         capture: str,
         max_connections: int = MAX_CONNECTIONS,
         keys: SecretsLookup | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.capture = capture
         self.keys = keys
         self.max_connections = max_connections
         self.evicted = 0
-        self.held = HeldBudget()
+        self.budget = budget or Budget()
         self.completed: list[Fact] = []
         # Both direction keys of a connection map to it; SKIPPED_FLOW marks one that is not TLS.
         self._table: dict[bytes, Connection | SkippedFlow] = {}
@@ -248,9 +271,9 @@ class ConnectionTable:
             self._forget(segment)  # a new connection on the same addresses and ports
             self._report(connection)
         if segment.flags & FLAG_ACK:
-            connection = Connection(segment.reverse_key, None, next_seq, self.keys, self.held)
+            connection = Connection(segment.reverse_key, None, next_seq, self.keys, self.budget)
         else:
-            connection = Connection(segment.key, next_seq, None, self.keys, self.held)
+            connection = Connection(segment.key, next_seq, None, self.keys, self.budget)
         self._remember(segment, connection)
 
     def _first_payload(self, segment: TcpSegment) -> Connection | None:
@@ -266,7 +289,7 @@ class ConnectionTable:
         else:
             self._remember(segment, SKIPPED_FLOW)
             return None
-        connection = Connection(client_key, None, None, self.keys, self.held)
+        connection = Connection(client_key, None, None, self.keys, self.budget)
         self._remember(segment, connection)
         return connection
 

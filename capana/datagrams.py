@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from capana.budget import Budget
 from capana.decode import UDP_TUNNEL_PORTS, Datagram
 from capana.dtls_sessions import DtlsSessions
 from capana.radius import RadiusTable
+from capana.session_keys import SecretsLookup
 from capana.streams import Fact
 
 
@@ -37,10 +39,12 @@ class DatagramReader(Protocol):
 class DatagramTable:
     """The datagram readers of one capture: RADIUS, then DTLS sessions (any port, by content)."""
 
-    def __init__(self, capture: str) -> None:
+    def __init__(
+        self, capture: str, budget: Budget | None = None, keys: SecretsLookup | None = None
+    ) -> None:
         self.ports: set[int] = set(UDP_TUNNEL_PORTS)
-        self.radius = RadiusTable(capture, self.ports)
-        self.dtls = DtlsSessions(capture, self.ports)
+        self.radius = RadiusTable(capture, self.ports, budget, keys)
+        self.dtls = DtlsSessions(capture, self.ports, budget)
         # The first reader that claims a datagram takes it.
         self.readers: list[DatagramReader] = [self.radius, self.dtls]
 

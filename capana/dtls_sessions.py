@@ -17,6 +17,7 @@ that their late datagrams do not open a session mid-handshake.
 from __future__ import annotations
 
 from capana import tls
+from capana.budget import Budget
 from capana.decode import Datagram
 from capana.domain import CAPWAP_PORTS, CAPWAP_SERVICE, GENERIC_DTLS_SERVICE
 from capana.dtls import DtlsDirection, capwap_dtls, looks_like_dtls_client_hello
@@ -40,10 +41,10 @@ class _Session:
 
     __slots__ = ("client", "directions", "problems", "random", "tracker")
 
-    def __init__(self, client: Flow, random: bytes) -> None:
+    def __init__(self, client: Flow, random: bytes, budget: Budget | None) -> None:
         self.client = client
         self.random = random
-        self.directions = {CLIENT: DtlsDirection(), SERVER: DtlsDirection()}
+        self.directions = {CLIENT: DtlsDirection(budget), SERVER: DtlsDirection(budget)}
         self.tracker = HandshakeTracker()
         self.problems: list[Problem] = []
 
@@ -58,8 +59,15 @@ class _Session:
 class DtlsSessions:
     """The DTLS handshakes of one capture, a :class:`capana.datagrams.DatagramReader`."""
 
-    def __init__(self, capture: str, ports: set[int], max_sessions: int = MAX_SESSIONS) -> None:
+    def __init__(
+        self,
+        capture: str,
+        ports: set[int],
+        budget: Budget | None = None,
+        max_sessions: int = MAX_SESSIONS,
+    ) -> None:
         self.capture = capture
+        self.budget = budget
         self.max_sessions = max_sessions
         self.completed: list[Fact] = []
         self.evicted = 0
@@ -124,7 +132,7 @@ class DtlsSessions:
         return None
 
     def _open(self, client: Flow, random: bytes) -> _Session:
-        session = _Session(client, random)
+        session = _Session(client, random, self.budget)
         self._closed.pop(client, None)
         self._closed.pop(_reverse(client), None)
         self._sessions[client] = self._sessions[_reverse(client)] = session

@@ -66,6 +66,7 @@ CATALOGUE: dict[str, tuple[Severity, str]] = {
     "weak-signature": ("info", "SHA-1 signature on the phone's certificate or its CA"),
     "short-rsa-key": ("info", "RSA key shorter than 2048 bits"),
     "mic-without-eku-or-san": ("info", "certificate without extendedKeyUsage or subjectAltName"),
+    "capture-truncated": ("error", "the phone's certificate fell beyond the capture's snaplen"),
     "capture-gap": ("warning", "the capture misses TCP data of this handshake"),
     "capture-snaplen": ("warning", "the capture cut packets short (snaplen)"),
     "handshake-incomplete": ("warning", "the capture ends before the handshake does"),
@@ -365,7 +366,17 @@ def _capture_rules(case: _Case) -> Iterator[Finding]:
             "rests on the whole handshake.",
             gaps=handshake.gaps,
         )
-    if ProblemCode.SNAPLEN in handshake.problem_codes:
+    if handshake.client_cert_status == "truncated":
+        yield _finding(
+            "capture-truncated",
+            f"{case.phone}: the capture kept only the start of each packet (snaplen): the "
+            "phone's certificate is not in it",
+            "Capture again with whole packets: on CUCM, 'utils network capture eth0 file NAME "
+            "count 100000 size all' (by default it keeps 128 bytes of each packet); with "
+            "tcpdump, '-s 0'; from a switch, a SPAN or ERSPAN session; or the phone's own 'Span "
+            "to PC Port' (Phone Configuration) with a PC capturing in full.",
+        )
+    elif ProblemCode.SNAPLEN in handshake.problem_codes:
         yield _finding(
             "capture-snaplen",
             f"{case.phone}: packets were cut short by the capture's snaplen",

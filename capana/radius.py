@@ -14,10 +14,12 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from capana.budget import Budget
 from capana.decode import Datagram
 from capana.eap import EapTlsSession, parse_eap
 from capana.model import Problem, ProblemCode
 from capana.packets import address_text, endpoint_text
+from capana.session_keys import SecretsLookup
 from capana.streams import Fact
 
 RADIUS_PORTS = frozenset({1812, 1645})
@@ -83,10 +85,16 @@ _IndexKey = tuple[object, ...]
 class _RadiusSession:
     __slots__ = ("eap", "endpoints", "keys", "station")
 
-    def __init__(self, endpoints: Endpoints, station: str | None) -> None:
+    def __init__(
+        self,
+        endpoints: Endpoints,
+        station: str | None,
+        budget: Budget | None,
+        keys: SecretsLookup | None,
+    ) -> None:
         self.endpoints = endpoints
         self.station = station
-        self.eap = EapTlsSession()
+        self.eap = EapTlsSession(budget, keys)
         self.keys: dict[str, _IndexKey] = {}  # kind -> its key in the table's index
 
 
@@ -96,8 +104,17 @@ class RadiusTable:
     A :class:`capana.datagrams.DatagramReader` of the datagrams to or from a RADIUS port.
     """
 
-    def __init__(self, capture: str, ports: set[int], max_sessions: int = MAX_SESSIONS) -> None:
+    def __init__(
+        self,
+        capture: str,
+        ports: set[int],
+        budget: Budget | None = None,
+        keys: SecretsLookup | None = None,
+        max_sessions: int = MAX_SESSIONS,
+    ) -> None:
         self.capture = capture
+        self.budget = budget
+        self.keys = keys  # a key log's secrets by client random, for TLS 1.3 EAP-TLS
         self.max_sessions = max_sessions
         self.completed: list[Fact] = []
         self.evicted = 0
@@ -159,7 +176,7 @@ class RadiusTable:
             self._close(session)
 
     def _open_session(self, endpoints: Endpoints, station: str | None) -> _RadiusSession:
-        session = _RadiusSession(endpoints, station)
+        session = _RadiusSession(endpoints, station, self.budget, self.keys)
         self._open[id(session)] = session
         if station is not None:
             self._key(session, "station", (endpoints, station))

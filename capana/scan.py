@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from capana.budget import Budget
 from capana.capture import CaptureError, CaptureInfo, CaptureReader, Packet
 from capana.connections import ConnectionTable
 from capana.datagrams import DatagramTable
@@ -27,6 +28,7 @@ from capana.ipfrag import (
     MAX_FRAGMENTS,
     MAX_HELD_BYTES,
     TIMEOUT,
+    IpReassembler,
 )
 from capana.keylog import CaptureKeys, KeyLog, KeyLogError
 from capana.model import CaptureSummary, Handshake
@@ -54,7 +56,14 @@ def scan_capture(
     except CaptureError as error:
         return CaptureSummary(name, None, 0, None, None, (str(error), *key_errors), ()), []
     keys = CaptureKeys(reader.info.keylog, keylog)
-    tables = _Tables(ConnectionTable(name, keys=keys), DatagramTable(name), EapolTable(name))
+    budget = Budget()  # one for every buffer of the capture
+    tables = _Tables(
+        ConnectionTable(name, keys=keys, budget=budget),
+        DatagramTable(name, budget, keys),
+        EapolTable(name, budget=budget, keys=keys),
+        FrameDecoder(IpReassembler(budget=budget)),
+        budget,
+    )
     with reader:
         records = reader if progress is None else _reporting(reader, progress)
         handshakes = _handshakes(records, tables)
@@ -70,7 +79,8 @@ class _Tables:
     tcp: ConnectionTable
     udp: DatagramTable
     eapol: EapolTable
-    decoder: FrameDecoder = field(default_factory=FrameDecoder)
+    decoder: FrameDecoder
+    budget: Budget
     undecoded: Counter[Undecoded] = field(default_factory=Counter)
 
 
@@ -149,11 +159,7 @@ def _summary(
             f"{tables.udp.evicted} RADIUS exchanges or DTLS sessions were evicted before their "
             "end: too many open at once"
         )
-    if table.held.hits:
-        warnings.append(
-            f"{table.held.hits} holes in TCP streams were declared gaps early: more than "
-            f"{table.held.limit >> 20} MiB waited behind holes across the capture"
-        )
+    warnings += tables.budget.warnings()
     start, end = utc_from_epoch(info.start), utc_from_epoch(info.end)
     if (start is None) != (info.start is None) or (end is None) != (info.end is None):
         warnings.append("packet timestamps out of range: the capture time is unknown")
@@ -196,6 +202,7 @@ _DROPPED = {
     "fragments": f"more than {MAX_FRAGMENTS} fragments in one datagram",
     "too_long": f"longer than {MAX_DATAGRAM_LENGTH} bytes",
     "unfinished": "fragments missing at the end of the capture",
+    "budget": "the capture-wide memory budget was spent",
 }
 
 

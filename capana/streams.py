@@ -46,7 +46,8 @@ class StreamReader(Protocol):
     def feed(self, sender: Sender, data: bytes, timestamp: float) -> None: ...
 
     def after_gap(self, sender: Sender, data: bytes, timestamp: float) -> None:
-        """``data`` follows a stretch of ``sender``'s bytes the capture lacks."""
+        """``data`` follows a stretch of ``sender``'s bytes the capture lacks (a hole, or a
+        snaplen cut: then ``data`` may be empty, the cut being where the bytes fed so far end)."""
         ...
 
     def facts(self, flow: Flow) -> Sequence[Fact]: ...

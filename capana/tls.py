@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from capana import iana
+from capana.budget import Budget
 from capana.model import ProblemCode
 
 CHANGE_CIPHER_SPEC = 20
@@ -47,9 +48,12 @@ _HELLO_RETRY_RANDOM = bytes.fromhex(
     "cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c"
 )
 
-# Bounds. A handshake message may claim 16 MiB; no honest certificate chain needs more than
-# MAX_HANDSHAKE_MESSAGE, and no phone sends more than MAX_CHAIN_CERTIFICATES certificates.
+# Bounds. A handshake message may claim 16 MiB; no honest message needs more than
+# MAX_HANDSHAKE_MESSAGE, and no phone sends more than MAX_CHAIN_CERTIFICATES certificates. A
+# Certificate message is read up to MAX_CERTIFICATE_MESSAGE bytes (64 certificates of 2 KiB):
+# the certificates within them are kept, the rest of the message passed over, with a problem.
 MAX_HANDSHAKE_MESSAGE = 1 << 20
+MAX_CERTIFICATE_MESSAGE = 128 << 10
 # TLSCiphertext.length may not exceed 2^14 + 2048 (RFC 5246, 6.2.3); a longer claim is not TLS.
 MAX_RECORD_LENGTH = (1 << 14) + 2048
 MAX_CHAIN_CERTIFICATES = 64
@@ -138,6 +142,17 @@ class OtherHandshake:
 
 
 @dataclass(frozen=True)
+class TruncatedMessage:
+    """A handshake message whose end the capture lacks (a snaplen cut, a hole): its type,
+    declared length and the bytes of it seen. A ClientHello's version and random, when seen,
+    come as a ClientHello."""
+
+    message_type: int
+    length: int
+    seen: int
+
+
+@dataclass(frozen=True)
 class Alert:
     level: int | None
     description: int | None
@@ -193,6 +208,7 @@ TlsEvent = (
     | CertificateMessage
     | CertificateRequest
     | OtherHandshake
+    | TruncatedMessage
     | Alert
     | ChangeCipherSpec
     | EncryptedRecord
@@ -226,7 +242,10 @@ class TlsDirection:
 
     Buffers: ``_pending`` holds at most one incomplete record (MAX_RECORD_LENGTH + 5) plus the
     last feed; ``_handshake`` holds at most one incomplete handshake message, capped at
-    MAX_HANDSHAKE_MESSAGE. Consumed bytes are dropped by compaction, so cost is O(n) overall.
+    MAX_HANDSHAKE_MESSAGE (a Certificate at MAX_CERTIFICATE_MESSAGE). Both take their bytes from
+    the capture's ``budget``; refused, the direction stops with a LIMIT problem. Consumed bytes
+    are dropped by compaction, so cost is O(n) overall. :meth:`truncate` says what the capture
+    cut short of the message being received.
 
     With a key log: ``on_hello`` is called with each hello as soon as it is parsed, so that the
     caller can set ``decryptor`` before the next record of the same feed; from then on protected
@@ -235,19 +254,72 @@ class TlsDirection:
     type is the real one; in TLS 1.3 every record after it is application data anyway).
     """
 
-    def __init__(self, on_hello: Callable[[ClientHello | ServerHello], None] | None = None) -> None:
+    def __init__(
+        self,
+        on_hello: Callable[[ClientHello | ServerHello], None] | None = None,
+        budget: Budget | None = None,
+    ) -> None:
         self._pending = bytearray()
         self._handshake = bytearray()
+        self._skipping = 0  # bytes of a cut Certificate message still to pass over
         self._encrypted = False
         self._protected_handshakes = 0  # handshake records since the last ChangeCipherSpec
         self.failed = False
         self.records = 0
         self.on_hello = on_hello
         self.decryptor: RecordDecryptor | None = None
+        self._budget = budget
+        self._held = 0  # bytes taken from the budget
+
+    def __del__(self) -> None:
+        if self._budget is not None:
+            self._budget.give(self._held)
 
     def feed(self, data: bytes) -> list[TlsEvent]:
         if self.failed:
             return []
+        events = self._feed(data)
+        if self._budget is not None:
+            self._account(events)
+        return events
+
+    def _account(self, events: list[TlsEvent]) -> None:
+        """Hold what the buffers hold now against the budget; stop when it is refused."""
+        budget = self._budget
+        assert budget is not None
+        held = len(self._pending) + len(self._handshake)
+        if held > self._held and not budget.take(held - self._held, "tls"):
+            text = "the capture-wide memory budget is spent: the rest of this side is not read"
+            self._fail(events, ProblemCode.LIMIT, text)
+            held = 0
+        if held < self._held:
+            budget.give(self._held - held)
+        self._held = held
+
+    def truncate(self) -> list[TlsEvent]:
+        """The capture lacks what follows: the handshake message being received is cut short.
+
+        What was seen of it: a :class:`TruncatedMessage`, after a ClientHello of the version
+        and random it showed.
+        """
+        if self.failed or self._encrypted:
+            return []
+        partial = bytes(self._handshake)
+        pending = self._pending
+        if len(pending) > 5 and pending[0] == HANDSHAKE and not self._skipping:
+            partial += bytes(pending[5 : 5 + int.from_bytes(pending[3:5], "big")])
+        if len(partial) < 4:
+            return []
+        message_type, length = partial[0], int.from_bytes(partial[1:4], "big")
+        events: list[TlsEvent] = [TruncatedMessage(message_type, length, len(partial) - 4)]
+        if message_type == CLIENT_HELLO and len(partial) >= 4 + 2 + 32:
+            random = partial[6:38]
+            events.insert(
+                0, ClientHello(int.from_bytes(partial[4:6], "big"), (), None, (), False, random)
+            )
+        return events
+
+    def _feed(self, data: bytes) -> list[TlsEvent]:
         self._pending += data
         events: list[TlsEvent] = []
         start = 0
@@ -352,12 +424,21 @@ class TlsDirection:
             self.decryptor = None
 
     def _handshake_bytes(self, body: bytes, events: list[TlsEvent], tls13: bool = False) -> None:
+        if self._skipping:
+            passed = min(self._skipping, len(body))
+            self._skipping -= passed
+            body = body[passed:]
         buffer = self._handshake
         buffer += body
         start = 0
         while len(buffer) - start >= 4:
             message_type = buffer[start]
             length = int.from_bytes(buffer[start + 1 : start + 4], "big")
+            if message_type == CERTIFICATE and length > MAX_CERTIFICATE_MESSAGE:
+                if len(buffer) - start - 4 < MAX_CERTIFICATE_MESSAGE:
+                    break
+                start = self._cut_certificate(buffer, start, length, events, tls13)
+                continue
             if length > MAX_HANDSHAKE_MESSAGE:
                 self._fail(
                     events,
@@ -378,6 +459,18 @@ class TlsDirection:
                 self.decryptor.finished()
         del buffer[:start]
 
+    def _cut_certificate(
+        self, buffer: bytearray, start: int, length: int, events: list[TlsEvent], tls13: bool
+    ) -> int:
+        """A Certificate message over MAX_CERTIFICATE_MESSAGE: the certificates within its
+        first bytes, a LIMIT problem, and the rest passed over. Where the buffer is read to."""
+        body = bytes(buffer[start + 4 : start + 4 + MAX_CERTIFICATE_MESSAGE])
+        events.append(cut_certificate_message(body, tls13))
+        events.append(certificate_cut_problem(length, MAX_CERTIFICATE_MESSAGE))
+        taken = min(length, len(buffer) - start - 4)
+        self._skipping = length - taken
+        return start + 4 + taken
+
     def _sslv2_hello(self, buffer: bytearray, events: list[TlsEvent]) -> int:
         length = ((buffer[0] & 0x7F) << 8) | buffer[1]
         if len(buffer) < 2 + length:
@@ -385,6 +478,21 @@ class TlsDirection:
         self.records += 1
         events.append(parse_sslv2_client_hello(bytes(buffer[2 : 2 + length])))
         return 2 + length
+
+
+def cut_certificate_message(body: bytes, tls13: bool = False) -> CertificateMessage:
+    """The certificates wholly within the first bytes of a Certificate message cut short."""
+    parsed = parse_handshake_message(CERTIFICATE, body, tls13)
+    found = parsed.certificates if isinstance(parsed, CertificateMessage) else ()
+    return CertificateMessage(tuple(der for der in found if der))
+
+
+def certificate_cut_problem(length: int, kept: int) -> ProtocolError:
+    return ProtocolError(
+        ProblemCode.LIMIT,
+        f"Certificate message of {length} bytes read to its first {kept}: the certificates "
+        "within them kept, the rest passed over",
+    )
 
 
 def _whole_hello(body: bytes) -> bool:

@@ -317,9 +317,13 @@ def test_reassembled_fragments_decode_and_partial_ones_stay_pending():
     decoded = decoder.decode(101, second, len(second), 1.1)
     assert decoded == decode_frame(101, whole, len(whole))
     assert decoder.fragments.completed == 1
-    assert decoder.decode(101, first, len(first), 2.0) is None
+    assert decoder.decode(101, first, len(first), 2.0) is None  # sent again: never completes
+    other = bytearray(first)
+    other[4:6] = b"\x00\x02"  # another identification: another datagram, never completed
+    assert decoder.decode(101, bytes(other), len(other), 2.0) is None
     decoder.finish()
-    assert decoder.fragments.dropped["unfinished"] == 1
+    assert decoder.fragments.repeated == 1
+    assert decoder.fragments.dropped == {"unfinished": 1}
 
 
 LINKTYPES = [0, 1, 12, 14, 101, 105, 108, 113, 127, 192, 228, 229, 276]

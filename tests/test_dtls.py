@@ -22,6 +22,7 @@ from samplegen.dtlscapture import (
 )
 from scapy.layers.inet import UDP
 from scapy.utils import rdpcap, wrpcap
+from test_tls import test_pki
 from tshark_oracle import TSHARK
 
 from capana import tls
@@ -38,6 +39,7 @@ from capana.dtls import (
     looks_like_dtls_client_hello,
 )
 from capana.handshake import CLIENT, SERVER, Handshake, HandshakeTracker
+from capana.model import ProblemCode
 from capana.packets import address_text, endpoint_text
 
 needs_tshark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installed")
@@ -282,9 +284,30 @@ def test_conflicting_fragment_keeps_the_first_bytes():
 
 def test_oversized_message_stops_the_direction_with_a_reason():
     direction = DtlsDirection()
-    events = direction.feed(record(0, 0, fragment(11, MAX_BUFFERED + 1, 0, 0, b"x")))
+    events = direction.feed(record(0, 0, fragment(13, MAX_BUFFERED + 1, 0, 0, b"x")))
     assert len(events) == 1 and isinstance(events[0], tls.ProtocolError)
     assert direction.failed
+
+
+def test_a_certificate_message_over_the_limit_keeps_its_first_certificates():
+    """Declared at 1 MiB: the first tls.MAX_CERTIFICATE_MESSAGE bytes are joined (the real
+    certificates in them kept, with a LIMIT problem), the rest is never buffered, and the
+    next message is read."""
+    ca, server, _ = test_pki()
+    length = MAX_BUFFERED
+    entries = b"".join(len(c.der).to_bytes(3, "big") + c.der for c in (server, ca))
+    body = (length - 3).to_bytes(3, "big") + entries
+    body += bytes(length - len(body))
+    direction, events, size = DtlsDirection(), [], 1200
+    for number, at in enumerate(range(0, length, size)):
+        piece = fragment(11, length, 0, at, body[at : at + size])
+        events += direction.feed(record(0, number, piece))
+        assert direction._buffered <= tls.MAX_CERTIFICATE_MESSAGE
+    events += direction.feed(record(0, 9999, fragment(14, 0, 1, 0, b"")))
+    certificate, limit, done = events
+    assert certificate == tls.CertificateMessage((server.der, ca.der))
+    assert isinstance(limit, tls.ProtocolError) and limit.code == ProblemCode.LIMIT
+    assert done == tls.OtherHandshake(tls.SERVER_HELLO_DONE)
 
 
 def test_a_message_in_too_many_separate_pieces_stops_the_direction():

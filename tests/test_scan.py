@@ -19,6 +19,7 @@ from samplegen.tlsrun import record_offsets
 from test_tls import SERVER_NAME, real_handshake, test_pki
 from tshark_oracle import TSHARK
 
+from capana.model import ProblemCode
 from capana.scan import scan_capture
 
 PHONE = ("10.1.1.20", 51234)
@@ -169,14 +170,18 @@ def test_tls_on_a_non_standard_port(tmp_path):
     assert client_and_server_chains(handshake) == expected_chains()
 
 
-@pytest.mark.parametrize("snaplen", [200, 600, 1000])
-def test_snaplen_cut_capture_says_unknown_and_why(tmp_path, snaplen):
-    """The ClientHello fits; the certificates do not. Nothing crashes, nothing is guessed."""
+@pytest.mark.parametrize("snaplen", [128, 200, 600, 1000])
+def test_snaplen_cut_capture_says_truncated_and_why(tmp_path, snaplen):
+    """The ClientHello's header fits; the certificates do not (128: CUCM's default capture).
+    The handshake is reported, its certificate "truncated", nothing guessed."""
     path = wire.write_pcap(tmp_path / "cut.pcap", tls_packets(), snaplen=snaplen)
     handshake = only(scan(path)[1])
-    assert handshake.client_cert_status == "unknown"
+    assert handshake.client_cert_status == "truncated"
     assert handshake.client_chain == ()
-    assert any("snaplen" in problem for problem in problem_texts(handshake))
+    assert handshake.client == "10.1.1.20:51234"
+    assert handshake.start is not None
+    codes = handshake.problem_codes
+    assert {ProblemCode.SNAPLEN, ProblemCode.MESSAGE_TRUNCATED} <= codes
 
 
 def test_lost_segment_is_a_gap_and_the_certificate_is_not_made_up(tmp_path):
@@ -246,7 +251,7 @@ def hostile_server_flight(kind: str) -> bytes:
     ("kind", "problem"),
     [
         ("record_length_0xffff", "claims 65535 bytes"),
-        ("handshake_length_2_24", "claims 16777215 bytes"),
+        ("handshake_length_2_24", "of 16777215 bytes cut short"),
         ("certificate_list_too_long", "certificate list claims"),
     ],
 )
