@@ -482,9 +482,7 @@ class TlsDirection:
 
 def cut_certificate_message(body: bytes, tls13: bool = False) -> CertificateMessage:
     """The certificates wholly within the first bytes of a Certificate message cut short."""
-    parsed = parse_handshake_message(CERTIFICATE, body, tls13)
-    found = parsed.certificates if isinstance(parsed, CertificateMessage) else ()
-    return CertificateMessage(tuple(der for der in found if der))
+    return _tls13_certificate(_Reader(body), cut=True) if tls13 else _certificate_list(body, True)
 
 
 def certificate_cut_problem(length: int, kept: int) -> ProtocolError:
@@ -600,14 +598,18 @@ def _server_hello(reader: _Reader) -> ServerHello:
     )
 
 
-def _certificate_list(body: bytes) -> CertificateMessage:
-    """Certificates of a TLS <= 1.2 Certificate message, keeping all that lengths allow."""
+def _certificate_list(body: bytes, cut: bool = False) -> CertificateMessage:
+    """Certificates of a TLS <= 1.2 Certificate message, keeping all that lengths allow.
+
+    ``cut``: ``body`` is the start of a longer message; its lengths reaching past it are no
+    problem, and empty entries (padding, in a hostile message) are not certificates.
+    """
     reader = _Reader(body)
     certificates: list[bytes] = []
     problem = None
     try:
         declared = reader.integer(3)
-        if declared != reader.remaining():
+        if declared != reader.remaining() and not cut:
             problem = (
                 f"certificate list claims {declared} bytes, the message holds {reader.remaining()}"
             )
@@ -615,9 +617,12 @@ def _certificate_list(body: bytes) -> CertificateMessage:
             if len(certificates) == MAX_CHAIN_CERTIFICATES:
                 problem = f"more than {MAX_CHAIN_CERTIFICATES} certificates; the rest were skipped"
                 break
-            certificates.append(reader.vector(3))
+            der = reader.vector(3)
+            if der or not cut:
+                certificates.append(der)
     except _Truncated:
-        problem = problem or "certificate list is truncated"
+        if not cut:
+            problem = problem or "certificate list is truncated"
     return CertificateMessage(tuple(certificates), problem)
 
 
@@ -642,14 +647,15 @@ def _certificate_request(reader: _Reader) -> CertificateRequest:
     return CertificateRequest((), "certificate request is malformed")
 
 
-def _tls13_certificate(reader: _Reader) -> CertificateMessage:
-    """TLS 1.3 Certificate: a request context, then entries of certificate + extensions."""
+def _tls13_certificate(reader: _Reader, cut: bool = False) -> CertificateMessage:
+    """TLS 1.3 Certificate: a request context, then entries of certificate + extensions
+    (``cut`` as for :func:`_certificate_list`)."""
     certificates: list[bytes] = []
     problem = None
     try:
         reader.vector(1)  # certificate_request_context
         declared = reader.integer(3)
-        if declared != reader.remaining():
+        if declared != reader.remaining() and not cut:
             problem = (
                 f"certificate list claims {declared} bytes, the message holds {reader.remaining()}"
             )
@@ -658,10 +664,13 @@ def _tls13_certificate(reader: _Reader) -> CertificateMessage:
             if len(certificates) == MAX_CHAIN_CERTIFICATES:
                 problem = f"more than {MAX_CHAIN_CERTIFICATES} certificates; the rest were skipped"
                 break
-            certificates.append(entries.vector(3))
+            der = entries.vector(3)
+            if der or not cut:
+                certificates.append(der)
             entries.vector(2)  # per-certificate extensions (OCSP status, SCTs)
     except _Truncated:
-        problem = problem or "certificate list is truncated"
+        if not cut:
+            problem = problem or "certificate list is truncated"
     return CertificateMessage(tuple(certificates), problem)
 
 

@@ -36,7 +36,8 @@ class TlsStream:
         self._keys = keys  # a key log's secrets by client random, to read TLS 1.3
         self._budget = budget
         self.starts = starts or {}
-        self.passed: dict[Sender, int] = {}  # bytes a side passed over to find a record boundary
+        # Sides read from a record boundary (mid-stream, after a loss): bytes passed over to it.
+        self.passed: dict[Sender, int] = {}
         self.directions: dict[Sender, tls.TlsDirection] | None = None  # from the first start
         self.session_keys: SessionKeys | None = None
         self.tracker: HandshakeTracker | None = None
@@ -59,7 +60,7 @@ class TlsStream:
             if found is None:
                 return
             del self.starts[sender]
-            if start.mode == "resync" and start.passed > 0:
+            if start.mode == "resync":
                 self.passed[sender] = self.passed.get(sender, 0) + start.passed
             data = found
         directions, tracker = self._started()
@@ -124,7 +125,7 @@ class TlsStream:
         return tuple(
             Problem(
                 ProblemCode.RESYNC,
-                f"{sender}: {passed} bytes that do not start a TLS record were passed over "
+                f"{sender}: read from a TLS record boundary, {passed} bytes before it passed over "
                 "(the capture starts inside the connection, or lacks bytes before them)",
             )
             for sender, passed in sorted(self.passed.items())

@@ -206,7 +206,7 @@ def test_bytes_held_across_streams_share_one_capture_budget():
     for stream in streams:
         stream.add(ISN + 1, bytes(4096))  # held behind a 1-byte hole
         assert budget.held <= budget.limit + 4096
-    assert budget.refused["tcp"] > 0
-    assert sum(stream.gaps for stream in streams) == budget.refused["tcp"]
+    gaps = sum(stream.gaps for stream in streams)
+    assert 0 < gaps <= budget.refused["tcp"]  # also refused: tails kept to compare overlaps
     streams.clear()  # streams dropped while holding give their bytes back
     assert budget.held == 0
