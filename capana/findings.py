@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from capana.domain import (
+    CAPWAP_SERVICE,
     CERTIFICATE_ALERTS,
     MIN_RSA_BITS,
     PHONE_SERVICES,
@@ -215,7 +216,16 @@ def _dated(case: _Case, leaf: Certificate) -> Finding:
     expired = case.validation.status == "expired"
     code = "certificate-expired" if expired else "certificate-not-yet-valid"
     when = case.handshake.start.isoformat() if case.handshake.start else "capture time"
-    if case.kind == "MIC":
+    access_point = case.handshake.service == CAPWAP_SERVICE
+    consequence = ""
+    if access_point and case.kind == "MIC" and expired:
+        consequence = "; an access point whose MIC has expired cannot join its controller"
+        advice = (
+            "A MIC cannot be renewed. Let the controller accept it (AireOS: 'config ap "
+            "cert-expiry-ignore mic enable'; Catalyst 9800: 'ap cert-expiry-ignore mic') "
+            "until the access point is replaced, and check the controller's clock (NTP)."
+        )
+    elif case.kind == "MIC":
         advice = (
             "A MIC cannot be renewed: install an LSC (Certificate Operation = Install/Upgrade, "
             "authentication by an existing certificate is refused, use a null string or "
@@ -233,7 +243,8 @@ def _dated(case: _Case, leaf: Certificate) -> Finding:
     return _finding(
         code,
         f"{case.phone}: {case.kind} {leaf.subject} out of its validity at {when}: "
-        + "; ".join(r.text for r in case.validation.reasons),
+        + "; ".join(r.text for r in case.validation.reasons)
+        + consequence,
         advice,
         not_before=leaf.not_before.isoformat(),
         not_after=leaf.not_after.isoformat(),
