@@ -289,7 +289,8 @@ class DtlsDirection:
             del self._in_progress[sequence]
             self._release(message.kept)
             self._done.add(sequence)
-            events += _parse(message_type, bytes(message.body), length)
+            for event in _parse(message_type, bytes(message.body), length):
+                events += tls.kept(event, self._budget)
         return message.covered > covered or (length == 0 and covered == 0)
 
     def _start(

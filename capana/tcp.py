@@ -9,13 +9,14 @@ Bound: at most MAX_BUFFERED bytes in at most MAX_HELD_SEGMENTS segments wait ahe
 and what the capture's :class:`Budget` grants across all buffers; past any of them the hole is
 declared a gap. Held segments sit in a heap by position, so each is pushed and popped once:
 O(n log n) in the segments held, never quadratic (tiny segments behind a hole would otherwise be
-a DoS). The last OVERLAP_WINDOW bytes delivered are kept (budget permitting) to compare with
-data sent again over them.
+a DoS). The last OVERLAP_WINDOW bytes delivered are kept (budget permitting), as the payloads
+they came in (never copied), to compare with data sent again over them.
 """
 
 from __future__ import annotations
 
 import heapq
+from collections import deque
 
 from capana.budget import Budget
 
@@ -24,6 +25,8 @@ _HALF = 1 << 31
 MAX_BUFFERED = 1 << 20
 MAX_HELD_SEGMENTS = 4096  # 1-byte segments must not cost 100 bytes of overhead each
 OVERLAP_WINDOW = 4096
+# The share of the capture's budget overlap windows may use: they are only nice to have.
+OVERLAP_SHARE = 0.25
 
 
 class TcpStream:
@@ -36,6 +39,7 @@ class TcpStream:
         "_position",
         "_start",
         "_tail",
+        "_tail_size",
         "conflicts",
         "gaps",
         "next_seq",
@@ -53,7 +57,8 @@ class TcpStream:
         self.conflicts = 0
         self.resumed = False  # the bytes last returned follow a gap or a snaplen cut
         self._lost = False  # the bytes just before next_seq are not in the capture
-        self._tail = b""  # the last bytes delivered, ending at next_seq
+        self._tail: deque[bytes] = deque()  # the last payloads delivered, ending at next_seq
+        self._tail_size = 0
         # Held segments as (position, seq); position counts bytes from any fixed origin and
         # does not wrap, so the heap orders them even across sequence wrap-around.
         self._heap: list[tuple[int, int]] = []
@@ -121,7 +126,7 @@ class TcpStream:
         if position > self._position:
             self.gaps += 1
             self._position, self.next_seq = position, seq
-            self._set_tail(b"")
+            self._forget_tail()
             self._lost = True  # what comes next follows bytes the capture lacks
         return self._resume(self._drain())
 
@@ -136,7 +141,7 @@ class TcpStream:
         """Pass over the ``missing`` bytes the snaplen cut from the segment just delivered."""
         self.next_seq = (self.next_seq + missing) & _MASK  # type: ignore[operator]
         self._position += missing
-        self._set_tail(b"")
+        self._forget_tail()
         self._lost = True
 
     def _before_start(self, seq: int) -> None:
@@ -149,16 +154,29 @@ class TcpStream:
     def _deliver(self, payload: bytes) -> None:
         self.next_seq = (self.next_seq + len(payload)) & _MASK  # type: ignore[operator]
         self._position += len(payload)
-        self._set_tail((self._tail + payload)[-OVERLAP_WINDOW:])
+        self._keep(payload)
 
-    def _set_tail(self, tail: bytes) -> None:
-        """Keep ``tail`` to compare overlaps with, if the budget grants its bytes."""
+    def _keep(self, payload: bytes) -> None:
+        """Keep ``payload`` to compare overlaps with, if the budget grants its bytes; let go
+        of the oldest payloads not needed to keep OVERLAP_WINDOW bytes."""
         budget = self._budget
-        if budget is not None:
-            budget.give(len(self._tail))
-            if not budget.take(len(tail), "tcp"):
-                tail = b""  # overlaps over it go unchecked
-        self._tail = tail
+        if budget is not None and not budget.take(len(payload), "tcp-overlap", OVERLAP_SHARE):
+            self._forget_tail()  # overlaps over these bytes go unchecked
+            return
+        tail = self._tail
+        tail.append(payload)
+        self._tail_size += len(payload)
+        while self._tail_size - len(tail[0]) >= OVERLAP_WINDOW:
+            old = len(tail.popleft())
+            self._tail_size -= old
+            if budget is not None:
+                budget.give(old)
+
+    def _forget_tail(self) -> None:
+        if self._budget is not None:
+            self._budget.give(self._tail_size)
+        self._tail.clear()
+        self._tail_size = 0
 
     def _hold(self, seq: int, payload: bytes, offset: int) -> None:
         held = self.pending.get(seq)
@@ -185,7 +203,7 @@ class TcpStream:
 
     def __del__(self) -> None:
         if self._budget is not None:
-            self._budget.give(self.pending_bytes + len(self._tail))  # the stream is dropped
+            self._budget.give(self.pending_bytes + self._tail_size)  # the stream is dropped
 
     def _drain(self) -> bytes:
         """Deliver held segments that now start at or before ``next_seq``, in position order."""
@@ -207,8 +225,11 @@ class TcpStream:
 
     def _compare_delivered(self, payload: bytes, overlap: int) -> None:
         """Count a conflict when ``payload``, starting ``overlap`` bytes back, rewrites them."""
-        start = len(self._tail) - overlap  # where payload[0] sits in the tail
+        if not overlap:
+            return
+        tail = b"".join(self._tail)
+        start = len(tail) - overlap  # where payload[0] sits in the tail
         skip = max(0, -start)
         end = min(len(payload), overlap)
-        if skip < end and payload[skip:end] != self._tail[start + skip : start + end]:
+        if skip < end and payload[skip:end] != tail[start + skip : start + end]:
             self.conflicts += 1

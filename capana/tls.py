@@ -237,15 +237,46 @@ class RecordDecryptor(Protocol):
         ...
 
 
+class _Received:
+    """Bytes received and not read yet, kept as the pieces they came in: joined only once all
+    the bytes needed are there, so that no buffer grows piece by piece (thousands of buffers
+    growing at once fragment the heap to twice their size)."""
+
+    __slots__ = ("pieces", "size")
+
+    def __init__(self) -> None:
+        self.pieces: list[bytes] = []
+        self.size = 0
+
+    def add(self, data: bytes) -> None:
+        if data:
+            self.pieces.append(data)
+            self.size += len(data)
+
+    def take(self) -> bytes:
+        """All the bytes, as one; the caller gives back what it did not read (``keep``)."""
+        joined = self.pieces[0] if len(self.pieces) == 1 else b"".join(self.pieces)
+        self.clear()
+        return joined
+
+    def keep(self, rest: bytes) -> None:
+        self.pieces = [rest] if rest else []
+        self.size = len(rest)
+
+    def clear(self) -> None:
+        self.pieces = []
+        self.size = 0
+
+
 class TlsDirection:
     """Parses the records one peer sent. Feed in-order bytes; read events back.
 
-    Buffers: ``_pending`` holds at most one incomplete record (MAX_RECORD_LENGTH + 5) plus the
-    last feed; ``_handshake`` holds at most one incomplete handshake message, capped at
-    MAX_HANDSHAKE_MESSAGE (a Certificate at MAX_CERTIFICATE_MESSAGE). Both take their bytes from
-    the capture's ``budget``; refused, the direction stops with a LIMIT problem. Consumed bytes
-    are dropped by compaction, so cost is O(n) overall. :meth:`truncate` says what the capture
-    cut short of the message being received.
+    Buffers: at most one incomplete record (MAX_RECORD_LENGTH + 5) plus the last feed, and at
+    most one incomplete handshake message, capped at MAX_HANDSHAKE_MESSAGE (a Certificate at
+    MAX_CERTIFICATE_MESSAGE), both as the pieces they came in until they are whole. Both take
+    their bytes from the capture's ``budget``; refused, the direction stops with a LIMIT problem.
+    Each byte is copied O(1) times, so cost is O(n) overall. :meth:`truncate` says what the
+    capture cut short of the message being received.
 
     With a key log: ``on_hello`` is called with each hello as soon as it is parsed, so that the
     caller can set ``decryptor`` before the next record of the same feed; from then on protected
@@ -259,8 +290,10 @@ class TlsDirection:
         on_hello: Callable[[ClientHello | ServerHello], None] | None = None,
         budget: Budget | None = None,
     ) -> None:
-        self._pending = bytearray()
-        self._handshake = bytearray()
+        self._records = _Received()
+        self._record_need = 5  # bytes to have before reading on: a header, then its record
+        self._messages = _Received()  # handshake bytes of records read, not yet a whole message
+        self._message_need = 4
         self._skipping = 0  # bytes of a cut Certificate message still to pass over
         self._encrypted = False
         self._protected_handshakes = 0  # handshake records since the last ChangeCipherSpec
@@ -287,7 +320,7 @@ class TlsDirection:
         """Hold what the buffers hold now against the budget; stop when it is refused."""
         budget = self._budget
         assert budget is not None
-        held = len(self._pending) + len(self._handshake)
+        held = self._records.size + self._messages.size
         if held > self._held and not budget.take(held - self._held, "tls"):
             text = "the capture-wide memory budget is spent: the rest of this side is not read"
             self._fail(events, ProblemCode.LIMIT, text)
@@ -304,10 +337,10 @@ class TlsDirection:
         """
         if self.failed or self._encrypted:
             return []
-        partial = bytes(self._handshake)
-        pending = self._pending
+        partial = b"".join(self._messages.pieces)
+        pending = b"".join(self._records.pieces)
         if len(pending) > 5 and pending[0] == HANDSHAKE and not self._skipping:
-            partial += bytes(pending[5 : 5 + int.from_bytes(pending[3:5], "big")])
+            partial += pending[5 : 5 + int.from_bytes(pending[3:5], "big")]
         if len(partial) < 4:
             return []
         message_type, length = partial[0], int.from_bytes(partial[1:4], "big")
@@ -320,23 +353,32 @@ class TlsDirection:
         return events
 
     def _feed(self, data: bytes) -> list[TlsEvent]:
-        self._pending += data
+        received = self._records
+        received.add(data)
+        if received.size < self._record_need:
+            return []
+        buffer = received.take()
         events: list[TlsEvent] = []
-        start = 0
-        buffer = self._pending
-        while not self.failed and len(buffer) - start >= 5:
+        start, need = 0, 5
+        while not self.failed:
+            available = len(buffer) - start
+            if available < 5:
+                need = 5
+                break
             if start == 0 and self.records == 0 and buffer[0] & 0x80:
-                consumed = self._sslv2_hello(buffer, events)
-                if consumed == 0:
+                need = 2 + (((buffer[0] & 0x7F) << 8) | buffer[1])
+                if available < need:
                     break
-                start += consumed
+                self.records += 1
+                events.append(parse_sslv2_client_hello(buffer[2:need]))
+                start = need
                 continue
             content_type, major, _minor, length = struct.unpack_from(">BBBH", buffer, start)
             if content_type not in _RECORD_TYPES or major != 3:
                 self._fail(
                     events,
                     ProblemCode.NOT_TLS,
-                    f"not a TLS record (bytes {bytes(buffer[start : start + 5]).hex()})",
+                    f"not a TLS record (bytes {buffer[start : start + 5].hex()})",
                 )
                 break
             if length > MAX_RECORD_LENGTH:
@@ -349,22 +391,23 @@ class TlsDirection:
                 break
             end = start + 5 + length
             if end > len(buffer):
+                need = 5 + length
                 break
             self.records += 1
             if self.decryptor is not None and (content_type == APPLICATION_DATA or self._encrypted):
-                self._decrypt(
-                    bytes(buffer[start : start + 5]), bytes(buffer[start + 5 : end]), events
-                )
+                self._decrypt(buffer[start : start + 5], buffer[start + 5 : end], events)
             else:
-                self._record(content_type, bytes(buffer[start + 5 : end]), events)
+                self._record(content_type, buffer[start + 5 : end], events)
             start = end
-        del buffer[:start]
+        if not self.failed:
+            received.keep(buffer[start:] if start else buffer)
+            self._record_need = need
         return events
 
     def _fail(self, events: list[TlsEvent], code: ProblemCode, message: str) -> None:
         self.failed = True
-        self._pending.clear()
-        self._handshake.clear()
+        self._records.clear()
+        self._messages.clear()
         events.append(ProtocolError(code, message))
 
     def _record(self, content_type: int, body: bytes, events: list[TlsEvent]) -> None:
@@ -428,14 +471,18 @@ class TlsDirection:
             passed = min(self._skipping, len(body))
             self._skipping -= passed
             body = body[passed:]
-        buffer = self._handshake
-        buffer += body
-        start = 0
+        received = self._messages
+        received.add(body)
+        if received.size < self._message_need:
+            return
+        buffer = received.take()
+        start, need = 0, 4
         while len(buffer) - start >= 4:
             message_type = buffer[start]
             length = int.from_bytes(buffer[start + 1 : start + 4], "big")
             if message_type == CERTIFICATE and length > MAX_CERTIFICATE_MESSAGE:
                 if len(buffer) - start - 4 < MAX_CERTIFICATE_MESSAGE:
+                    need = 4 + MAX_CERTIFICATE_MESSAGE
                     break
                 start = self._cut_certificate(buffer, start, length, events, tls13)
                 continue
@@ -449,35 +496,44 @@ class TlsDirection:
                 return
             end = start + 4 + length
             if end > len(buffer):
+                need = 4 + length
                 break
-            event = parse_handshake_message(message_type, bytes(buffer[start + 4 : end]), tls13)
-            events.append(event)
+            event = parse_handshake_message(message_type, buffer[start + 4 : end], tls13)
+            events += kept(event, self._budget)
             start = end
             if isinstance(event, ClientHello | ServerHello) and self.on_hello is not None:
                 self.on_hello(event)
             elif message_type == FINISHED and tls13 and self.decryptor is not None:
                 self.decryptor.finished()
-        del buffer[:start]
+        if not self.failed:
+            received.keep(buffer[start:] if start else buffer)
+            self._message_need = need
 
     def _cut_certificate(
-        self, buffer: bytearray, start: int, length: int, events: list[TlsEvent], tls13: bool
+        self, buffer: bytes, start: int, length: int, events: list[TlsEvent], tls13: bool
     ) -> int:
         """A Certificate message over MAX_CERTIFICATE_MESSAGE: the certificates within its
         first bytes, a LIMIT problem, and the rest passed over. Where the buffer is read to."""
-        body = bytes(buffer[start + 4 : start + 4 + MAX_CERTIFICATE_MESSAGE])
-        events.append(cut_certificate_message(body, tls13))
+        body = buffer[start + 4 : start + 4 + MAX_CERTIFICATE_MESSAGE]
+        events += kept(cut_certificate_message(body, tls13), self._budget)
         events.append(certificate_cut_problem(length, MAX_CERTIFICATE_MESSAGE))
         taken = min(length, len(buffer) - start - 4)
         self._skipping = length - taken
         return start + 4 + taken
 
-    def _sslv2_hello(self, buffer: bytearray, events: list[TlsEvent]) -> int:
-        length = ((buffer[0] & 0x7F) << 8) | buffer[1]
-        if len(buffer) < 2 + length:
-            return 0
-        self.records += 1
-        events.append(parse_sslv2_client_hello(bytes(buffer[2 : 2 + length])))
-        return 2 + length
+
+def kept(event: TlsEvent, budget: Budget | None) -> list[TlsEvent]:
+    """``event``, a Certificate message's certificates as the capture's budget keeps them (one
+    copy of each), with a LIMIT problem when it left some out."""
+    if budget is None or not isinstance(event, CertificateMessage):
+        return [event]
+    certificates = budget.keep(event.certificates)
+    message = CertificateMessage(certificates, event.problem)
+    if len(certificates) == len(event.certificates):
+        return [message]
+    missing = len(event.certificates) - len(certificates)
+    text = f"{missing} certificates not kept: the capture's bytes for certificates are spent"
+    return [message, ProtocolError(ProblemCode.LIMIT, text)]
 
 
 def cut_certificate_message(body: bytes, tls13: bool = False) -> CertificateMessage:

@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 from capture_files import epb, idb, shb
 from facts import problem_texts, sha256s
-from samplegen import wire
+from samplegen import flood, wire
 from test_scan import CUCM, PHONE, WHEN, expected_chains, only, tls_packets
 from test_tls import real_handshake, test_pki
 
-from capana import tls
+from capana import budget, tls
 from capana.certificates import parse_certificate
 from capana.connections import ConnectionTable
 from capana.model import ProblemCode, UnparsedCertificate
@@ -255,3 +255,32 @@ def test_a_syn_flood_keeps_the_table_bounded() -> None:
         assert len(table.flows) <= 2 * 5_000
     table.finish()
     assert table.completed == []
+
+
+def test_thousands_of_large_concurrent_handshakes_stay_within_the_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small gzip that expands to 600 handshakes, each part-way through a 48 kB server
+    Certificate at once (29 MB): with an 8 MiB budget, the handshakes that got their bytes are
+    read whole, the others are cut with a problem, every one is reported, and a warning says
+    what the budget cut. (bench/memory.py measures the peak RSS on a larger one.)"""
+    monkeypatch.setattr(budget, "MAX_CAPTURE_BUFFERED", 8 << 20)
+    ca, server, _ = test_pki()
+    path = flood.concurrent_certificates(
+        tmp_path / "flood.pcap.gz",
+        real_handshake(),
+        (server.der, ca.der),
+        connections=600,
+        size=48_000,
+    )
+    assert path.stat().st_size < 1 << 20
+    summary, handshakes = scan_capture(path)
+    assert summary.errors == ()
+    assert len(handshakes) == 600
+    cut = [h for h in handshakes if ProblemCode.LIMIT in h.problem_codes]
+    whole = [h for h in handshakes if h.server_chain]
+    assert cut and whole and len(cut) + len(whole) == 600
+    assert all(h.server_chain[:2] == (server.der, ca.der) for h in whole)
+    assert len(whole) * 48_000 < 9 << 20  # no more than the budget held at once
+    (warning,) = [w for w in summary.warnings if "TLS records and handshake messages" in w]
+    assert "memory budget (8 MiB for all buffers)" in warning

@@ -207,6 +207,6 @@ def test_bytes_held_across_streams_share_one_capture_budget():
         stream.add(ISN + 1, bytes(4096))  # held behind a 1-byte hole
         assert budget.held <= budget.limit + 4096
     gaps = sum(stream.gaps for stream in streams)
-    assert 0 < gaps <= budget.refused["tcp"]  # also refused: tails kept to compare overlaps
+    assert gaps == budget.refused["tcp"] > 0
     streams.clear()  # streams dropped while holding give their bytes back
     assert budget.held == 0

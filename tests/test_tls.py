@@ -369,7 +369,7 @@ def test_record_claiming_0xffff_bytes_is_refused_without_waiting_for_them():
     assert isinstance(error, tls.ProtocolError)
     assert "65535" in error.message
     assert direction.feed(b"\x00" * 70000) == []
-    assert len(direction._pending) == 0
+    assert direction._records.size == 0
 
 
 def test_handshake_message_claiming_2_to_the_24_bytes_is_refused():
@@ -378,7 +378,7 @@ def test_handshake_message_claiming_2_to_the_24_bytes_is_refused():
     (error,) = direction.feed(record(tls.HANDSHAKE, body))
     assert isinstance(error, tls.ProtocolError)
     assert "16777215" in error.message
-    assert len(direction._handshake) == 0
+    assert direction._messages.size == 0
 
 
 def test_a_certificate_message_over_the_limit_is_cut_and_the_stream_read_on():
@@ -396,7 +396,7 @@ def test_a_certificate_message_over_the_limit_is_cut_and_the_stream_read_on():
     events: list[tls.TlsEvent] = []
     for at in range(0, len(stream), 1 << 14):
         events += direction.feed(record(tls.HANDSHAKE, stream[at : at + (1 << 14)]))
-        assert len(direction._handshake) <= tls.MAX_CERTIFICATE_MESSAGE + (1 << 14) + 4
+        assert direction._messages.size <= tls.MAX_CERTIFICATE_MESSAGE + (1 << 14) + 4
     certificate, limit, done = events
     assert certificate == tls.CertificateMessage((server.der, ca.der))
     assert isinstance(limit, tls.ProtocolError) and limit.code == ProblemCode.LIMIT
@@ -443,4 +443,4 @@ def test_record_buffer_is_bounded_by_one_record():
     stream = record(tls.APPLICATION_DATA, body) * 8
     for i in range(0, len(stream), 1000):
         direction.feed(stream[i : i + 1000])
-        assert len(direction._pending) < 16384 + 5 + 1000
+        assert direction._records.size < 16384 + 5 + 1000
