@@ -36,9 +36,20 @@ def capana_certificates(capture: Path) -> set[tuple[str, str]]:
     return seen
 
 
+# Where tshark (4.0) sees less than is there; test_eap.py holds these to tshark as it can.
+TSHARK_SEES_LESS = {
+    "eapol-group.pcap": "EAP fragments of two ports sent to one group address are joined",
+    "eapol-tls13.pcapng": "the server's TLS 1.3 flight, joined with its ServerHello, stays encrypted",
+}
+
+
 @pytest.mark.parametrize("capture", SHIPPED, ids=lambda p: p.name)
 def test_shipped_capture_agrees_with_tshark(capture: Path) -> None:
-    assert capana_certificates(capture) == tshark_certificates(capture)
+    found, expected = capana_certificates(capture), tshark_certificates(capture)
+    if capture.name in TSHARK_SEES_LESS:
+        assert expected and expected < found, TSHARK_SEES_LESS[capture.name]
+    else:
+        assert found == expected
 
 
 @pytest.mark.parametrize("capture", SHARED, ids=lambda p: p.name)
