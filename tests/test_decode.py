@@ -27,7 +27,6 @@ from test_scan import CUCM, CUCM_V6, PHONE, PHONE_V6, WHEN, tls_packets
 from tshark_oracle import TSHARK
 
 from capana.capture import CaptureReader
-from capana.connections import ConnectionTable
 from capana.datagrams import DatagramTable
 from capana.decode import (
     MAX_NESTING,
@@ -39,6 +38,7 @@ from capana.decode import (
     worth_decoding,
 )
 from capana.packets import TcpSegment, endpoint_text
+from capana.scan import scan_capture
 
 PROJECT = Path(__file__).resolve().parent.parent
 EAPOL_CAPTURE = PROJECT / "pcaps" / "eapol-eap-tls.pcap"
@@ -81,20 +81,16 @@ def _capture(tmp_path: Path, encapsulation: Encapsulation, traffic, **options) -
     return write_frames(tmp_path / f"{encapsulation.name}.pcap", encapsulation, frames, **options)
 
 
-def capana_certificates(capture: Path) -> set[tuple[str, str]]:
-    """The decoder's TCP segments through capana's own TCP table: every certificate by sender."""
-    decoder = FrameDecoder()
-    table = ConnectionTable(str(capture))
-    with CaptureReader(capture) as reader:
-        for timestamp, linktype, frame, wire_length in reader:
-            decoded = decoder.decode(linktype, frame, wire_length, timestamp)
-            if isinstance(decoded, TcpSegment):
-                table.add(decoded, timestamp)
-    table.finish()
+def capana_certificates(capture: Path, transport: str = "tcp") -> set[tuple[str, str]]:
+    """Every certificate by sender of the handshakes over ``transport``, through capana's whole
+    pipeline (``scan_capture``: fast path, decoder, reassembly, readers)."""
+    summary, handshakes = scan_capture(capture)
+    assert summary.errors == (), summary.errors
     seen = set()
-    for handshake in table.completed:
-        seen |= {(handshake.client, sha) for sha in sha256s(handshake.client_chain)}
-        seen |= {(handshake.server, sha) for sha in sha256s(handshake.server_chain)}
+    for handshake in handshakes:
+        if handshake.transport == transport:
+            seen |= {(handshake.client, sha) for sha in sha256s(handshake.client_chain)}
+            seen |= {(handshake.server, sha) for sha in sha256s(handshake.server_chain)}
     return seen
 
 
@@ -121,6 +117,9 @@ def test_encapsulation_agrees_with_tshark(tmp_path: Path, traffic, name: str):
     certificates = tshark_certificates(capture, encapsulation.preferences)
     assert certificates  # the phone's and the server's, as their inner endpoints
     assert capana_certificates(capture) == certificates
+    if encapsulation.carries == "ethernet":  # the EAP-TLS exchange too, by the phone's MAC
+        eapol = capana_certificates(capture, "eapol")
+        assert {sender for sender, _ in eapol} >= {"2c:31:24:c9:f8:e1"}
 
 
 @needs_tshark
@@ -197,6 +196,8 @@ def test_every_frame_of_the_real_captures_agrees_with_tshark(shared_data: Path):
         assert undecoded == {}, capture.name
         assert found == tshark_frames(capture), capture.name
         assert capana_certificates(capture) == tshark_certificates(capture), capture.name
+        dtls = tshark_certificates(capture, dtls=True)
+        assert capana_certificates(capture, "udp") == dtls, capture.name
 
 
 @needs_tshark

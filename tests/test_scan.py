@@ -313,3 +313,25 @@ def test_ipv6_payload_length_zero_takes_the_captured_length(tmp_path):
     handshake = only(handshakes)
     assert client_and_server_chains(handshake) == expected_chains()
     assert handshake.client == "[fd00:20::20]:51234"
+
+
+def test_what_the_decoder_cannot_read_is_one_warning_per_header(tmp_path):
+    """Never a silent drop: IPX frames and ESP packets are counted by what stopped them, and
+    the IP fragments that never made a whole datagram are said too."""
+    link = wire.Link()
+    tls = [link.frame(packet) for packet in tls_packets()]
+    ipx = bytes.fromhex("00000c9ff0012c3124c9f8e18137") + bytes(40)
+    esp = link.frame(
+        wire.Packet(0, PHONE[0], CUCM[0], wire.ip_packet(PHONE[0], CUCM[0], 50, bytes(60)))
+    )
+    first_fragment = bytearray(link.frame(tls_packets()[3]))
+    first_fragment[20:22] = b"\x20\x00"  # more fragments: the rest never comes
+    frames = [*tls, ipx, ipx, ipx, esp, bytes(first_fragment)]
+    summary, handshakes = scan(write_frames(tmp_path / "odd.pcap", frames))
+    assert client_and_server_chains(only(handshakes)) == expected_chains()
+    assert summary.warnings == (
+        "3 packets not decoded: ethertype 0x8137 (unsupported)",
+        "1 packets not decoded: ipsec esp (encrypted)",
+        "1 IP datagrams not reassembled from their fragments: fragments missing at the end of "
+        "the capture",
+    )
