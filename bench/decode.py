@@ -26,7 +26,7 @@ sys.path.insert(0, str(PROJECT))
 sys.path.insert(0, str(PROJECT / "pcaps"))
 
 from capana.capture import CaptureReader  # noqa: E402
-from capana.decode import FrameDecoder, decode_frame, worth_decoding  # noqa: E402
+from capana.decode import FrameDecoder, UdpPorts, decode_frame, worth_decoding  # noqa: E402
 from capana.packets import SKIPPED_FLOW  # noqa: E402
 
 CAPTURE = PROJECT / "pcaps" / "phone-reboot.pcapng"
@@ -81,7 +81,7 @@ def _fast_path(frames: Frames) -> None:
         records = [(0.0, linktype, frame, length) for linktype, frame, length in frames]
         _RECORDS[id(frames)] = records, {frame[26:38]: SKIPPED_FLOW for _, frame, _ in frames}
     records, flows = _RECORDS[id(frames)]
-    for _ in worth_decoding(records, flows, {1812, 1645, 5246, 5247}):
+    for _ in worth_decoding(records, flows, UdpPorts({1812, 1645, 5246, 5247})):
         pass
 
 

@@ -2,10 +2,11 @@
 
 A :class:`DatagramReader` says cheaply (by its ports or the first bytes) whether a datagram is
 its own, takes it with its time and frame number, and collects what it read as facts in
-``completed``, which the scan drains. The table holds ONE set of ports, shared with the
-per-packet fast path (:func:`capana.decode.worth_decoding`): the tunnels the decoder opens and
-every reader's ports. A reader whose ports change (a transfer's ephemeral ports) is given the set
-at construction and adds and removes its ports itself.
+``completed``, which the scan drains. The table holds ONE set of ports (a
+:class:`capana.decode.UdpPorts`, a ``MutableSet[int]``), shared with the per-packet fast path
+(:func:`capana.decode.worth_decoding`): the tunnels the decoder opens and every reader's ports.
+A reader whose ports change (a transfer's ephemeral ports) is given the set at construction and
+adds and removes its ports itself (``add``, ``discard``, ``|=``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from capana.budget import Budget
-from capana.decode import UDP_TUNNEL_PORTS, Datagram
+from capana.decode import UDP_TUNNEL_PORTS, Datagram, UdpPorts
 from capana.dtls_sessions import DtlsSessions
 from capana.radius import RadiusTable
 from capana.session_keys import SecretsLookup
@@ -42,7 +43,7 @@ class DatagramTable:
     def __init__(
         self, capture: str, budget: Budget | None = None, keys: SecretsLookup | None = None
     ) -> None:
-        self.ports: set[int] = set(UDP_TUNNEL_PORTS)
+        self.ports = UdpPorts(UDP_TUNNEL_PORTS)
         self.radius = RadiusTable(capture, self.ports, budget, keys)
         self.dtls = DtlsSessions(capture, self.ports, budget)
         # The first reader that claims a datagram takes it.

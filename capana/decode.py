@@ -16,7 +16,7 @@ plain Ethernet/IPv4 capture that cannot matter after a few byte comparisons.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableSet
 from typing import Literal, NamedTuple
 
 from capana.capture import Packet
@@ -194,7 +194,7 @@ _OPEN_OR_CLOSE = FLAG_SYN | FLAG_FIN | FLAG_RST
 
 
 def worth_decoding(
-    records: Iterable[Packet], tcp_flows: Mapping[bytes, object], udp_ports: Collection[int]
+    records: Iterable[Packet], tcp_flows: Mapping[bytes, object], udp_ports: UdpPorts
 ) -> Iterator[tuple[int, Packet]]:
     """(frame number, record) of the records that can matter; the number counts every record
     from 1, as Wireshark does, dropped ones included.
@@ -204,39 +204,72 @@ def worth_decoding(
     RST that carries no payload or belongs to a flow ``tcp_flows`` marks SKIPPED_FLOW (its key,
     addresses + ports, is bytes 26..38: one dict lookup); a UDP datagram to and from ports not
     in ``udp_ports`` (those of the tunnels decoded and of the datagram readers) whose payload
-    does not start like a DTLS record; ICMP, IGMP, routing protocols. Never a fragment.
+    does not start like a DTLS record, and that is not a fragment; ICMP, IGMP, routing
+    protocols. (A TCP fragment is never dropped: those after the first have no TCP header, and
+    what stands in its place passes the checks but by a 2^-16 chance.)
     """
+    # Locals, not globals: this loop runs once per record of the capture.
+    high, skipped, get = udp_ports.high, SKIPPED_FLOW, tcp_flows.get
+    not_ip, open_or_close = _NOT_IP_PROTOCOLS, _OPEN_OR_CLOSE
     for number, record in enumerate(records, 1):
         frame = record[2]
         if (
-            record[1] == LINKTYPE_ETHERNET
+            record[1] == 1  # Ethernet
             and len(frame) >= 54
             and frame[12] == 8
             and frame[13] == 0
             and frame[14] == 0x45
         ):
             protocol = frame[23]
-            if protocol == IPPROTO_TCP:
-                if (
-                    not frame[47] & _OPEN_OR_CLOSE
-                    and (
-                        tcp_flows.get(frame[26:38]) is SKIPPED_FLOW
-                        or 0 < (frame[16] << 8 | frame[17]) <= 20 + (frame[46] >> 4) * 4
-                    )
-                    and not (frame[20] & 0x3F or frame[21])
+            if protocol == 6:  # TCP
+                if not frame[47] & open_or_close and (
+                    get(frame[26:38]) is skipped
+                    or 0 < (frame[16] << 8 | frame[17]) <= 20 + (frame[46] >> 4) * 4
                 ):
                     continue
-            elif protocol == IPPROTO_UDP:
-                if (
-                    frame[43] != 0xFE
-                    and (frame[34] << 8 | frame[35]) not in udp_ports
-                    and (frame[36] << 8 | frame[37]) not in udp_ports
-                    and not (frame[20] & 0x3F or frame[21])
+            elif protocol == 17:  # UDP
+                if not (
+                    (frame[34] in high and (frame[34] << 8 | frame[35]) in udp_ports)
+                    or (frame[36] in high and (frame[36] << 8 | frame[37]) in udp_ports)
+                    or frame[43] == 0xFE  # a DTLS record's version
+                    or (frame[20] != 0x40 and (frame[20] & 0x3F or frame[21]))  # a fragment
                 ):
                     continue
-            elif protocol in _NOT_IP_PROTOCOLS and not (frame[20] & 0x3F or frame[21]):
+            elif protocol in not_ip and not (frame[20] & 0x3F or frame[21]):  # whole
                 continue
         yield number, record
+
+
+class UdpPorts(MutableSet[int]):
+    """The UDP ports whose datagrams the fast path lets through, shared by whoever needs them;
+    ``high`` holds their high bytes, for a one-byte check before the set is asked."""
+
+    __slots__ = ("_ports", "high")
+
+    def __init__(self, ports: Iterable[int] = ()) -> None:
+        self._ports: set[int] = set()
+        self.high = bytearray()  # one object for good: the fast path keeps a reference to it
+        self |= set(ports)
+
+    def __contains__(self, port: object) -> bool:
+        return port in self._ports
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._ports)
+
+    def __len__(self) -> int:
+        return len(self._ports)
+
+    def add(self, value: int) -> None:
+        self._ports.add(value)
+        self._index()
+
+    def discard(self, value: int) -> None:
+        self._ports.discard(value)
+        self._index()
+
+    def _index(self) -> None:
+        self.high[:] = bytes(sorted({port >> 8 for port in self._ports}))
 
 
 # --- the link layer ----------------------------------------------------------------------------

@@ -16,6 +16,8 @@ that their late datagrams do not open a session mid-handshake.
 
 from __future__ import annotations
 
+from collections.abc import MutableSet
+
 from capana import tls
 from capana.budget import Budget
 from capana.decode import Datagram
@@ -62,7 +64,7 @@ class DtlsSessions:
     def __init__(
         self,
         capture: str,
-        ports: set[int],
+        ports: MutableSet[int],
         budget: Budget | None = None,
         max_sessions: int = MAX_SESSIONS,
     ) -> None:
@@ -71,7 +73,7 @@ class DtlsSessions:
         self.max_sessions = max_sessions
         self.completed: list[Fact] = []
         self.evicted = 0
-        ports.update(CAPWAP_PORTS)
+        ports |= CAPWAP_PORTS
         self._sessions: dict[Flow, _Session] = {}  # both directions' keys; oldest first
         self._closed: dict[Flow, None] = {}
 

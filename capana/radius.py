@@ -12,6 +12,7 @@ identifier) and at most ``max_sessions`` are open; the oldest is reported (with 
 from __future__ import annotations
 
 import re
+from collections.abc import MutableSet
 from typing import NamedTuple
 
 from capana.budget import Budget
@@ -107,7 +108,7 @@ class RadiusTable:
     def __init__(
         self,
         capture: str,
-        ports: set[int],
+        ports: MutableSet[int],
         budget: Budget | None = None,
         keys: SecretsLookup | None = None,
         max_sessions: int = MAX_SESSIONS,
@@ -118,7 +119,7 @@ class RadiusTable:
         self.max_sessions = max_sessions
         self.completed: list[Fact] = []
         self.evicted = 0
-        ports.update(RADIUS_PORTS)
+        ports |= RADIUS_PORTS
         self._index: dict[_IndexKey, _RadiusSession] = {}  # state, station and pending keys
         self._open: dict[int, _RadiusSession] = {}  # by id(), oldest first
 
