@@ -1,8 +1,10 @@
 """The table of TCP connections: which are TLS, feeding their bytes to the handshake tracker.
 
-State is bounded: a connection whose TLS does not start within a bounded prefix of each side
-(capana.tls_start) is remembered as ``SKIPPED_FLOW`` (one dict entry per direction) and
-forgotten on FIN/RST; a TLS connection stops being buffered as soon as its handshake is over.
+State is bounded: a connection seen from its SYN whose first bytes are not TLS is watched, as a
+small :class:`Watch` and without reassembly, for a ClientHello that opens a later segment (the
+upgrades, STARTTLS and kin), within MAX_CLEAR_PREFIX bytes of each side; one whose TLS does not
+start is remembered as ``SKIPPED_FLOW`` (one dict entry per direction) and forgotten on FIN/RST;
+a TLS connection stops being buffered as soon as its handshake is over.
 Past ``max_connections`` the oldest entries are evicted; an evicted TLS connection is reported
 with what it had shown and a note saying so. Every buffer takes its bytes from the capture's
 :class:`Budget`.
@@ -32,13 +34,24 @@ from capana.packets import (
 from capana.session_keys import SecretsLookup
 from capana.streams import Fact, Flow, StreamReader
 from capana.tcp import TcpStream
-from capana.tls_start import TlsStart
+from capana.tls_start import MAX_CLEAR_PREFIX, TlsStart, hello_at
 from capana.tls_stream import TlsStream
 
 MAX_CONNECTIONS = 100_000
 # A record header and the handshake type: enough to tell a ClientHello from anything else.
 _BYTES_TO_DECIDE = 6
 _MASK = 0xFFFFFFFF
+
+
+class Watch:
+    """A connection whose first bytes were not TLS, watched for a ClientHello that starts later:
+    how many bytes each side sent meanwhile."""
+
+    __slots__ = ("client_key", "passed")
+
+    def __init__(self, client_key: bytes) -> None:
+        self.client_key = client_key
+        self.passed = [0, 0]  # client, server
 
 
 class Connection:
@@ -54,6 +67,7 @@ class Connection:
         "problems",
         "reader",
         "streams",
+        "upgraded",
     )
 
     def __init__(
@@ -63,8 +77,10 @@ class Connection:
         server_isn: int | None,
         keys: SecretsLookup | None = None,
         budget: Budget | None = None,
+        upgraded: bool = False,
     ) -> None:
         self.client_key = client_key
+        self.upgraded = upgraded  # its TLS starts after clear text (found by a Watch)
         self.budget = budget  # the capture's, shared by every buffer
         self.keys = keys  # a key log's secrets by client random, to read TLS 1.3 handshakes
         # The streams are made at the first payload: a connection that never carries one (or
@@ -143,18 +159,28 @@ class Connection:
         self.isns = (next_seq, server_isn) if sender == CLIENT else (client_isn, next_seq)
         return True
 
+    @property
+    def watchable(self) -> bool:
+        """Seen from its SYNs, no reader for its first bytes: TLS may still start later."""
+        return self.reader is None and None not in self.isns and not self.upgraded
+
     def _open(self, sender: Sender, first_bytes: bytes) -> StreamReader | None:
-        """The reader these first bytes call for, or None: the connection is not followed.
+        """The reader these first bytes call for, or None: the connection is not followed (or,
+        ``watchable``, watched for TLS starting later).
 
         TLS is read from where it starts in each side: at once when the client opens with a
-        ClientHello; after clear text (STARTTLS and kin) when the connection was seen from its
-        SYN; from a record boundary on a side seen only from the middle.
+        ClientHello; the server's after its clear text when the ClientHello came after the
+        client's (``upgraded``); from a record boundary on a side seen only from the middle.
         """
         client_isn, server_isn = self.isns
-        from_start = {CLIENT: client_isn is not None, SERVER: server_isn is not None}
         opens = sender == CLIENT and tls.looks_like_client_hello(first_bytes)
+        if self.upgraded:
+            return TlsStream(self.keys, self.budget, {SERVER: TlsStart(SERVER, "upgrade")})
+        if client_isn is not None and server_isn is not None and not opens:
+            return None
+        from_start = {CLIENT: client_isn is not None, SERVER: server_isn is not None}
         starts = {
-            side: TlsStart(side, "upgrade" if seen else "resync")
+            side: TlsStart(side, "resync")
             for side, seen in from_start.items()
             if not (opens and seen)
         }
@@ -217,22 +243,25 @@ class ConnectionTable:
         self.budget = budget or Budget()
         self.completed: list[Fact] = []
         # Both direction keys of a connection map to it; SKIPPED_FLOW marks one that is not TLS.
-        self._table: dict[bytes, Connection | SkippedFlow] = {}
+        self._table: dict[bytes, Connection | Watch | SkippedFlow] = {}
 
     @property
-    def flows(self) -> Mapping[bytes, Connection | SkippedFlow]:
-        """Read-only view for fast paths: segment key -> connection, or SKIPPED_FLOW."""
+    def flows(self) -> Mapping[bytes, Connection | Watch | SkippedFlow]:
+        """Read-only view for fast paths: segment key -> connection or watch, or SKIPPED_FLOW."""
         return self._table
 
     def add(self, segment: TcpSegment, timestamp: float) -> None:
         connection = self._table.get(segment.key)
         flags = segment.flags
         if flags & FLAG_SYN:
-            self._syn(segment, None if connection is SKIPPED_FLOW else connection)
+            self._syn(segment, connection if isinstance(connection, Connection) else None)
             return
         if connection is SKIPPED_FLOW:
             if flags & (FLAG_FIN | FLAG_RST):
                 self._forget(segment)
+            return
+        if isinstance(connection, Watch):
+            self._watched(connection, segment, timestamp)
             return
         if connection is None:
             if not segment.payload:
@@ -242,7 +271,10 @@ class ConnectionTable:
                 return
         if segment.payload:
             if not connection.data(connection.sender(segment), segment, timestamp):
-                self._remember(segment, SKIPPED_FLOW)
+                watch = Watch(connection.client_key) if connection.watchable else SKIPPED_FLOW
+                self._remember(segment, watch)
+                if isinstance(watch, Watch):
+                    self._watched(watch, segment, timestamp)  # its first bytes count
                 return
             if connection.reader is not None and connection.reader.done:
                 self._remember(segment, SKIPPED_FLOW)
@@ -258,7 +290,7 @@ class ConnectionTable:
 
     def finish(self) -> None:
         """End of capture: report every handshake still open."""
-        open_connections = {id(c): c for c in self._table.values() if c is not SKIPPED_FLOW}
+        open_connections = {id(c): c for c in self._table.values() if isinstance(c, Connection)}
         for connection in open_connections.values():
             self._report(connection)
         self._table.clear()
@@ -275,6 +307,25 @@ class ConnectionTable:
         else:
             connection = Connection(segment.key, next_seq, None, self.keys, self.budget)
         self._remember(segment, connection)
+
+    def _watched(self, watch: Watch, segment: TcpSegment, timestamp: float) -> None:
+        """A segment of a watched connection: a ClientHello in it starts TLS there, too many
+        bytes without one end the watch."""
+        if segment.flags & (FLAG_FIN | FLAG_RST):
+            self._forget(segment)
+            return
+        payload = segment.payload
+        client = segment.key == watch.client_key
+        at = hello_at(payload, CLIENT) if client else -1
+        if at < 0:
+            watch.passed[not client] += len(payload)
+            if watch.passed[not client] > MAX_CLEAR_PREFIX:
+                self._remember(segment, SKIPPED_FLOW)
+            return
+        connection = Connection(watch.client_key, None, None, self.keys, self.budget, True)
+        self._remember(segment, connection)
+        start = segment._replace(seq=(segment.seq + at) & _MASK, payload=payload[at:])
+        self.add(start, timestamp)
 
     def _first_payload(self, segment: TcpSegment) -> Connection | None:
         """A connection seen without its SYN: decide from its first bytes who is the client."""
@@ -293,7 +344,7 @@ class ConnectionTable:
         self._remember(segment, connection)
         return connection
 
-    def _remember(self, segment: TcpSegment, connection: Connection | SkippedFlow) -> None:
+    def _remember(self, segment: TcpSegment, connection: Connection | Watch | SkippedFlow) -> None:
         table = self._table
         table[segment.key] = connection
         table[segment.reverse_key] = connection
@@ -309,7 +360,7 @@ class ConnectionTable:
         table = self._table
         for _ in range(max(1, len(table) // 10)):
             connection = table.pop(next(iter(table)))
-            if connection is not SKIPPED_FLOW and connection.reader is not None:
+            if isinstance(connection, Connection) and connection.reader is not None:
                 self.evicted += 1
                 text = "evicted: too many connections open at once"
                 connection.problems.append(Problem(ProblemCode.EVICTED, text))

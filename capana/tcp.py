@@ -16,7 +16,6 @@ they came in (never copied), to compare with data sent again over them.
 from __future__ import annotations
 
 import heapq
-from collections import deque
 
 from capana.budget import Budget
 
@@ -57,7 +56,7 @@ class TcpStream:
         self.conflicts = 0
         self.resumed = False  # the bytes last returned follow a gap or a snaplen cut
         self._lost = False  # the bytes just before next_seq are not in the capture
-        self._tail: deque[bytes] = deque()  # the last payloads delivered, ending at next_seq
+        self._tail: list[bytes] = []  # the last payloads delivered (a few), ending at next_seq
         self._tail_size = 0
         # Held segments as (position, seq); position counts bytes from any fixed origin and
         # does not wrap, so the heap orders them even across sequence wrap-around.
@@ -167,7 +166,7 @@ class TcpStream:
         tail.append(payload)
         self._tail_size += len(payload)
         while self._tail_size - len(tail[0]) >= OVERLAP_WINDOW:
-            old = len(tail.popleft())
+            old = len(tail.pop(0))
             self._tail_size -= old
             if budget is not None:
                 budget.give(old)
