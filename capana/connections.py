@@ -1,9 +1,13 @@
 """The table of TCP connections: which are TLS, feeding their bytes to the handshake tracker.
 
-State is bounded: a connection that is not TLS is remembered as ``SKIPPED_FLOW`` after its
-first payload (one dict entry per direction) and forgotten on FIN/RST; a TLS connection stops
-being buffered as soon as its handshake is over. Past ``max_connections`` the oldest entries are
-evicted; an evicted TLS connection is reported with what it had shown and a note saying so.
+State is bounded: a connection seen from its SYN whose first bytes are not TLS is watched, as a
+small :class:`Watch` and without reassembly, for a ClientHello that opens a later segment (the
+upgrades, STARTTLS and kin), within MAX_CLEAR_PREFIX bytes of each side; one whose TLS does not
+start is remembered as ``SKIPPED_FLOW`` (one dict entry per direction) and forgotten on FIN/RST;
+a TLS connection stops being buffered as soon as its handshake is over.
+Past ``max_connections`` the oldest entries are evicted; an evicted TLS connection is reported
+with what it had shown and a note saying so. Every buffer takes its bytes from the capture's
+:class:`Budget`.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from capana import tls
+from capana.budget import Budget
 from capana.cleartext import CleartextSession, cleartext_service
 from capana.domain import CLEARTEXT_SERVICE_BY_PORT, SERVICE_BY_PORT, service_for
 from capana.handshake import CLIENT, SERVER
@@ -24,14 +29,16 @@ from capana.packets import (
     SKIPPED_FLOW,
     SkippedFlow,
     TcpSegment,
+    conversation_filter,
     endpoint,
     endpoint_text,
     reverse_key,
 )
 from capana.session_keys import SecretsLookup
 from capana.streams import Fact, Flow, StreamReader
-from capana.tcp import HeldBudget, TcpStream
-from capana.tls_stream import TlsStream, opens_tls
+from capana.tcp import TcpStream
+from capana.tls_start import MAX_CLEAR_PREFIX, TlsStart, hello_at
+from capana.tls_stream import TlsStream
 
 MAX_CONNECTIONS = 100_000
 # A record header and the handshake type: enough to tell a ClientHello from anything else.
@@ -41,6 +48,17 @@ _MASK = 0xFFFFFFFF
 _KNOWN_PORTS = frozenset(SERVICE_BY_PORT) | frozenset(CLEARTEXT_SERVICE_BY_PORT)
 # Connection.closing (bit 1: the client's FIN, bit 2: the server's; a RST sets both) as sides.
 _CLOSED_BY: tuple[tuple[Sender, ...], ...] = ((), (CLIENT,), (SERVER,), (CLIENT, SERVER))
+
+
+class Watch:
+    """A connection whose first bytes were not TLS, watched for a ClientHello that starts later:
+    how many bytes each side sent meanwhile."""
+
+    __slots__ = ("client_key", "passed")
+
+    def __init__(self, client_key: bytes) -> None:
+        self.client_key = client_key
+        self.passed = [0, 0]  # client, server
 
 
 class Connection:
@@ -56,6 +74,7 @@ class Connection:
         "problems",
         "reader",
         "streams",
+        "upgraded",
     )
 
     def __init__(
@@ -64,10 +83,12 @@ class Connection:
         client_isn: int | None,
         server_isn: int | None,
         keys: SecretsLookup | None = None,
-        budget: HeldBudget | None = None,
+        budget: Budget | None = None,
+        upgraded: bool = False,
     ) -> None:
         self.client_key = client_key
-        self.budget = budget  # bytes held behind holes, shared by the capture's streams
+        self.upgraded = upgraded  # its TLS starts after clear text (found by a Watch)
+        self.budget = budget  # the capture's, shared by every buffer
         self.keys = keys  # a key log's secrets by client random, to read TLS 1.3 handshakes
         # The streams are made at the first payload: a connection that never carries one (or
         # whose first bytes are not read) costs a third of the memory. Until then, each side's
@@ -89,8 +110,8 @@ class Connection:
         return CLIENT if segment.key == self.client_key else SERVER
 
     def data(self, sender: Sender, segment: TcpSegment, timestamp: float, frame: int = 0) -> bool:
-        """Take a payload (``frame``: its packet's number); False when the connection turns
-        out to be of no interest."""
+        """Take a payload (``frame``: its packet's number); False when the connection turns out
+        to be of no interest."""
         if segment.missing and all(p.code != ProblemCode.SNAPLEN for p in self.problems):
             text = f"{sender} data cut by the capture's snaplen"
             self.problems.append(Problem(ProblemCode.SNAPLEN, text))
@@ -101,10 +122,19 @@ class Connection:
                 SERVER: TcpStream(server_isn, self.budget),
             }
         stream = self.streams[sender]
-        gaps = stream.gaps
-        ready = stream.add(segment.seq, segment.payload)
-        if not ready:
-            return True
+        ready = stream.add(segment.seq, segment.payload, segment.missing)
+        if ready and not self._take(sender, ready, stream.resumed, timestamp, frame):
+            return False
+        reader = self.reader
+        if segment.missing and reader is not None and stream.lost_at_end:
+            reader.after_gap(sender, b"", timestamp, frame)  # the snaplen cut this side here
+        return reader is None or not reader.hopeless
+
+    def _take(
+        self, sender: Sender, ready: bytes, resumed: bool, timestamp: float, frame: int
+    ) -> bool:
+        """Bytes that became contiguous, to the reader (chosen by the first of them); False
+        when the connection turns out to be of no interest."""
         reader = self.reader
         if reader is None:
             heads = self.heads or {}
@@ -118,11 +148,11 @@ class Connection:
             for other, held in heads.items():
                 reader.feed(other, held, timestamp, frame)
             self.heads = None
-        elif stream.gaps != gaps:  # too much waited behind a hole: it was skipped
+        elif resumed:  # bytes the capture lacks come before these
             reader.after_gap(sender, ready, timestamp, frame)
-            return not reader.hopeless
+            return True
         reader.feed(sender, ready, timestamp, frame)
-        return not reader.hopeless
+        return True
 
     def syn(self, sender: Sender, next_seq: int) -> bool:
         """A SYN from ``sender`` (the SYN-ACK, or sent again); False if it starts a new one."""
@@ -139,18 +169,41 @@ class Connection:
         self.isns = (next_seq, server_isn) if sender == CLIENT else (client_isn, next_seq)
         return True
 
+    @property
+    def watchable(self) -> bool:
+        """Seen from its SYNs, no reader for its first bytes: TLS may still start later."""
+        return self.reader is None and None not in self.isns and not self.upgraded
+
     def _open(
         self, sender: Sender, first_bytes: bytes, timestamp: float, frame: int
     ) -> StreamReader | None:
-        """The reader these first bytes call for, or None: the connection is not followed."""
-        if opens_tls(sender, first_bytes, self.server_port in SERVICE_BY_PORT):
-            return TlsStream(self.keys)
-        service = cleartext_service(self.server_port, first_bytes)
-        if service is not None:
-            return CleartextSession(service, timestamp, frame)
-        if opens_file_transfer(sender, first_bytes, self.server_port):
-            return HttpFileStream(self.server_port)
-        return None
+        """The reader these first bytes call for, or None: the connection is not followed (or,
+        ``watchable``, watched for TLS starting later).
+
+        A phone's clear-text SCCP/SIP and its file downloads have readers of their own. TLS is
+        read from where it starts in each side: at once when the client opens with a
+        ClientHello; the server's after its clear text when the ClientHello came after the
+        client's (``upgraded``); from a record boundary on a side seen only from the middle.
+        """
+        client_isn, server_isn = self.isns
+        opens = sender == CLIENT and tls.looks_like_client_hello(first_bytes)
+        if self.upgraded:
+            return TlsStream(self.keys, self.budget, {SERVER: TlsStart(SERVER, "upgrade")})
+        if not opens:
+            service = cleartext_service(self.server_port, first_bytes)
+            if service is not None:
+                return CleartextSession(service, timestamp, frame)
+            if opens_file_transfer(sender, first_bytes, self.server_port):
+                return HttpFileStream(self.server_port)
+        if client_isn is not None and server_isn is not None and not opens:
+            return None
+        from_start = {CLIENT: client_isn is not None, SERVER: server_isn is not None}
+        starts = {
+            side: TlsStart(side, "resync")
+            for side, seen in from_start.items()
+            if not (opens and seen)
+        }
+        return TlsStream(self.keys, self.budget, starts)
 
     def flush(self) -> None:
         """The connection is over: what waits behind a hole is read after the gap."""
@@ -184,21 +237,12 @@ class Connection:
             service=service_for(server_port),
             gaps=sum(stream.gaps for stream in self.streams.values()),
             problems=tuple(self.problems) + conflicts,
-            wireshark_filter=wireshark_filter(
-                client_address, client_port, server_address, server_port
+            wireshark_filter=conversation_filter(
+                "tcp", client_address, client_port, server_address, server_port
             ),
             closed=frozenset(_CLOSED_BY[self.closing]),
         )
         return self.reader.facts(flow)
-
-
-def wireshark_filter(client: str, client_port: int, server: str, server_port: int) -> str:
-    """Wireshark's conversation filter for one TCP connection (what "Conversation Filter" gives)."""
-    ip = "ipv6" if ":" in client else "ip"
-    return (
-        f"({ip}.addr eq {client} and {ip}.addr eq {server}) and "
-        f"(tcp.port eq {client_port} and tcp.port eq {server_port})"
-    )
 
 
 class ConnectionTable:
@@ -213,19 +257,20 @@ class ConnectionTable:
         capture: str,
         max_connections: int = MAX_CONNECTIONS,
         keys: SecretsLookup | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.capture = capture
         self.keys = keys
         self.max_connections = max_connections
         self.evicted = 0
-        self.held = HeldBudget()
+        self.budget = budget or Budget()
         self.completed: list[Fact] = []
         # Both direction keys of a connection map to it; SKIPPED_FLOW marks one that is not TLS.
-        self._table: dict[bytes, Connection | SkippedFlow] = {}
+        self._table: dict[bytes, Connection | Watch | SkippedFlow] = {}
 
     @property
-    def flows(self) -> Mapping[bytes, Connection | SkippedFlow]:
-        """Read-only view for fast paths: segment key -> connection, or SKIPPED_FLOW."""
+    def flows(self) -> Mapping[bytes, Connection | Watch | SkippedFlow]:
+        """Read-only view for fast paths: segment key -> connection or watch, or SKIPPED_FLOW."""
         return self._table
 
     def add(self, segment: TcpSegment, timestamp: float, frame: int = 0) -> None:
@@ -233,11 +278,14 @@ class ConnectionTable:
         connection = self._table.get(segment.key)
         flags = segment.flags
         if flags & FLAG_SYN:
-            self._syn(segment, None if connection is SKIPPED_FLOW else connection)
+            self._syn(segment, connection if isinstance(connection, Connection) else None)
             return
         if connection is SKIPPED_FLOW:
             if flags & (FLAG_FIN | FLAG_RST):
                 self._forget(segment)
+            return
+        if isinstance(connection, Watch):
+            self._watched(connection, segment, timestamp, frame)
             return
         if connection is None:
             if not segment.payload:
@@ -247,7 +295,10 @@ class ConnectionTable:
                 return
         if segment.payload:
             if not connection.data(connection.sender(segment), segment, timestamp, frame):
-                self._remember(segment, SKIPPED_FLOW)
+                watch = Watch(connection.client_key) if connection.watchable else SKIPPED_FLOW
+                self._remember(segment, watch)
+                if isinstance(watch, Watch):
+                    self._watched(watch, segment, timestamp, frame)  # its first bytes count
                 return
             if connection.reader is not None and connection.reader.done:
                 self._remember(segment, SKIPPED_FLOW)
@@ -263,7 +314,7 @@ class ConnectionTable:
 
     def finish(self) -> None:
         """End of capture: report every handshake still open."""
-        open_connections = {id(c): c for c in self._table.values() if c is not SKIPPED_FLOW}
+        open_connections = {id(c): c for c in self._table.values() if isinstance(c, Connection)}
         for connection in open_connections.values():
             self._report(connection)
         self._table.clear()
@@ -276,10 +327,29 @@ class ConnectionTable:
             self._forget(segment)  # a new connection on the same addresses and ports
             self._report(connection)
         if segment.flags & FLAG_ACK:
-            connection = Connection(segment.reverse_key, None, next_seq, self.keys, self.held)
+            connection = Connection(segment.reverse_key, None, next_seq, self.keys, self.budget)
         else:
-            connection = Connection(segment.key, next_seq, None, self.keys, self.held)
+            connection = Connection(segment.key, next_seq, None, self.keys, self.budget)
         self._remember(segment, connection)
+
+    def _watched(self, watch: Watch, segment: TcpSegment, timestamp: float, frame: int) -> None:
+        """A segment of a watched connection: a ClientHello in it starts TLS there, too many
+        bytes without one end the watch."""
+        if segment.flags & (FLAG_FIN | FLAG_RST):
+            self._forget(segment)
+            return
+        payload = segment.payload
+        client = segment.key == watch.client_key
+        at = hello_at(payload, CLIENT) if client else -1
+        if at < 0:
+            watch.passed[not client] += len(payload)
+            if watch.passed[not client] > MAX_CLEAR_PREFIX:
+                self._remember(segment, SKIPPED_FLOW)
+            return
+        connection = Connection(watch.client_key, None, None, self.keys, self.budget, True)
+        self._remember(segment, connection)
+        start = segment._replace(seq=(segment.seq + at) & _MASK, payload=payload[at:])
+        self.add(start, timestamp, frame)
 
     def _first_payload(self, segment: TcpSegment) -> Connection | None:
         """A connection seen without its SYN: decide from its first bytes who is the client."""
@@ -294,11 +364,11 @@ class ConnectionTable:
         else:
             self._remember(segment, SKIPPED_FLOW)
             return None
-        connection = Connection(client_key, None, None, self.keys, self.held)
+        connection = Connection(client_key, None, None, self.keys, self.budget)
         self._remember(segment, connection)
         return connection
 
-    def _remember(self, segment: TcpSegment, connection: Connection | SkippedFlow) -> None:
+    def _remember(self, segment: TcpSegment, connection: Connection | Watch | SkippedFlow) -> None:
         table = self._table
         table[segment.key] = connection
         table[segment.reverse_key] = connection
@@ -314,7 +384,7 @@ class ConnectionTable:
         table = self._table
         for _ in range(max(1, len(table) // 10)):
             connection = table.pop(next(iter(table)))
-            if connection is not SKIPPED_FLOW and connection.reader is not None:
+            if isinstance(connection, Connection) and connection.reader is not None:
                 self.evicted += 1
                 text = "evicted: too many connections open at once"
                 connection.problems.append(Problem(ProblemCode.EVICTED, text))

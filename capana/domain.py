@@ -146,6 +146,14 @@ CLEARTEXT_SERVICE_BY_PORT: Mapping[int, str] = MappingProxyType({2000: "sccp", 5
 CISCO_TLS_PORTS: tuple[int, ...] = tuple(port for port in SERVICE_BY_PORT if port != 443)
 
 
+# DTLS: a Cisco access point joins its controller over CAPWAP (RFC 5415), control on UDP 5246
+# and data on 5247, each protected by DTLS with the access point's MIC or SUDI. DTLS on any other
+# port (found by its first bytes) is the generic service.
+CAPWAP_PORTS: frozenset[int] = frozenset({5246, 5247})
+CAPWAP_SERVICE = "capwap"
+GENERIC_DTLS_SERVICE = "dtls"
+
+
 def service_for(server_port: int) -> str:
     """The service name of a TLS connection to ``server_port``."""
     return SERVICE_BY_PORT.get(server_port, GENERIC_TLS_SERVICE)

@@ -14,13 +14,16 @@ CAPWAP (RFC 5415) puts a 4-byte DTLS preamble before the records: :func:`capwap_
 
 Bounds, per direction: at most MAX_MESSAGES_IN_PROGRESS messages being reassembled, whose declared
 lengths add up to at most MAX_BUFFERED bytes, each in at most MAX_HOLES separate pieces; at most
-MAX_MESSAGES messages in all. Past them the direction stops with a ProtocolError. A fragment costs
-O(MAX_HOLES log MAX_HOLES) at most.
+MAX_MESSAGES messages in all; a Certificate message kept to its first tls.MAX_CERTIFICATE_MESSAGE
+bytes (the certificates within them, and a problem). The bytes being joined are taken from the
+capture's :class:`Budget`. Past any bound the direction stops with a ProtocolError. A fragment
+costs O(MAX_HOLES log MAX_HOLES) at most.
 """
 
 from __future__ import annotations
 
 from capana import tls
+from capana.budget import Budget
 from capana.model import ProblemCode
 from capana.tls import (
     Alert,
@@ -33,8 +36,8 @@ from capana.tls import (
 
 DTLS10 = 0xFEFF
 DTLS12 = 0xFEFD
-DTLS13 = 0xFEFC
-VERSION_NAMES = {DTLS10: "DTLS 1.0", DTLS12: "DTLS 1.2", DTLS13: "DTLS 1.3"}
+DTLS13 = tls.DTLS13
+VERSION_NAMES = {version: tls.VERSION_NAMES[version] for version in (DTLS10, DTLS12, DTLS13)}
 # Content types a DTLSPlaintext record may carry: TLS's five, tls12_cid (RFC 9146) and ack (9147).
 _CONNECTION_ID = 25
 _ACK = 26
@@ -74,19 +77,24 @@ def capwap_dtls(payload: bytes) -> bytes | None:
 
 
 class _Message:
-    """One handshake message being reassembled from its fragments."""
+    """One handshake message being reassembled from its fragments: its first ``kept`` bytes
+    (all of them, but for a Certificate message cut at tls.MAX_CERTIFICATE_MESSAGE)."""
 
-    __slots__ = ("body", "covered", "length", "message_type", "ranges")
+    __slots__ = ("body", "covered", "kept", "length", "message_type", "ranges")
 
-    def __init__(self, message_type: int, length: int) -> None:
+    def __init__(self, message_type: int, length: int, kept: int) -> None:
         self.message_type = message_type
         self.length = length
-        self.body = bytearray(length)
+        self.kept = kept
+        self.body = bytearray(kept)
         self.ranges: list[tuple[int, int]] = []  # received [start, stop), sorted, disjoint
         self.covered = 0
 
     def add(self, offset: int, data: bytes) -> bool:
         """Keep the bytes not yet received; True when ``data`` contradicts those already kept."""
+        if offset >= self.kept:
+            return False
+        data = data[: self.kept - offset]
         stop = offset + len(data)
         conflict = False
         cursor = offset
@@ -109,7 +117,7 @@ class _Message:
 
     @property
     def complete(self) -> bool:
-        return self.covered == self.length
+        return self.covered == self.kept
 
 
 def _merge(ranges: list[tuple[int, int]], start: int, stop: int) -> list[tuple[int, int]]:
@@ -133,7 +141,8 @@ class DtlsDirection:
     datagrams that are not DTLS (STUN and RTP beside WebRTC's DTLS, RFC 7983).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, budget: Budget | None = None) -> None:
+        self._budget = budget
         self.records = 0
         self.repeated = 0
         self.conflicts = 0
@@ -145,6 +154,10 @@ class DtlsDirection:
         self._buffered = 0
         self._done: set[int] = set()  # message_seq of the messages already reported
         self._malformed_reported = False
+
+    def __del__(self) -> None:
+        if self._budget is not None:
+            self._budget.give(self._buffered)
 
     def feed(self, datagram: bytes) -> list[TlsEvent]:
         events: list[TlsEvent] = []
@@ -274,9 +287,10 @@ class DtlsDirection:
             return False
         if message.complete:
             del self._in_progress[sequence]
-            self._buffered -= message.length
+            self._release(message.kept)
             self._done.add(sequence)
-            events.append(_parse(message_type, bytes(message.body)))
+            for event in _parse(message_type, bytes(message.body), length):
+                events += tls.kept(event, self._budget)
         return message.covered > covered or (length == 0 and covered == 0)
 
     def _start(
@@ -285,9 +299,12 @@ class DtlsDirection:
         if len(self._done) >= MAX_MESSAGES:
             self._fail(events, f"more than {MAX_MESSAGES} handshake messages")
             return None
+        kept = length
+        if message_type == tls.CERTIFICATE:
+            kept = min(length, tls.MAX_CERTIFICATE_MESSAGE)
         if (
             len(self._in_progress) >= MAX_MESSAGES_IN_PROGRESS
-            or self._buffered + length > MAX_BUFFERED
+            or self._buffered + kept > MAX_BUFFERED
         ):
             self._fail(
                 events,
@@ -295,9 +312,17 @@ class DtlsDirection:
                 f"{MAX_BUFFERED}-byte reassembly limit",
             )
             return None
-        message = self._in_progress[sequence] = _Message(message_type, length)
-        self._buffered += length
+        if self._budget is not None and not self._budget.take(kept, "dtls"):
+            self._fail(events, "the capture-wide memory budget is spent: the rest is not read")
+            return None
+        message = self._in_progress[sequence] = _Message(message_type, length, kept)
+        self._buffered += kept
         return message
+
+    def _release(self, size: int) -> None:
+        self._buffered -= size
+        if self._budget is not None:
+            self._budget.give(size)
 
     def _malformed(self, events: list[TlsEvent], message: str) -> None:
         """A datagram that is not well-formed DTLS: said once, and the next one is read."""
@@ -308,15 +333,19 @@ class DtlsDirection:
     def _fail(self, events: list[TlsEvent], message: str) -> None:
         self.failed = True
         self._in_progress.clear()
-        self._buffered = 0
+        self._release(self._buffered)
         events.append(ProtocolError(ProblemCode.LIMIT, message))
 
 
-def _parse(message_type: int, body: bytes) -> TlsEvent:
-    """A whole handshake message, by TLS's parsers: a DTLS ClientHello loses its cookie first."""
+def _parse(message_type: int, body: bytes, length: int) -> list[TlsEvent]:
+    """A handshake message (its first ``len(body)`` of ``length`` bytes), by TLS's parsers: a
+    DTLS ClientHello loses its cookie first; a cut Certificate message keeps the certificates
+    within its first bytes, with a problem."""
     if message_type == tls.CLIENT_HELLO:
         body = _without_cookie(body)
-    return parse_handshake_message(message_type, body)
+    if len(body) < length and message_type == tls.CERTIFICATE:
+        return [tls.cut_certificate_message(body), tls.certificate_cut_problem(length, len(body))]
+    return [parse_handshake_message(message_type, body)]
 
 
 def _without_cookie(body: bytes) -> bytes:

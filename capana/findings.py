@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from capana.domain import (
+    CAPWAP_SERVICE,
     CERTIFICATE_ALERTS,
     MIN_RSA_BITS,
     PHONE_SERVICES,
@@ -89,6 +90,7 @@ CATALOGUE: dict[str, tuple[Severity, str]] = {
     "weak-signature": ("info", "SHA-1 signature on the phone's certificate or its CA"),
     "short-rsa-key": ("info", "RSA key shorter than 2048 bits"),
     "mic-without-eku-or-san": ("info", "certificate without extendedKeyUsage or subjectAltName"),
+    "capture-truncated": ("error", "the phone's certificate fell beyond the capture's snaplen"),
     "capture-gap": ("warning", "the capture misses TCP data of this handshake"),
     "capture-snaplen": ("warning", "the capture cut packets short (snaplen)"),
     "handshake-incomplete": ("warning", "the capture ends before the handshake does"),
@@ -481,8 +483,17 @@ def _dated(case: _Case, leaf: Certificate) -> Finding:
     expired = case.validation.status == "expired"
     code = "certificate-expired" if expired else "certificate-not-yet-valid"
     when = case.when
+    access_point = case.handshake is not None and case.handshake.service == CAPWAP_SERVICE
+    consequence = ""
     if not expired:
         advice = "Check the clocks (NTP) of the phone and of the CA, and the CA's dates."
+    elif access_point and case.kind == "MIC":
+        consequence = "; an access point whose MIC has expired cannot join its controller"
+        advice = (
+            "A MIC cannot be renewed. Let the controller accept it (AireOS: 'config ap "
+            "cert-expiry-ignore mic enable'; Catalyst 9800: 'ap cert-expiry-ignore mic') "
+            "until the access point is replaced, and check the controller's clock (NTP)."
+        )
     elif case.kind == "MIC":
         advice = (
             "A MIC cannot be renewed: install an LSC (Certificate Operation = Install/Upgrade, "
@@ -499,7 +510,8 @@ def _dated(case: _Case, leaf: Certificate) -> Finding:
     return new_finding(
         code,
         f"{case.phone}: {case.kind} {leaf.subject} out of its validity at {when}: "
-        + "; ".join(r.text for r in case.validation.reasons),
+        + "; ".join(r.text for r in case.validation.reasons)
+        + consequence,
         advice,
         not_before=leaf.not_before.isoformat(),
         not_after=leaf.not_after.isoformat(),
@@ -757,7 +769,17 @@ def _capture_rules(case: _Case, handshake: Handshake) -> Iterator[Finding]:
             "rests on the whole handshake.",
             gaps=handshake.gaps,
         )
-    if ProblemCode.SNAPLEN in handshake.problem_codes:
+    if handshake.client_cert_status == "truncated":
+        yield new_finding(
+            "capture-truncated",
+            f"{case.phone}: the capture kept only the start of each packet (snaplen): the "
+            "phone's certificate is not in it",
+            "Capture again with whole packets: on CUCM, 'utils network capture eth0 file NAME "
+            "count 100000 size all' (by default it keeps 128 bytes of each packet); with "
+            "tcpdump, '-s 0'; from a switch, a SPAN or ERSPAN session; or the phone's own 'Span "
+            "to PC Port' (Phone Configuration) with a PC capturing in full.",
+        )
+    elif ProblemCode.SNAPLEN in handshake.problem_codes:
         yield new_finding(
             "capture-snaplen",
             f"{case.phone}: packets were cut short by the capture's snaplen",

@@ -22,6 +22,7 @@ from capana.model import (
     Problem,
     ProblemCode,
     Sender,
+    Transport,
 )
 
 CLIENT: Final[Sender] = "client"
@@ -33,6 +34,7 @@ _TLS13_ENCRYPTED_ALERT_LENGTH = 19
 _ENCRYPTED_RECORDS_TO_WATCH = 16
 _RECORDS_BEFORE_HOPELESS = 4
 _ALERT_LEVELS: dict[int | None, AlertLevel] = {1: "warning", 2: "fatal"}
+_HELLOS = frozenset({tls.CLIENT_HELLO, tls.SERVER_HELLO})
 _RESUMED = Problem(
     ProblemCode.RESUMED,
     "session resumed (abbreviated handshake): certificates went in an earlier handshake",
@@ -49,6 +51,7 @@ class _Side:
     changed_cipher: bool = False
     encrypted_records: int = 0
     lost_handshake_bytes: bool = False  # a gap before its ChangeCipherSpec
+    truncated: set[int] = field(default_factory=set)  # messages the capture cut short
 
 
 class HandshakeTracker:
@@ -66,7 +69,10 @@ class HandshakeTracker:
 
     @property
     def saw_any_hello(self) -> bool:
-        return any(side.hello is not None for side in self._sides.values())
+        """A hello, whole or its start (a capture cut short after its header)."""
+        return any(
+            side.hello is not None or side.truncated & _HELLOS for side in self._sides.values()
+        )
 
     @property
     def saw_handshake(self) -> bool:
@@ -87,7 +93,7 @@ class HandshakeTracker:
     @property
     def tls13(self) -> bool:
         hello = self._sides[SERVER].hello
-        return isinstance(hello, tls.ServerHello) and hello.selected_version == tls.TLS13
+        return isinstance(hello, tls.ServerHello) and hello.selected_version in tls.TLS13_VERSIONS
 
     @property
     def done(self) -> bool:
@@ -136,6 +142,15 @@ class HandshakeTracker:
                 self._problem(ProblemCode.CERTIFICATE_REQUEST, text)
         elif isinstance(event, tls.OtherHandshake):
             side.message_types.add(event.message_type)
+        elif isinstance(event, tls.TruncatedMessage):
+            side.truncated.add(event.message_type)
+            text = (
+                f"{sender}: handshake message type {event.message_type} of {event.length} bytes "
+                f"cut short after {event.seen} (the capture lacks the rest)"
+            )
+            self._problem(ProblemCode.MESSAGE_TRUNCATED, text)
+            if event.message_type == tls.CLIENT_HELLO and sender == CLIENT and self._start is None:
+                self._start = timestamp
         elif isinstance(event, tls.ChangeCipherSpec):
             side.changed_cipher = True
         elif isinstance(event, tls.Alert):
@@ -202,6 +217,7 @@ class HandshakeTracker:
         self,
         *,
         capture: str,
+        transport: Transport = "tcp",
         client: str,
         server: str,
         server_port: int,
@@ -210,12 +226,15 @@ class HandshakeTracker:
         problems: tuple[Problem, ...] = (),
         decryption: Decryption | None = None,
         wireshark_filter: str | None = None,
+        cut: bool = False,
     ) -> Handshake:
+        """The facts; ``cut``: the capture's snaplen cut some of this handshake's bytes, so a
+        certificate that could not be read is "truncated" rather than "unknown"."""
         client_side, server_side = self._sides[CLIENT], self._sides[SERVER]
         client_hello = client_side.hello if isinstance(client_side.hello, tls.ClientHello) else None
         return Handshake(
             capture=capture,
-            transport="tcp",
+            transport=transport,
             client=client,
             server=server,
             server_port=server_port,
@@ -228,7 +247,7 @@ class HandshakeTracker:
                 else None
             ),
             sni=client_hello.server_name if client_hello else None,
-            client_cert_status=self._client_cert_status(),
+            client_cert_status=self._client_cert_status(cut),
             client_chain=_chain(client_side.certificates),
             server_chain=_chain(server_side.certificates),
             requested_ca_names=self._requested_ca_names(),
@@ -259,21 +278,24 @@ class HandshakeTracker:
             return server_hello.selected_version or server_hello.version
         return None
 
-    def _client_cert_status(self) -> ClientCertStatus:
+    def _client_cert_status(self, cut: bool) -> ClientCertStatus:
         client, server = self._sides[CLIENT], self._sides[SERVER]
+        lost: ClientCertStatus = "truncated" if cut else "unknown"  # bytes the capture lacks
         if self.tls13 and client.certificates is None:
             # Read with a key log, a server Finished without a CertificateRequest before it.
             finished = tls.FINISHED in server.message_types
             return "not_requested" if finished and self._request is None else "encrypted"
         if client.certificates is not None:
             return "present" if client.certificates.certificates else "absent"
+        if tls.CERTIFICATE in client.truncated:
+            return lost
         if self._request is not None:
             if client.lost_handshake_bytes:
-                return "unknown"  # its Certificate may have been in the hole
+                return lost  # its Certificate may have been in the hole
             sent_key_exchange = tls.CLIENT_KEY_EXCHANGE in client.message_types
             return "absent" if sent_key_exchange or client.changed_cipher else "unknown"
-        if server.lost_handshake_bytes:
-            return "unknown"  # the CertificateRequest may have been in the hole
+        if server.lost_handshake_bytes or server.truncated:
+            return lost  # the CertificateRequest may have been in the hole
         if tls.SERVER_HELLO_DONE in server.message_types:
             return "not_requested"
         # No ServerHelloDone before the server's ChangeCipherSpec: a resumed session (or a

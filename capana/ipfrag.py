@@ -10,8 +10,12 @@ Bounds: at most MAX_DATAGRAMS datagrams in progress holding MAX_HELD_BYTES betwe
 piece held counted at its size plus PIECE_COST), at most MAX_FRAGMENTS fragments and
 MAX_DATAGRAM_LENGTH bytes each; a datagram still incomplete
 TIMEOUT seconds of capture time after its first fragment is dropped (Linux's ipfrag_time).
-Past a bound the oldest datagrams are dropped and counted by reason in ``dropped``. A fragment
-costs O(fragments of its datagram), so a datagram costs at most O(MAX_FRAGMENTS ** 2).
+A fragment sent again after its datagram came out (a retransmission, a second capture point)
+starts a datagram that never completes: when it ends within the length of a datagram of the
+same key that came out (one of the last MAX_DATAGRAMS), it is counted in ``repeated``, not as
+dropped. Past a bound the oldest datagrams are dropped and counted by reason in ``dropped``; a
+datagram whose bytes the capture's :class:`Budget` refuses is dropped too. A fragment costs
+O(fragments of its datagram), so a datagram costs at most O(MAX_FRAGMENTS ** 2).
 Nothing is held past :meth:`IpReassembler.finish`, the explicit end of the capture.
 """
 
@@ -19,6 +23,8 @@ from __future__ import annotations
 
 from collections import Counter
 from typing import Literal, NamedTuple
+
+from capana.budget import Budget
 
 MAX_DATAGRAMS = 4096
 MAX_HELD_BYTES = 16 << 20
@@ -28,7 +34,9 @@ TIMEOUT = 30.0
 PIECE_COST = 128  # bytes a held piece costs beyond its data (tuple, bytes object), counted
 
 
-DropReason = Literal["timeout", "datagrams", "bytes", "fragments", "too_long", "unfinished"]
+DropReason = Literal[
+    "timeout", "datagrams", "bytes", "fragments", "too_long", "unfinished", "budget"
+]
 
 
 class Fragment(NamedTuple):
@@ -131,12 +139,16 @@ class IpReassembler:
         max_datagrams: int = MAX_DATAGRAMS,
         max_bytes: int = MAX_HELD_BYTES,
         timeout: float = TIMEOUT,
+        budget: Budget | None = None,
     ) -> None:
+        self.budget = budget
         self.max_datagrams = max_datagrams
         self.max_bytes = max_bytes
         self.timeout = timeout
         self.completed = 0
         self.conflicts = 0
+        self.repeated = 0
+        self._lengths: dict[bytes, int] = {}  # length of the datagrams that came out, by key
         self.dropped: Counter[DropReason] = Counter()
         self._held = 0
         self._datagrams: dict[bytes, _Datagram] = {}  # insertion order is age order
@@ -170,11 +182,17 @@ class IpReassembler:
                 datagram.length = stop
         held = datagram.held
         self.conflicts += datagram.add(fragment.offset, stop, fragment.payload)
-        self._held += datagram.held - held
+        grown = datagram.held - held
+        if self.budget is not None and not self.budget.take(grown, "ip-fragments"):
+            datagram.held = held  # the growth was never taken
+            self._drop(fragment.key, "budget")
+            return None
+        self._held += grown
         whole = datagram.whole()
         if whole is not None:
             self._forget(fragment.key)
             self.completed += 1
+            self._came_out(fragment.key, len(whole[0]) + whole[1])
             first = datagram.first
             return Reassembled(
                 first.source,
@@ -186,6 +204,13 @@ class IpReassembler:
             )
         self._bound()
         return None
+
+    def _came_out(self, key: bytes, length: int) -> None:
+        lengths = self._lengths
+        lengths.pop(key, None)
+        lengths[key] = length
+        if len(lengths) > self.max_datagrams:
+            del lengths[next(iter(lengths))]
 
     def finish(self) -> None:
         """End of capture: every datagram still incomplete is dropped as unfinished."""
@@ -207,8 +232,16 @@ class IpReassembler:
             self._drop(next(iter(self._datagrams)), "bytes")
 
     def _drop(self, key: bytes, reason: DropReason) -> None:
+        datagram = self._datagrams[key]
+        came_out = self._lengths.get(key)
         self._forget(key)
-        self.dropped[reason] += 1
+        if came_out is not None and all(high <= came_out for _, high, _ in datagram.pieces):
+            self.repeated += 1  # fragments of a datagram that already came out
+        else:
+            self.dropped[reason] += 1
 
     def _forget(self, key: bytes) -> None:
-        self._held -= self._datagrams.pop(key).held
+        held = self._datagrams.pop(key).held
+        self._held -= held
+        if self.budget is not None:
+            self.budget.give(held)

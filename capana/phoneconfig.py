@@ -80,7 +80,7 @@ def parse_config(xml: bytes) -> PhoneConfig:
         parser.Parse(xml, True)
     except _DtdRefused:
         problems.append("xml-dtd-refused")
-    except expat.ExpatError:
+    except (expat.ExpatError, LookupError, ValueError):  # also an unknown or multi-byte encoding
         problems.append("xml-malformed")
     if reader.root is not None and reader.root != "device":
         problems.append("not-a-device-config")

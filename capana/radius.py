@@ -12,11 +12,16 @@ identifier) and at most ``max_sessions`` are open; the oldest is reported (with 
 from __future__ import annotations
 
 import re
+from collections.abc import MutableSet
 from typing import NamedTuple
 
+from capana.budget import Budget
+from capana.decode import Datagram
 from capana.eap import EapTlsSession, parse_eap
-from capana.model import Handshake, Problem, ProblemCode
-from capana.packets import UdpDatagram, address_text, endpoint_text
+from capana.model import Problem, ProblemCode
+from capana.packets import address_text, endpoint_text
+from capana.session_keys import SecretsLookup
+from capana.streams import Fact
 
 RADIUS_PORTS = frozenset({1812, 1645})
 ACCESS_REQUEST = 1
@@ -83,10 +88,16 @@ _IndexKey = tuple[object, ...]
 class _RadiusSession:
     __slots__ = ("eap", "endpoints", "frames", "keys", "station")
 
-    def __init__(self, endpoints: Endpoints, station: str | None) -> None:
+    def __init__(
+        self,
+        endpoints: Endpoints,
+        station: str | None,
+        budget: Budget | None,
+        keys: SecretsLookup | None,
+    ) -> None:
         self.endpoints = endpoints
         self.station = station
-        self.eap = EapTlsSession()
+        self.eap = EapTlsSession(budget, keys)
         self.keys: dict[str, _IndexKey] = {}  # kind -> its key in the table's index
         self.frames: list[int] = []  # its packets' numbers, for the display filter
 
@@ -100,18 +111,33 @@ class _RadiusSession:
 
 
 class RadiusTable:
-    """Follows the RADIUS EAP exchanges of one capture; finished ones land in ``completed``."""
+    """Follows the RADIUS EAP exchanges of one capture; finished ones land in ``completed``.
 
-    def __init__(self, capture: str, max_sessions: int = MAX_SESSIONS) -> None:
+    A :class:`capana.datagrams.DatagramReader` of the datagrams to or from a RADIUS port.
+    """
+
+    def __init__(
+        self,
+        capture: str,
+        ports: MutableSet[int],
+        budget: Budget | None = None,
+        keys: SecretsLookup | None = None,
+        max_sessions: int = MAX_SESSIONS,
+    ) -> None:
         self.capture = capture
+        self.budget = budget
+        self.keys = keys  # a key log's secrets by client random, for TLS 1.3 EAP-TLS
         self.max_sessions = max_sessions
-        self.completed: list[Handshake] = []
+        self.completed: list[Fact] = []
         self.evicted = 0
+        ports |= RADIUS_PORTS
         self._index: dict[_IndexKey, _RadiusSession] = {}  # state, station and pending keys
         self._open: dict[int, _RadiusSession] = {}  # by id(), oldest first
 
-    def add(self, datagram: UdpDatagram, timestamp: float, frame: int = 0) -> None:
-        """One datagram; ``frame``: its packet's number in the capture (0: unknown)."""
+    def claims(self, datagram: Datagram) -> bool:
+        return datagram.source_port in RADIUS_PORTS or datagram.destination_port in RADIUS_PORTS
+
+    def add(self, datagram: Datagram, timestamp: float, frame: int) -> None:
         packet = parse_radius(datagram.payload)
         if packet is None:
             return
@@ -168,7 +194,7 @@ class RadiusTable:
             self._close(session)
 
     def _open_session(self, endpoints: Endpoints, station: str | None) -> _RadiusSession:
-        session = _RadiusSession(endpoints, station)
+        session = _RadiusSession(endpoints, station, self.budget, self.keys)
         self._open[id(session)] = session
         if station is not None:
             self._key(session, "station", (endpoints, station))

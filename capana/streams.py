@@ -52,7 +52,8 @@ class StreamReader(Protocol):
         ...
 
     def after_gap(self, sender: Sender, data: bytes, timestamp: float, frame: int) -> None:
-        """``data`` follows a stretch of ``sender``'s bytes the capture lacks."""
+        """``data`` follows a stretch of ``sender``'s bytes the capture lacks (a hole, or a
+        snaplen cut: then ``data`` may be empty, the cut being where the bytes fed so far end)."""
         ...
 
     def facts(self, flow: Flow) -> Sequence[Fact]: ...

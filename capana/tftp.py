@@ -17,6 +17,7 @@ keeping MAX_FILE_BYTES of its body (capana.transfers): at most 1024 x 256 KiB he
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import MutableSet
 from dataclasses import dataclass, field
 
 from capana.decode import Datagram
@@ -65,7 +66,7 @@ class TftpTracker:
     of its own to the client's), and removes only the ports it added.
     """
 
-    def __init__(self, capture: str = "", ports: set[int] | None = None) -> None:
+    def __init__(self, capture: str = "", ports: MutableSet[int] | None = None) -> None:
         self.capture = capture
         self._open: dict[_Key, _Transfer] = {}
         self._client_ports: Counter[int] = Counter()
@@ -229,7 +230,7 @@ class TftpReader:
     adds 69 and each open transfer's client port, and removes them when the transfer ends.
     """
 
-    def __init__(self, capture: str, ports: set[int]) -> None:
+    def __init__(self, capture: str, ports: MutableSet[int]) -> None:
         self.tracker = TftpTracker(capture, ports)
         self.completed: list[Fact] = []  # transfers handed out; the scan drains it
 

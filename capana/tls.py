@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from capana import iana
+from capana.budget import Budget
 from capana.model import ProblemCode
 
 CHANGE_CIPHER_SPEC = 20
@@ -40,14 +41,20 @@ EXTENSION_SUPPORTED_VERSIONS = 43
 EXTENSION_CERTIFICATE_AUTHORITIES = 47
 
 TLS13 = 0x0304
+DTLS13 = 0xFEFC
+# The versions whose handshake after the hellos is encrypted (RFC 8446, RFC 9147).
+TLS13_VERSIONS = frozenset({TLS13, DTLS13})
 # ServerHello.random of a HelloRetryRequest (RFC 8446, 4.1.3).
 _HELLO_RETRY_RANDOM = bytes.fromhex(
     "cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c"
 )
 
-# Bounds. A handshake message may claim 16 MiB; no honest certificate chain needs more than
-# MAX_HANDSHAKE_MESSAGE, and no phone sends more than MAX_CHAIN_CERTIFICATES certificates.
+# Bounds. A handshake message may claim 16 MiB; no honest message needs more than
+# MAX_HANDSHAKE_MESSAGE, and no phone sends more than MAX_CHAIN_CERTIFICATES certificates. A
+# Certificate message is read up to MAX_CERTIFICATE_MESSAGE bytes (64 certificates of 2 KiB):
+# the certificates within them are kept, the rest of the message passed over, with a problem.
 MAX_HANDSHAKE_MESSAGE = 1 << 20
+MAX_CERTIFICATE_MESSAGE = 128 << 10
 # TLSCiphertext.length may not exceed 2^14 + 2048 (RFC 5246, 6.2.3); a longer claim is not TLS.
 MAX_RECORD_LENGTH = (1 << 14) + 2048
 MAX_CHAIN_CERTIFICATES = 64
@@ -59,6 +66,9 @@ VERSION_NAMES = {
     0x0303: "TLS 1.2",
     TLS13: "TLS 1.3",
     0x0002: "SSL 2.0",
+    0xFEFF: "DTLS 1.0",
+    0xFEFD: "DTLS 1.2",
+    DTLS13: "DTLS 1.3",
 }
 
 
@@ -145,6 +155,17 @@ class OtherHandshake:
 
 
 @dataclass(frozen=True)
+class TruncatedMessage:
+    """A handshake message whose end the capture lacks (a snaplen cut, a hole): its type,
+    declared length and the bytes of it seen. A ClientHello's version and random, when seen,
+    come as a ClientHello."""
+
+    message_type: int
+    length: int
+    seen: int
+
+
+@dataclass(frozen=True)
 class Alert:
     level: int | None
     description: int | None
@@ -200,6 +221,7 @@ TlsEvent = (
     | CertificateMessage
     | CertificateRequest
     | OtherHandshake
+    | TruncatedMessage
     | Alert
     | ChangeCipherSpec
     | EncryptedRecord
@@ -228,12 +250,46 @@ class RecordDecryptor(Protocol):
         ...
 
 
+class _Received:
+    """Bytes received and not read yet, kept as the pieces they came in: joined only once all
+    the bytes needed are there, so that no buffer grows piece by piece (thousands of buffers
+    growing at once fragment the heap to twice their size)."""
+
+    __slots__ = ("pieces", "size")
+
+    def __init__(self) -> None:
+        self.pieces: list[bytes] = []
+        self.size = 0
+
+    def add(self, data: bytes) -> None:
+        if data:
+            self.pieces.append(data)
+            self.size += len(data)
+
+    def take(self) -> bytes:
+        """All the bytes, as one; the caller gives back what it did not read (``keep``)."""
+        joined = self.pieces[0] if len(self.pieces) == 1 else b"".join(self.pieces)
+        self.clear()
+        return joined
+
+    def keep(self, rest: bytes) -> None:
+        self.pieces = [rest] if rest else []
+        self.size = len(rest)
+
+    def clear(self) -> None:
+        self.pieces = []
+        self.size = 0
+
+
 class TlsDirection:
     """Parses the records one peer sent. Feed in-order bytes; read events back.
 
-    Buffers: ``_pending`` holds at most one incomplete record (MAX_RECORD_LENGTH + 5) plus the
-    last feed; ``_handshake`` holds at most one incomplete handshake message, capped at
-    MAX_HANDSHAKE_MESSAGE. Consumed bytes are dropped by compaction, so cost is O(n) overall.
+    Buffers: at most one incomplete record (MAX_RECORD_LENGTH + 5) plus the last feed, and at
+    most one incomplete handshake message, capped at MAX_HANDSHAKE_MESSAGE (a Certificate at
+    MAX_CERTIFICATE_MESSAGE), both as the pieces they came in until they are whole. Both take
+    their bytes from the capture's ``budget``; refused, the direction stops with a LIMIT problem.
+    Each byte is copied O(1) times, so cost is O(n) overall. :meth:`truncate` says what the
+    capture cut short of the message being received.
 
     With a key log: ``on_hello`` is called with each hello as soon as it is parsed, so that the
     caller can set ``decryptor`` before the next record of the same feed; from then on protected
@@ -242,36 +298,100 @@ class TlsDirection:
     type is the real one; in TLS 1.3 every record after it is application data anyway).
     """
 
-    def __init__(self, on_hello: Callable[[ClientHello | ServerHello], None] | None = None) -> None:
-        self._pending = bytearray()
-        self._handshake = bytearray()
+    def __init__(
+        self,
+        on_hello: Callable[[ClientHello | ServerHello], None] | None = None,
+        budget: Budget | None = None,
+    ) -> None:
+        self._records = _Received()
+        self._record_need = 5  # bytes to have before reading on: a header, then its record
+        self._messages = _Received()  # handshake bytes of records read, not yet a whole message
+        self._message_need = 4
+        self._skipping = 0  # bytes of a cut Certificate message still to pass over
         self._encrypted = False
         self._protected_handshakes = 0  # handshake records since the last ChangeCipherSpec
         self.failed = False
         self.records = 0
         self.on_hello = on_hello
         self.decryptor: RecordDecryptor | None = None
+        self._budget = budget
+        self._held = 0  # bytes taken from the budget
+
+    def __del__(self) -> None:
+        if self._budget is not None:
+            self._budget.give(self._held)
 
     def feed(self, data: bytes) -> list[TlsEvent]:
         if self.failed:
             return []
-        self._pending += data
+        events = self._feed(data)
+        if self._budget is not None:
+            self._account(events)
+        return events
+
+    def _account(self, events: list[TlsEvent]) -> None:
+        """Hold what the buffers hold now against the budget; stop when it is refused."""
+        budget = self._budget
+        assert budget is not None
+        held = self._records.size + self._messages.size
+        if held > self._held and not budget.take(held - self._held, "tls"):
+            text = "the capture-wide memory budget is spent: the rest of this side is not read"
+            self._fail(events, ProblemCode.LIMIT, text)
+            held = 0
+        if held < self._held:
+            budget.give(self._held - held)
+        self._held = held
+
+    def truncate(self) -> list[TlsEvent]:
+        """The capture lacks what follows: the handshake message being received is cut short.
+
+        What was seen of it: a :class:`TruncatedMessage`, after a ClientHello of the version
+        and random it showed.
+        """
+        if self.failed or self._encrypted:
+            return []
+        partial = b"".join(self._messages.pieces)
+        pending = b"".join(self._records.pieces)
+        if len(pending) > 5 and pending[0] == HANDSHAKE and not self._skipping:
+            partial += pending[5 : 5 + int.from_bytes(pending[3:5], "big")]
+        if len(partial) < 4:
+            return []
+        message_type, length = partial[0], int.from_bytes(partial[1:4], "big")
+        events: list[TlsEvent] = [TruncatedMessage(message_type, length, len(partial) - 4)]
+        if message_type == CLIENT_HELLO and len(partial) >= 4 + 2 + 32:
+            random = partial[6:38]
+            events.insert(
+                0, ClientHello(int.from_bytes(partial[4:6], "big"), (), None, (), False, random)
+            )
+        return events
+
+    def _feed(self, data: bytes) -> list[TlsEvent]:
+        received = self._records
+        received.add(data)
+        if received.size < self._record_need:
+            return []
+        buffer = received.take()
         events: list[TlsEvent] = []
-        start = 0
-        buffer = self._pending
-        while not self.failed and len(buffer) - start >= 5:
+        start, need = 0, 5
+        while not self.failed:
+            available = len(buffer) - start
+            if available < 5:
+                need = 5
+                break
             if start == 0 and self.records == 0 and buffer[0] & 0x80:
-                consumed = self._sslv2_hello(buffer, events)
-                if consumed == 0:
+                need = 2 + (((buffer[0] & 0x7F) << 8) | buffer[1])
+                if available < need:
                     break
-                start += consumed
+                self.records += 1
+                events.append(parse_sslv2_client_hello(buffer[2:need]))
+                start = need
                 continue
             content_type, major, _minor, length = struct.unpack_from(">BBBH", buffer, start)
             if content_type not in _RECORD_TYPES or major != 3:
                 self._fail(
                     events,
                     ProblemCode.NOT_TLS,
-                    f"not a TLS record (bytes {bytes(buffer[start : start + 5]).hex()})",
+                    f"not a TLS record (bytes {buffer[start : start + 5].hex()})",
                 )
                 break
             if length > MAX_RECORD_LENGTH:
@@ -284,22 +404,23 @@ class TlsDirection:
                 break
             end = start + 5 + length
             if end > len(buffer):
+                need = 5 + length
                 break
             self.records += 1
             if self.decryptor is not None and (content_type == APPLICATION_DATA or self._encrypted):
-                self._decrypt(
-                    bytes(buffer[start : start + 5]), bytes(buffer[start + 5 : end]), events
-                )
+                self._decrypt(buffer[start : start + 5], buffer[start + 5 : end], events)
             else:
-                self._record(content_type, bytes(buffer[start + 5 : end]), events)
+                self._record(content_type, buffer[start + 5 : end], events)
             start = end
-        del buffer[:start]
+        if not self.failed:
+            received.keep(buffer[start:] if start else buffer)
+            self._record_need = need
         return events
 
     def _fail(self, events: list[TlsEvent], code: ProblemCode, message: str) -> None:
         self.failed = True
-        self._pending.clear()
-        self._handshake.clear()
+        self._records.clear()
+        self._messages.clear()
         events.append(ProtocolError(code, message))
 
     def _record(self, content_type: int, body: bytes, events: list[TlsEvent]) -> None:
@@ -359,12 +480,25 @@ class TlsDirection:
             self.decryptor = None
 
     def _handshake_bytes(self, body: bytes, events: list[TlsEvent], tls13: bool = False) -> None:
-        buffer = self._handshake
-        buffer += body
-        start = 0
+        if self._skipping:
+            passed = min(self._skipping, len(body))
+            self._skipping -= passed
+            body = body[passed:]
+        received = self._messages
+        received.add(body)
+        if received.size < self._message_need:
+            return
+        buffer = received.take()
+        start, need = 0, 4
         while len(buffer) - start >= 4:
             message_type = buffer[start]
             length = int.from_bytes(buffer[start + 1 : start + 4], "big")
+            if message_type == CERTIFICATE and length > MAX_CERTIFICATE_MESSAGE:
+                if len(buffer) - start - 4 < MAX_CERTIFICATE_MESSAGE:
+                    need = 4 + MAX_CERTIFICATE_MESSAGE
+                    break
+                start = self._cut_certificate(buffer, start, length, events, tls13)
+                continue
             if length > MAX_HANDSHAKE_MESSAGE:
                 self._fail(
                     events,
@@ -375,23 +509,57 @@ class TlsDirection:
                 return
             end = start + 4 + length
             if end > len(buffer):
+                need = 4 + length
                 break
-            event = parse_handshake_message(message_type, bytes(buffer[start + 4 : end]), tls13)
-            events.append(event)
+            event = parse_handshake_message(message_type, buffer[start + 4 : end], tls13)
+            events += kept(event, self._budget)
             start = end
             if isinstance(event, ClientHello | ServerHello) and self.on_hello is not None:
                 self.on_hello(event)
             elif message_type == FINISHED and tls13 and self.decryptor is not None:
                 self.decryptor.finished()
-        del buffer[:start]
+        if not self.failed:
+            received.keep(buffer[start:] if start else buffer)
+            self._message_need = need
 
-    def _sslv2_hello(self, buffer: bytearray, events: list[TlsEvent]) -> int:
-        length = ((buffer[0] & 0x7F) << 8) | buffer[1]
-        if len(buffer) < 2 + length:
-            return 0
-        self.records += 1
-        events.append(parse_sslv2_client_hello(bytes(buffer[2 : 2 + length])))
-        return 2 + length
+    def _cut_certificate(
+        self, buffer: bytes, start: int, length: int, events: list[TlsEvent], tls13: bool
+    ) -> int:
+        """A Certificate message over MAX_CERTIFICATE_MESSAGE: the certificates within its
+        first bytes, a LIMIT problem, and the rest passed over. Where the buffer is read to."""
+        body = buffer[start + 4 : start + 4 + MAX_CERTIFICATE_MESSAGE]
+        events += kept(cut_certificate_message(body, tls13), self._budget)
+        events.append(certificate_cut_problem(length, MAX_CERTIFICATE_MESSAGE))
+        taken = min(length, len(buffer) - start - 4)
+        self._skipping = length - taken
+        return start + 4 + taken
+
+
+def kept(event: TlsEvent, budget: Budget | None) -> list[TlsEvent]:
+    """``event``, a Certificate message's certificates as the capture's budget keeps them (one
+    copy of each), with a LIMIT problem when it left some out."""
+    if budget is None or not isinstance(event, CertificateMessage):
+        return [event]
+    certificates = budget.keep(event.certificates)
+    message = CertificateMessage(certificates, event.problem)
+    if len(certificates) == len(event.certificates):
+        return [message]
+    missing = len(event.certificates) - len(certificates)
+    text = f"{missing} certificates not kept: the capture's bytes for certificates are spent"
+    return [message, ProtocolError(ProblemCode.LIMIT, text)]
+
+
+def cut_certificate_message(body: bytes, tls13: bool = False) -> CertificateMessage:
+    """The certificates wholly within the first bytes of a Certificate message cut short."""
+    return _tls13_certificate(_Reader(body), cut=True) if tls13 else _certificate_list(body, True)
+
+
+def certificate_cut_problem(length: int, kept: int) -> ProtocolError:
+    return ProtocolError(
+        ProblemCode.LIMIT,
+        f"Certificate message of {length} bytes read to its first {kept}: the certificates "
+        "within them kept, the rest passed over",
+    )
 
 
 def _whole_hello(body: bytes) -> bool:
@@ -507,14 +675,18 @@ def _server_hello(reader: _Reader) -> ServerHello:
     )
 
 
-def _certificate_list(body: bytes) -> CertificateMessage:
-    """Certificates of a TLS <= 1.2 Certificate message, keeping all that lengths allow."""
+def _certificate_list(body: bytes, cut: bool = False) -> CertificateMessage:
+    """Certificates of a TLS <= 1.2 Certificate message, keeping all that lengths allow.
+
+    ``cut``: ``body`` is the start of a longer message; its lengths reaching past it are no
+    problem, and empty entries (padding, in a hostile message) are not certificates.
+    """
     reader = _Reader(body)
     certificates: list[bytes] = []
     problem = None
     try:
         declared = reader.integer(3)
-        if declared != reader.remaining():
+        if declared != reader.remaining() and not cut:
             problem = (
                 f"certificate list claims {declared} bytes, the message holds {reader.remaining()}"
             )
@@ -522,9 +694,12 @@ def _certificate_list(body: bytes) -> CertificateMessage:
             if len(certificates) == MAX_CHAIN_CERTIFICATES:
                 problem = f"more than {MAX_CHAIN_CERTIFICATES} certificates; the rest were skipped"
                 break
-            certificates.append(reader.vector(3))
+            der = reader.vector(3)
+            if der or not cut:
+                certificates.append(der)
     except _Truncated:
-        problem = problem or "certificate list is truncated"
+        if not cut:
+            problem = problem or "certificate list is truncated"
     return CertificateMessage(tuple(certificates), problem)
 
 
@@ -549,14 +724,15 @@ def _certificate_request(reader: _Reader) -> CertificateRequest:
     return CertificateRequest((), "certificate request is malformed")
 
 
-def _tls13_certificate(reader: _Reader) -> CertificateMessage:
-    """TLS 1.3 Certificate: a request context, then entries of certificate + extensions."""
+def _tls13_certificate(reader: _Reader, cut: bool = False) -> CertificateMessage:
+    """TLS 1.3 Certificate: a request context, then entries of certificate + extensions
+    (``cut`` as for :func:`_certificate_list`)."""
     certificates: list[bytes] = []
     problem = None
     try:
         reader.vector(1)  # certificate_request_context
         declared = reader.integer(3)
-        if declared != reader.remaining():
+        if declared != reader.remaining() and not cut:
             problem = (
                 f"certificate list claims {declared} bytes, the message holds {reader.remaining()}"
             )
@@ -565,10 +741,13 @@ def _tls13_certificate(reader: _Reader) -> CertificateMessage:
             if len(certificates) == MAX_CHAIN_CERTIFICATES:
                 problem = f"more than {MAX_CHAIN_CERTIFICATES} certificates; the rest were skipped"
                 break
-            certificates.append(entries.vector(3))
+            der = entries.vector(3)
+            if der or not cut:
+                certificates.append(der)
             entries.vector(2)  # per-certificate extensions (OCSP status, SCTs)
     except _Truncated:
-        problem = problem or "certificate list is truncated"
+        if not cut:
+            problem = problem or "certificate list is truncated"
     return CertificateMessage(tuple(certificates), problem)
 
 

@@ -1,15 +1,30 @@
 """Capture real 802.1X EAP-TLS: wpa_supplicant (the phone) against hostapd, in network namespaces.
 
-    sudo python3 pcaps/make_eap_captures.py            # rewrites the two captures next to it
+    sudo python3 pcaps/make_eap_captures.py            # rewrites every capture next to it
     sudo python3 pcaps/make_eap_captures.py --out DIR  # somewhere else
+    sudo python3 pcaps/make_eap_captures.py --only eapol-group
 
-Needs root, iproute2, tcpdump, and Debian's ``hostapd`` and ``wpasupplicant``. Everything runs in
-namespaces this script creates and deletes (``capana-phone``, ``capana-switch``, ``capana-ise``);
-no traffic leaves them. Certificates come from ``samplegen.pki`` (synthetic, fresh keys per run).
+Needs root, iproute2, tcpdump, and Debian's ``hostapd`` and ``wpasupplicant``; ``freeradius`` for
+the FreeRADIUS capture, ``gcc`` and libssl's headers for the TLS 1.3 one (``keylog-shim.c``), and
+``editcap`` (with tshark) to put its keys in a pcapng. Everything runs in namespaces this script
+creates and deletes (``capana-phone``, ``capana-switch``, ``capana-ise``); no traffic leaves
+them. Certificates come from ``samplegen.pki`` (synthetic, fresh keys per run).
 
 - ``eapol-eap-tls.pcap``: phone <-> switch (hostapd, wired driver, internal EAP server), EAPOL.
 - ``radius-eap-tls.pcap``: the same phones, but the switch's hostapd relays to a second hostapd
   acting as RADIUS server (10.99.0.2:1812) in ``capana-ise``; captured on that link.
+- ``eapol-group.pcap``: two switch ports (two hostapd, ``use_pae_group_addr=1``: the switch too
+  sends to the PAE group address), one phone on each, authenticating at the same time; both
+  ports captured and merged.
+- ``eapol-tls13.pcapng``: EAP-TLS in TLS 1.3 (RFC 9190: hostapd ``tls_flags=[ENABLE-TLSv1.3]``,
+  wpa_supplicant ``tls_disable_tlsv1_3=0``); hostapd runs under ``keylog-shim.so``, whose key log
+  ``editcap --inject-secrets`` puts in the pcapng (Decryption Secrets Block). Also written:
+  ``eapol-tls13.pcap`` (no keys in it) and ``eapol-tls13.keys``.
+- ``radius-freeradius.pcap``: the switch's hostapd relays to FreeRADIUS (which sets the L flag on
+  every EAP-TLS fragment, its ``include_length`` default), over an uplink with an MTU of 576 so
+  that the kernel fragments the large RADIUS packets. Its default method is EAP-TLS: the LSC
+  phone takes it, the MIC phone answers with a Nak for PEAP and authenticates with MSCHAPv2
+  inside it.
 
 Two phones each time: a CP-8861 presenting its LSC (issuer CAPF-0992727f, accepted) and a
 CP-7841 presenting its MIC (issuer Cisco Manufacturing CA SHA2, which the server's CA list lacks:
@@ -20,7 +35,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import queue
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,7 +53,7 @@ from samplegen import pki
 
 HERE = Path(__file__).resolve().parent
 PHONE_NS, SWITCH_NS, ISE_NS = "capana-phone", "capana-switch", "capana-ise"
-SWITCH_MAC = "00:1b:54:00:00:01"
+SWITCH_MAC = "00:1b:54:00:00:01"  # port0; port N is ...:0N+1
 NAS_IP, RADIUS_IP, SECRET = "10.99.0.1", "10.99.0.2", "capana-secret"
 TRUST_FOLDER = "eap-ise-trust"
 FRAGMENT_SIZE = 600  # small, so certificates span several EAP-TLS fragments
@@ -93,12 +110,13 @@ def run(*command: str, ns: str | None = None) -> None:
 class Daemon:
     """A process in a namespace whose output lines are collected by a thread."""
 
-    def __init__(self, ns: str, *command: str) -> None:
+    def __init__(self, ns: str, *command: str, env: dict[str, str] | None = None) -> None:
         self.process = subprocess.Popen(
             ["ip", "netns", "exec", ns, *command],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            env=None if env is None else {**os.environ, **env},
         )
         self.lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -129,25 +147,34 @@ class Daemon:
             self.process.kill()
 
 
+def port_mac(number: int) -> str:
+    return f"00:1b:54:00:00:{number + 1:02x}"
+
+
 @contextlib.contextmanager
-def namespaces(radius: bool) -> Iterator[None]:
-    """phone --veth-- switch [--veth-- ise], IPv6 off so only 802.1X and RADIUS are on the wire."""
+def namespaces(radius: bool, ports: int = 1, mtu: int | None = None) -> Iterator[None]:
+    """phoneN --veth-- portN of the switch [--veth-- ise, of ``mtu``], IPv6 off so only 802.1X and
+    RADIUS are on the wire."""
     names = [PHONE_NS, SWITCH_NS, *([ISE_NS] if radius else [])]
     try:
         for ns in names:
             run("ip", "netns", "add", ns)
             run("sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1", ns=ns)
             run("ip", "link", "set", "lo", "up", ns=ns)
-        run("ip", "link", "add", "phone0", "netns", PHONE_NS, "type", "veth",
-            "peer", "name", "port0", "netns", SWITCH_NS)  # fmt: skip
-        run("ip", "link", "set", "port0", "address", SWITCH_MAC, "up", ns=SWITCH_NS)
+        for number in range(ports):
+            run("ip", "link", "add", f"phone{number}", "netns", PHONE_NS, "type", "veth",
+                "peer", "name", f"port{number}", "netns", SWITCH_NS)  # fmt: skip
+            run("ip", "link", "set", f"port{number}", "address", port_mac(number), "up",
+                ns=SWITCH_NS)  # fmt: skip
         if radius:
             run("ip", "link", "add", "uplink0", "netns", SWITCH_NS, "type", "veth",
                 "peer", "ise0", "netns", ISE_NS)  # fmt: skip
             run("ip", "addr", "add", f"{NAS_IP}/30", "dev", "uplink0", ns=SWITCH_NS)
-            run("ip", "link", "set", "uplink0", "up", ns=SWITCH_NS)
             run("ip", "addr", "add", f"{RADIUS_IP}/30", "dev", "ise0", ns=ISE_NS)
-            run("ip", "link", "set", "ise0", "up", ns=ISE_NS)
+            for ns, link in ((SWITCH_NS, "uplink0"), (ISE_NS, "ise0")):
+                if mtu is not None:
+                    run("ip", "link", "set", link, "mtu", str(mtu), ns=ns)
+                run("ip", "link", "set", link, "up", ns=ns)
         yield
     finally:
         for ns in names:
@@ -177,8 +204,10 @@ def eap_server_lines(folder: Path) -> list[str]:
     ]
 
 
-def authenticator_conf(folder: Path, radius: bool, number: int) -> Path:
-    lines = ["interface=port0", "driver=wired", "ieee8021x=1", "eapol_version=2"]
+def authenticator_conf(
+    folder: Path, radius: bool, number: int, port: int = 0, extra: tuple[str, ...] = ()
+) -> Path:
+    lines = [f"interface=port{port}", "driver=wired", "ieee8021x=1", "eapol_version=2", *extra]
     if radius:
         lines += [
             f"own_ip_addr={NAS_IP}",
@@ -189,7 +218,7 @@ def authenticator_conf(folder: Path, radius: bool, number: int) -> Path:
         ]
     else:
         lines += eap_server_lines(folder)
-    path = folder / "authenticator.conf"
+    path = folder / f"authenticator{port}.conf"
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -207,36 +236,60 @@ def radius_server_conf(folder: Path) -> Path:
     return path
 
 
-def supplicant_conf(folder: Path, phone: Phone) -> Path:
+def supplicant_conf(folder: Path, phone: Phone, method: tuple[str, ...] = ()) -> Path:
+    """EAP-TLS with the phone's certificate, or the ``method`` lines given instead."""
     path = folder / f"{phone.mac}.conf"
-    path.write_text(
-        "ap_scan=0\n"
-        "network={\n"
-        "  key_mgmt=IEEE8021X\n"
-        "  eap=TLS\n"
-        f'  identity="{phone.identity}"\n'
-        f'  ca_cert="{folder}/server-ca.pem"\n'
-        f'  client_cert="{folder}/{phone.mac}.pem"\n'
-        f'  private_key="{folder}/{phone.mac}.key"\n'
-        f"  fragment_size={FRAGMENT_SIZE}\n"
-        "  eapol_flags=0\n"
-        "}\n"
+    tls = (
+        "eap=TLS",
+        f'client_cert="{folder}/{phone.mac}.pem"',
+        f'private_key="{folder}/{phone.mac}.key"',
     )
+    lines = [
+        "key_mgmt=IEEE8021X",
+        *(method or tls),
+        f'identity="{phone.identity}"',
+        f'ca_cert="{folder}/server-ca.pem"',
+        f"fragment_size={FRAGMENT_SIZE}",
+        "eapol_flags=0",
+    ]
+    path.write_text("ap_scan=0\nnetwork={\n" + "".join(f"  {line}\n" for line in lines) + "}\n")
     return path
 
 
-def authenticate(folder: Path, phone: Phone) -> str:
+def authenticate(folder: Path, phone: Phone, method: tuple[str, ...] = ()) -> str:
     """One phone's 802.1X exchange; "SUCCESS" or "FAILURE" as wpa_supplicant saw it."""
-    run("ip", "link", "set", "phone0", "down", ns=PHONE_NS)
-    run("ip", "link", "set", "phone0", "address", phone.mac_text, "up", ns=PHONE_NS)
-    config = str(supplicant_conf(folder, phone))
-    supplicant = Daemon(PHONE_NS, "wpa_supplicant", "-D", "wired", "-i", "phone0", "-c", config)
+    return authenticate_together(folder, [(phone, method)])[0]
+
+
+def authenticate_together(folder: Path, phones: list[tuple[Phone, tuple[str, ...]]]) -> list[str]:
+    """Phone N on interface phoneN, all at once; each outcome as wpa_supplicant saw it."""
+    supplicants = []
     try:
-        word = supplicant.wait_for(("CTRL-EVENT-EAP-SUCCESS", "CTRL-EVENT-EAP-FAILURE"), 30)
+        for number, (phone, method) in enumerate(phones):
+            interface = f"phone{number}"
+            run("ip", "link", "set", interface, "down", ns=PHONE_NS)
+            run("ip", "link", "set", interface, "address", phone.mac_text, "up", ns=PHONE_NS)
+            config = str(supplicant_conf(folder, phone, method))
+            supplicants.append(
+                Daemon(PHONE_NS, "wpa_supplicant", "-D", "wired", "-i", interface, "-c", config)
+            )
+        words = [
+            supplicant.wait_for(("CTRL-EVENT-EAP-SUCCESS", "CTRL-EVENT-EAP-FAILURE"), 30)
+            for supplicant in supplicants
+        ]
     finally:
-        supplicant.stop()
+        for supplicant in supplicants:
+            supplicant.stop()
     time.sleep(0.5)
-    return word.rsplit("-", 1)[1]
+    return [word.rsplit("-", 1)[1] for word in words]
+
+
+def tcpdump(interface: str, target: Path, bpf: str) -> Daemon:
+    dump = Daemon(
+        SWITCH_NS, "tcpdump", "-U", "--immediate-mode", "-w", str(target), "-i", interface, bpf
+    )
+    dump.wait_for(("listening on",), 10)
+    return dump
 
 
 def capture(out: Path, keys: Pki, radius: bool) -> Path:
@@ -278,6 +331,134 @@ def capture(out: Path, keys: Pki, radius: bool) -> Path:
     return target
 
 
+def capture_group(out: Path, keys: Pki) -> Path:
+    """Two ports whose switch sends to the PAE group address, a phone on each, at once."""
+    target = out / "eapol-group.pcap"
+    with tempfile.TemporaryDirectory() as scratch, namespaces(False, ports=2):
+        folder = Path(scratch)
+        write_files(folder, keys)
+        parts = [folder / f"port{number}.pcap" for number in range(2)]
+        daemons = []
+        try:
+            for number, part in enumerate(parts):
+                daemons.append(tcpdump(f"port{number}", part, "ether proto 0x888e"))
+            for number in range(2):
+                extra = ("use_pae_group_addr=1",)
+                config = str(authenticator_conf(folder, False, 1, port=number, extra=extra))
+                daemons.append(Daemon(SWITCH_NS, "hostapd", "-d", config))
+                daemons[-1].wait_for(("AP-ENABLED",), 10)
+            outcomes = authenticate_together(folder, [(phone, ()) for phone in keys.phones])
+            time.sleep(1)
+        finally:
+            for daemon in reversed(daemons):
+                daemon.stop()
+        run("mergecap", "-F", "pcap", "-w", str(target), *map(str, parts))
+    _expect(target, keys, outcomes, ["SUCCESS", "FAILURE"])
+    return target
+
+
+def capture_tls13(out: Path, keys: Pki) -> Path:
+    """EAP-TLS in TLS 1.3, hostapd's secrets logged by keylog-shim.so into the pcapng."""
+    target, keylog = out / "eapol-tls13.pcap", out / "eapol-tls13.keys"
+    keylog.unlink(missing_ok=True)
+    tls13 = (
+        "eap=TLS",
+        'phase1="tls_disable_tlsv1_3=0"',
+    )
+    with tempfile.TemporaryDirectory() as scratch, namespaces(False):
+        folder = Path(scratch)
+        write_files(folder, keys)
+        shim = folder / "keylog-shim.so"
+        run("gcc", "-shared", "-fPIC", "-o", str(shim), str(HERE / "keylog-shim.c"), "-ldl")
+        env = {"LD_PRELOAD": str(shim), "CAPANA_KEYLOG": str(keylog)}
+        daemons = [tcpdump("port0", target, "ether proto 0x888e")]
+        try:
+            extra = ("tls_flags=[ENABLE-TLSv1.3]",)
+            config = str(authenticator_conf(folder, False, 1, extra=extra))
+            daemons.append(Daemon(SWITCH_NS, "hostapd", "-d", config, env=env))
+            daemons[-1].wait_for(("AP-ENABLED",), 10)
+            outcomes = [
+                authenticate(folder, phone, (*tls13, *_client_tls(folder, phone)))
+                for phone in keys.phones
+            ]
+            time.sleep(1)
+        finally:
+            for daemon in reversed(daemons):
+                daemon.stop()
+    _expect(target, keys, outcomes, ["SUCCESS", "FAILURE"])
+    with_keys = target.with_suffix(".pcapng")
+    run("editcap", "--inject-secrets", f"tls,{keylog}", str(target), str(with_keys))
+    return with_keys
+
+
+def _client_tls(folder: Path, phone: Phone) -> tuple[str, ...]:
+    return (f'client_cert="{folder}/{phone.mac}.pem"', f'private_key="{folder}/{phone.mac}.key"')
+
+
+PEAP_PASSWORD = "phone-secret"
+
+
+def freeradius_conf(folder: Path) -> Path:
+    """Debian's FreeRADIUS configuration, copied: EAP-TLS by default with the test PKI, the NAS
+    as a client, and a user for PEAP's inner MSCHAPv2."""
+    raddb = folder / "raddb"
+    shutil.copytree("/etc/freeradius/3.0", raddb, symlinks=True)
+    eap = raddb / "mods-available" / "eap"
+    text = eap.read_text()
+    text = text.replace("default_eap_type = md5", "default_eap_type = tls", 1)
+    for old, new in (
+        ("/etc/ssl/private/ssl-cert-snakeoil.key", f"{folder}/server.key"),
+        ("/etc/ssl/certs/ssl-cert-snakeoil.pem", f"{folder}/server.pem"),
+        ("/etc/ssl/certs/ca-certificates.crt", f"{folder}/trusted-cas.pem"),
+    ):
+        text = text.replace(old, new)
+    eap.write_text(text)
+    with (raddb / "clients.conf").open("a") as clients:
+        clients.write(f"client nas {{\n\tipaddr = {NAS_IP}\n\tsecret = {SECRET}\n}}\n")
+    users = raddb / "mods-config" / "files" / "authorize"
+    peap_user = f'"CP-7841-SEP00AABBCC0011" Cleartext-Password := "{PEAP_PASSWORD}"\n'
+    users.write_text(peap_user + users.read_text())
+    for path in [folder, *folder.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(0o755 if path.is_dir() else 0o644)  # FreeRADIUS drops to freerad
+    return raddb
+
+
+def capture_freeradius(out: Path, keys: Pki) -> Path:
+    """Through hostapd to FreeRADIUS over an MTU of 576: the LSC phone in EAP-TLS, the MIC
+    phone with a Nak for PEAP."""
+    target = out / "radius-freeradius.pcap"
+    peap = ("eap=PEAP", f'password="{PEAP_PASSWORD}"', 'phase2="auth=MSCHAPV2"')
+    lsc, mic = keys.phones
+    with tempfile.TemporaryDirectory() as scratch, namespaces(True, mtu=576):
+        folder = Path(scratch)
+        write_files(folder, keys)
+        raddb = freeradius_conf(folder)
+        daemons = [tcpdump("uplink0", target, "ip")]  # "udp port 1812" misses later fragments
+        try:
+            daemons.append(Daemon(ISE_NS, "freeradius", "-X", "-d", str(raddb)))
+            daemons[-1].wait_for(("Ready to process requests",), 20)
+            outcomes = []
+            for number, (phone, method) in enumerate(((lsc, ()), (mic, peap)), 1):
+                config = str(authenticator_conf(folder, True, number))
+                daemons.append(Daemon(SWITCH_NS, "hostapd", "-d", config))
+                daemons[-1].wait_for(("AP-ENABLED",), 10)
+                outcomes.append(authenticate(folder, phone, method))
+                daemons.pop().stop()
+            time.sleep(1)
+        finally:
+            for daemon in reversed(daemons):
+                daemon.stop()
+    _expect(target, keys, outcomes, ["SUCCESS", "SUCCESS"])
+    return target
+
+
+def _expect(target: Path, keys: Pki, outcomes: list[str], expected: list[str]) -> None:
+    print(f"{target.name}: {dict(zip([p.identity for p in keys.phones], outcomes, strict=True))}")
+    if outcomes != expected:
+        raise RuntimeError(f"{target.name}: expected {expected}, got {outcomes}")
+
+
 def write_trust(out: Path, keys: Pki) -> Path:
     """ISE's trust as a folder for ``--trust ise=...``: the CAs hostapd was given."""
     folder = out / TRUST_FOLDER
@@ -290,14 +471,24 @@ def write_trust(out: Path, keys: Pki) -> Path:
     return folder
 
 
+CAPTURES = {
+    "eapol-eap-tls": lambda out, keys: capture(out, keys, radius=False),
+    "radius-eap-tls": lambda out, keys: capture(out, keys, radius=True),
+    "eapol-group": capture_group,
+    "eapol-tls13": capture_tls13,
+    "radius-freeradius": capture_freeradius,
+}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=HERE)
+    parser.add_argument("--only", choices=sorted(CAPTURES), action="append")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     keys = build_pki(datetime.now(timezone.utc).replace(microsecond=0))
-    for radius in (False, True):
-        capture(args.out, keys, radius)
+    for name in args.only or CAPTURES:
+        CAPTURES[name](args.out, keys)
     write_trust(args.out, keys)
     return 0
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from decoded import tcp_segment, udp_datagram
+
 from capana.capture import CaptureReader
 from capana.domain import TFTP_HTTP_PORT
 from capana.http_files import HttpFileExchange, Side, is_file_request
@@ -20,15 +22,11 @@ from capana.packets import (
     FLAG_SYN,
     TcpSegment,
     address_text,
-    decode_tcp,
-    decode_udp,
     endpoint,
     endpoint_text,
 )
 from capana.tcp import TcpStream
 from capana.tftp import TftpTracker
-
-ALL_PORTS = frozenset(range(65536))
 
 
 class _Connection:
@@ -49,11 +47,11 @@ def capture_transfers(path: Path) -> list[FileTransfer]:
     done: list[FileTransfer] = []
     with CaptureReader(path) as capture:
         for number, (timestamp, linktype, frame, wire_length) in enumerate(capture, start=1):
-            segment = decode_tcp(linktype, frame, wire_length)
+            segment = tcp_segment(linktype, frame, wire_length)
             if segment is not None:
                 done += _tcp(connections, segment, number, timestamp)
                 continue
-            datagram = decode_udp(linktype, frame, ALL_PORTS)
+            datagram = udp_datagram(linktype, frame, wire_length)
             if datagram is not None and tftp.interested(
                 datagram.source_port, datagram.destination_port
             ):

@@ -14,12 +14,13 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from decoded import tcp_segment
 from tshark_oracle import TSHARK
 
 from capana import tls, tls12
 from capana.capture import CaptureReader
 from capana.keylog import KeyLog
-from capana.packets import FLAG_ACK, FLAG_SYN, decode_tcp
+from capana.packets import FLAG_ACK, FLAG_SYN
 from capana.tcp import TcpStream
 from capana.tls12_keys import Tls12Keys
 
@@ -59,7 +60,7 @@ def read_sessions(
     order: list[Session] = []
     with CaptureReader(path) as capture:
         for _time, linktype, frame, wire_length in capture:
-            segment = decode_tcp(linktype, frame, wire_length)
+            segment = tcp_segment(linktype, frame, wire_length)
             if segment is None:
                 continue
             connection = frozenset((segment.key, segment.reverse_key))
@@ -152,7 +153,7 @@ def tcp_conversations(
     conversations: dict[tuple[int, int], list[tuple[str, bytes]]] = {}
     with CaptureReader(path) as capture:
         for _time, linktype, frame, wire_length in capture:
-            segment = decode_tcp(linktype, frame, wire_length)
+            segment = tcp_segment(linktype, frame, wire_length)
             if segment is None:
                 continue
             source = int.from_bytes(segment.key[-4:-2], "big")

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from scapy.utils import RawPcapNgReader, RawPcapReader
 
 from capana.capture import CaptureError, CaptureReader
-from capana.packets import LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL2, LINKTYPE_RAW
+from capana.decode import LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL2, LINKTYPE_RAW
 
 EPOCH = 1_700_000_000  # 2023-11-14, a realistic capture date
 

@@ -10,14 +10,15 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from decoded import tcp_segment
 from facts import problem_texts, sha256s
 from samplegen import pki, wire
 from samplegen.tlsrun import record_offsets
 from test_tls import real_handshake, test_pki
 
 from capana.connections import ConnectionTable
-from capana.model import Handshake
-from capana.packets import LINKTYPE_RAW, decode_tcp
+from capana.decode import LINKTYPE_RAW
+from capana.model import Handshake, ProblemCode
 
 PHONE = ("10.1.1.20", 51234)
 CUCM = ("10.1.1.5", 2443)
@@ -53,7 +54,7 @@ def feed(table: ConnectionTable, packets: Iterable[wire.Packet]) -> list[Handsha
     """Feed packets; return the handshakes the table reported before the capture ended."""
     reported = []
     for number, packet in enumerate(packets, 1):
-        segment = decode_tcp(LINKTYPE_RAW, packet.ip, len(packet.ip))
+        segment = tcp_segment(LINKTYPE_RAW, packet.ip, len(packet.ip))
         if segment is not None:
             table.add(segment, packet.time_ns / 1e9, number)
             reported += table.completed
@@ -160,7 +161,12 @@ def test_capture_starting_after_the_hellos_still_shows_the_phones_certificate():
     assert handshake.start is None  # judged at the capture's start
     assert chains(handshake) == (expected_chains()[0], [])
     assert handshake.client_cert_status == "present"
-    assert handshake.problems == ()
+    # Each side is said to have been read from a record boundary, nothing passed over.
+    assert {(p.code, p.text.split(":")[0]) for p in handshake.problems} == {
+        (ProblemCode.RESYNC, "client"),
+        (ProblemCode.RESYNC, "server"),
+    }
+    assert all(" 0 bytes before it" in p.text for p in handshake.problems)
 
 
 def test_tls_on_an_unknown_port_is_found_by_its_client_hello():

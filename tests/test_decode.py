@@ -27,7 +27,7 @@ from test_scan import CUCM, CUCM_V6, PHONE, PHONE_V6, WHEN, tls_packets
 from tshark_oracle import TSHARK
 
 from capana.capture import CaptureReader
-from capana.connections import ConnectionTable
+from capana.datagrams import DatagramTable
 from capana.decode import (
     MAX_NESTING,
     Datagram,
@@ -35,9 +35,10 @@ from capana.decode import (
     FrameDecoder,
     Undecoded,
     decode_frame,
+    worth_decoding,
 )
-from capana.model import Handshake
-from capana.packets import TcpSegment, decode_tcp, endpoint_text
+from capana.packets import TcpSegment, endpoint_text
+from capana.scan import scan_capture
 
 PROJECT = Path(__file__).resolve().parent.parent
 EAPOL_CAPTURE = PROJECT / "pcaps" / "eapol-eap-tls.pcap"
@@ -80,22 +81,16 @@ def _capture(tmp_path: Path, encapsulation: Encapsulation, traffic, **options) -
     return write_frames(tmp_path / f"{encapsulation.name}.pcap", encapsulation, frames, **options)
 
 
-def capana_certificates(capture: Path) -> set[tuple[str, str]]:
-    """The decoder's TCP segments through capana's own TCP table: every certificate by sender."""
-    decoder = FrameDecoder()
-    table = ConnectionTable(str(capture))
-    with CaptureReader(capture) as reader:
-        for timestamp, linktype, frame, wire_length in reader:
-            decoded = decoder.decode(linktype, frame, wire_length, timestamp)
-            if isinstance(decoded, TcpSegment):
-                table.add(decoded, timestamp)
-    table.finish()
+def capana_certificates(capture: Path, transport: str = "tcp") -> set[tuple[str, str]]:
+    """Every certificate by sender of the handshakes over ``transport``, through capana's whole
+    pipeline (``scan_capture``: fast path, decoder, reassembly, readers)."""
+    summary, handshakes = scan_capture(capture)
+    assert summary.errors == (), summary.errors
     seen = set()
-    for handshake in table.completed:
-        if not isinstance(handshake, Handshake):
-            continue  # a file transfer: no certificate
-        seen |= {(handshake.client, sha) for sha in sha256s(handshake.client_chain)}
-        seen |= {(handshake.server, sha) for sha in sha256s(handshake.server_chain)}
+    for handshake in handshakes:
+        if handshake.transport == transport:
+            seen |= {(handshake.client, sha) for sha in sha256s(handshake.client_chain)}
+            seen |= {(handshake.server, sha) for sha in sha256s(handshake.server_chain)}
     return seen
 
 
@@ -122,6 +117,9 @@ def test_encapsulation_agrees_with_tshark(tmp_path: Path, traffic, name: str):
     certificates = tshark_certificates(capture, encapsulation.preferences)
     assert certificates  # the phone's and the server's, as their inner endpoints
     assert capana_certificates(capture) == certificates
+    if encapsulation.carries == "ethernet":  # the EAP-TLS exchange too, by the phone's MAC
+        eapol = capana_certificates(capture, "eapol")
+        assert {sender for sender, _ in eapol} >= {"2c:31:24:c9:f8:e1"}
 
 
 @needs_tshark
@@ -198,6 +196,8 @@ def test_every_frame_of_the_real_captures_agrees_with_tshark(shared_data: Path):
         assert undecoded == {}, capture.name
         assert found == tshark_frames(capture), capture.name
         assert capana_certificates(capture) == tshark_certificates(capture), capture.name
+        dtls = tshark_certificates(capture, dtls=True)
+        assert capana_certificates(capture, "udp") == dtls, capture.name
 
 
 @needs_tshark
@@ -210,17 +210,30 @@ def test_sgt_capture_gives_tsharks_certificates(shared_data: Path):
     assert capana_certificates(capture) == expected
 
 
-def test_fast_path_gives_what_packets_decode_tcp_gives():
-    """Plain Ethernet/IPv4 takes the fast path: the same segment as capana.packets gives."""
-    compared = 0
-    for capture in _captures(PROJECT / "pcaps"):
+def test_the_fast_path_drops_only_what_cannot_matter(shared_data: Path, tmp_path: Path, traffic):
+    """Every frame worth_decoding drops decodes to a TCP segment with no payload and no SYN,
+    FIN or RST, a datagram of no reader's port that is not DTLS, or a frame carrying no IP."""
+    table = DatagramTable("test")
+    ethernet = _capture(tmp_path, ENCAPSULATIONS["ethernet"], traffic)
+    captures = _captures(PROJECT / "pcaps") + _captures(shared_data / "pcaps") + [ethernet]
+    dropped = 0
+    for capture in captures:
         with CaptureReader(capture) as reader:
-            for _, linktype, frame, wire_length in reader:
-                old = decode_tcp(linktype, frame, wire_length)
-                if old is not None:
-                    assert decode_frame(linktype, frame, wire_length) == old
-                    compared += 1
-    assert compared > 250
+            records = list(reader)
+        kept = {number for number, _ in worth_decoding(records, {}, table.ports)}
+        for number, (_, linktype, frame, wire_length) in enumerate(records, 1):
+            if number in kept:
+                continue
+            dropped += 1
+            decoded = decode_frame(linktype, frame, wire_length)
+            if isinstance(decoded, TcpSegment):
+                assert not decoded.payload and not decoded.flags & 0x07, capture.name
+            elif isinstance(decoded, Datagram):
+                assert not {decoded.source_port, decoded.destination_port} & table.ports
+                assert decoded.payload[1:2] != b"\xfe", capture.name
+            else:
+                assert decoded is None, capture.name
+    assert dropped > 500
 
 
 # --- what is not decoded is named ---------------------------------------------------------------
@@ -305,9 +318,13 @@ def test_reassembled_fragments_decode_and_partial_ones_stay_pending():
     decoded = decoder.decode(101, second, len(second), 1.1)
     assert decoded == decode_frame(101, whole, len(whole))
     assert decoder.fragments.completed == 1
-    assert decoder.decode(101, first, len(first), 2.0) is None
+    assert decoder.decode(101, first, len(first), 2.0) is None  # sent again: never completes
+    other = bytearray(first)
+    other[4:6] = b"\x00\x02"  # another identification: another datagram, never completed
+    assert decoder.decode(101, bytes(other), len(other), 2.0) is None
     decoder.finish()
-    assert decoder.fragments.dropped["unfinished"] == 1
+    assert decoder.fragments.repeated == 1
+    assert decoder.fragments.dropped == {"unfinished": 1}
 
 
 LINKTYPES = [0, 1, 12, 14, 101, 105, 108, 113, 127, 192, 228, 229, 276]

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from decode_oracle import tshark_certificates
 from facts import ca_names, sha256s
 from hypothesis import HealthCheck, given, settings
@@ -22,9 +25,10 @@ from samplegen.dtlscapture import (
 )
 from scapy.layers.inet import UDP
 from scapy.utils import rdpcap, wrpcap
+from test_tls import test_pki
 from tshark_oracle import TSHARK
 
-from capana import tls
+from capana import analyze, tls
 from capana.capture import CaptureReader
 from capana.certificates import parse_certificate
 from capana.decode import Datagram, FrameDecoder
@@ -38,7 +42,11 @@ from capana.dtls import (
     looks_like_dtls_client_hello,
 )
 from capana.handshake import CLIENT, SERVER, Handshake, HandshakeTracker
+from capana.inputs import load_stores
+from capana.judging import judge
+from capana.model import ProblemCode
 from capana.packets import address_text, endpoint_text
+from capana.views.records import handshake_record
 
 needs_tshark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installed")
 WHY_NOT = missing_tools()
@@ -282,9 +290,30 @@ def test_conflicting_fragment_keeps_the_first_bytes():
 
 def test_oversized_message_stops_the_direction_with_a_reason():
     direction = DtlsDirection()
-    events = direction.feed(record(0, 0, fragment(11, MAX_BUFFERED + 1, 0, 0, b"x")))
+    events = direction.feed(record(0, 0, fragment(13, MAX_BUFFERED + 1, 0, 0, b"x")))
     assert len(events) == 1 and isinstance(events[0], tls.ProtocolError)
     assert direction.failed
+
+
+def test_a_certificate_message_over_the_limit_keeps_its_first_certificates():
+    """Declared at 1 MiB: the first tls.MAX_CERTIFICATE_MESSAGE bytes are joined (the real
+    certificates in them kept, with a LIMIT problem), the rest is never buffered, and the
+    next message is read."""
+    ca, server, _ = test_pki()
+    length = MAX_BUFFERED
+    entries = b"".join(len(c.der).to_bytes(3, "big") + c.der for c in (server, ca))
+    body = (length - 3).to_bytes(3, "big") + entries
+    body += bytes(length - len(body))
+    direction, events, size = DtlsDirection(), [], 1200
+    for number, at in enumerate(range(0, length, size)):
+        piece = fragment(11, length, 0, at, body[at : at + size])
+        events += direction.feed(record(0, number, piece))
+        assert direction._buffered <= tls.MAX_CERTIFICATE_MESSAGE
+    events += direction.feed(record(0, 9999, fragment(14, 0, 1, 0, b"")))
+    certificate, limit, done = events
+    assert certificate == tls.CertificateMessage((server.der, ca.der))
+    assert isinstance(limit, tls.ProtocolError) and limit.code == ProblemCode.LIMIT
+    assert done == tls.OtherHandshake(tls.SERVER_HELLO_DONE)
 
 
 def test_a_message_in_too_many_separate_pieces_stops_the_direction():
@@ -355,3 +384,82 @@ def test_damaged_real_datagrams_never_raise(shared_data: Path, data):
     direction = DtlsDirection()
     for datagram in datagrams:
         direction.feed(datagram)
+
+
+# --- through the whole pipeline -------------------------------------------------------------
+
+
+def test_capwap_join_through_analyze(dtls: DtlsCapture, tmp_path: Path):
+    """An access point joining its controller over CAPWAP control: reported like a TLS
+    handshake, as transport udp, service capwap, its MIC judged against the manufacturing CA."""
+    capture = capwap_control(dtls, tmp_path / "capwap.pcap")
+    report = analyze(capture, trust=dtls.path.parent / "ca.pem")
+    (record,) = report.handshakes
+    handshake = record.handshake
+    version = f"DTLS {dtls.path.stem.removeprefix('dtls')}"
+    assert (handshake.transport, handshake.service, handshake.tls_version) == (
+        "udp",
+        "capwap",
+        version,
+    )
+    assert handshake.server == endpoint_text(dtls.server[0], CAPWAP_CONTROL_PORT)
+    assert handshake.client == endpoint_text(*dtls.client)
+    assert sha256s(handshake.client_chain) == list(dtls.client_chain)
+    assert (handshake.client_cert_status, handshake.outcome) == ("present", "established")
+    assert record.client_leaf is not None and record.client_leaf.kind == "MIC"
+    assert record.validation.status == "trusted"
+    json_record = handshake_record(record)
+    assert (json_record["transport"], json_record["service"]) == ("udp", "capwap")
+    assert json_record["tls_version"] == version
+
+
+@pytest.mark.skipif(WHY_NOT is not None, reason=f"no DTLS capture: {WHY_NOT}")
+def test_an_expired_access_point_mic_says_it_cannot_join(tmp_path: Path):
+    dtls = capture_dtls(tmp_path / "expired", "1.2", expired=True)
+    capture = capwap_control(dtls, tmp_path / "capwap.pcap")
+    report = analyze(capture, trust=dtls.path.parent / "ca.pem")
+    (record,) = report.handshakes
+    assert record.validation.status == "expired"
+    (finding,) = [f for f in record.findings if f.code == "certificate-expired"]
+    assert "cannot join its controller" in finding.message
+    assert "cert-expiry-ignore mic" in finding.advice
+
+
+def test_dtls_on_any_port_through_analyze(dtls: DtlsCapture):
+    """Plain DTLS on an ephemeral port, found by its first bytes: service dtls."""
+    (record,) = analyze(dtls.path).handshakes
+    assert (record.handshake.transport, record.handshake.service) == ("udp", "dtls")
+    assert sha256s(record.handshake.server_chain) == list(dtls.server_chain)
+
+
+def test_a_real_ap_mic_expired_before_the_capture(shared_data: Path):
+    """The MIC of a real Cisco access point (taken from a CAPWAP capture), judged against the
+    real Cisco CAs at a time after it expired: the finding says the AP cannot join."""
+    certs = shared_data / "certs"
+    ap = certs / "mic_cisco_ap_AP3G2-b83861f305ac_from_capwap_pcap.pem"
+    der = x509.load_pem_x509_certificate(ap.read_bytes()).public_bytes(Encoding.DER)
+    handshake = Handshake(
+        capture="capwap.pcap",
+        transport="udp",
+        client="192.0.2.10:5264",
+        server="192.0.2.20:5246",
+        server_port=5246,
+        service="capwap",
+        start=datetime(2025, 6, 1, tzinfo=timezone.utc),
+        tls_version="DTLS 1.0",
+        cipher_suite=None,
+        sni=None,
+        client_cert_status="present",
+        client_chain=(der,),
+        server_chain=(),
+        requested_ca_names=None,
+        alerts=(),
+        outcome="established",
+        gaps=0,
+    )
+    stores = load_stores(str(certs / "cisco_public_ca_bundle.pem"))
+    record = judge(handshake, stores, handshake.start)
+    assert record.client_leaf is not None and record.client_leaf.kind == "MIC"
+    assert record.validation.status == "expired"
+    (finding,) = [f for f in record.findings if f.code == "certificate-expired"]
+    assert "cannot join its controller" in finding.message

@@ -16,6 +16,7 @@ from tshark_oracle import TSHARK, tshark_certificates
 
 from capana import analyze
 from capana.capture import CaptureReader
+from capana.decode import EapolFrame, decode_frame
 from capana.eap import (
     EAP_REQUEST,
     EAP_RESPONSE,
@@ -26,7 +27,6 @@ from capana.eap import (
     EapTlsSession,
     parse_eap,
 )
-from capana.eapol import eapol_eap
 from capana.model import Handshake
 from capana.radius import normalized_mac, parse_radius
 from capana.scan import scan_capture
@@ -35,6 +35,10 @@ from capana.views.records import handshake_record
 PCAPS = Path(__file__).resolve().parent.parent / "pcaps"
 EAPOL = PCAPS / "eapol-eap-tls.pcap"
 RADIUS = PCAPS / "radius-eap-tls.pcap"
+GROUP = PCAPS / "eapol-group.pcap"
+TLS13 = PCAPS / "eapol-tls13.pcapng"
+TLS13_PCAP, TLS13_KEYS = PCAPS / "eapol-tls13.pcap", PCAPS / "eapol-tls13.keys"
+FREERADIUS = PCAPS / "radius-freeradius.pcap"
 ISE_TRUST = PCAPS / "eap-ise-trust"
 LSC_PHONE, MIC_PHONE = "2c:31:24:c9:f8:e1", "00:aa:bb:cc:00:11"
 SWITCH, RADIUS_SERVER = "00:1b:54:00:00:01", "10.99.0.2:1812"
@@ -57,8 +61,8 @@ def rescan(tmp_path: Path, frames: list[tuple[float, bytes]]) -> list[Handshake]
 
 
 def eap_of(frame: bytes) -> EapPacket | None:
-    found = eapol_eap(1, frame)
-    return parse_eap(found[2]) if found else None
+    found = decode_frame(1, frame, len(frame))
+    return parse_eap(found.body) if isinstance(found, EapolFrame) else None
 
 
 def tls_fragments(frames: list[tuple[float, bytes]], code: int) -> list[int]:
@@ -137,6 +141,118 @@ def test_tshark_reads_the_same_eap_identities():
     assert {h.handshake.client: h.handshake.eap_identity for h in analyze(EAPOL).handshakes} == (
         IDENTITIES
     )
+
+
+# --- as real switches and servers do it ----------------------------------------------------------
+
+
+def certificates_by_sender(report) -> set[tuple[str, str]]:
+    seen = set()
+    for record in report.handshakes:
+        seen |= {(record.handshake.client, c.sha256) for c in record.client_chain}
+        seen |= {(record.handshake.server, c.sha256) for c in record.server_chain}
+    return seen
+
+
+def test_both_ends_sending_to_the_group_address_are_paired():
+    """hostapd with use_pae_group_addr=1 on two ports: every EAPOL frame, the switch's too, goes
+    to 01:80:c2:00:00:03. Each phone is paired with its own port: server chain, version and
+    outcome as when the switch answers the phone's own address."""
+    frames = read_frames(GROUP)
+    assert {frame[0:6] for _, frame in frames} == {bytes.fromhex("0180c2000003")}
+    report = analyze(GROUP, trust={"ise": ISE_TRUST})
+    by_phone = {record.handshake.client: record.handshake for record in report.handshakes}
+    assert set(by_phone) == {LSC_PHONE, MIC_PHONE}
+    ports = {LSC_PHONE: "00:1b:54:00:00:01", MIC_PHONE: "00:1b:54:00:00:02"}
+    for mac, handshake in by_phone.items():
+        assert handshake.server == ports[mac]
+        assert handshake.eap_identity == IDENTITIES[mac]
+        assert handshake.tls_version == "TLS 1.2" and handshake.server_chain
+        assert handshake.client_cert_status == "present"
+    assert by_phone[LSC_PHONE].outcome == "established"
+    assert by_phone[MIC_PHONE].outcome == "rejected"
+
+
+@pytest.mark.skipif(TSHARK is None, reason="tshark is not installed")
+def test_group_addressed_eapol_agrees_with_tshark_port_by_port(tmp_path):
+    """tshark joins EAP-TLS fragments by the conversation's addresses, which the group address
+    makes one for both ports: it is the oracle of each port's frames on their own (phone N was
+    on port N, as make_eap_captures.py wired them)."""
+    frames = read_frames(GROUP)
+    expected = set()
+    for phone, port in ((LSC_PHONE, "00:1b:54:00:00:01"), (MIC_PHONE, "00:1b:54:00:00:02")):
+        ends = {bytes.fromhex(mac.replace(":", "")) for mac in (phone, port)}
+        part = [(t, f) for t, f in frames if f[6:12] in ends]
+        records = [(int(t), min(round(t % 1 * 1e6), 999_999), f, None) for t, f in part]
+        path = tmp_path / f"{port.replace(':', '')}.pcap"
+        path.write_bytes(pcap(records))
+        expected |= tshark_certificates(path)
+    assert len({sender for sender, _ in expected}) == 4  # two phones, two ports
+    assert certificates_by_sender(analyze(GROUP)) == expected
+
+
+def test_tls13_eap_tls_is_read_with_the_capture_s_own_keys():
+    """RFC 9190 between hostapd and wpa_supplicant; hostapd's key log in the pcapng's
+    Decryption Secrets Block reads the phone's encrypted certificate."""
+    report = analyze(TLS13, trust={"ise": ISE_TRUST})
+    by_phone = {record.handshake.client: record for record in report.handshakes}
+    assert set(by_phone) == {LSC_PHONE, MIC_PHONE}
+    for record in by_phone.values():
+        handshake = record.handshake
+        assert handshake.tls_version == "TLS 1.3" and handshake.decryption == "decrypted"
+        assert handshake.client_cert_status == "present"
+    lsc, mic = by_phone[LSC_PHONE], by_phone[MIC_PHONE]
+    assert lsc.client_chain[0].classification.kind == "LSC"
+    assert (lsc.handshake.outcome, lsc.validation.status) == ("established", "trusted")
+    assert mic.client_chain[0].classification.kind == "MIC"
+    assert mic.handshake.outcome == "rejected"  # hostapd sends EAP-Failure, no alert
+
+
+@pytest.mark.skipif(TSHARK is None, reason="tshark is not installed")
+def test_tls13_eap_tls_agrees_with_tshark_reading_the_same_keys():
+    """tshark (4.0) decrypts the phone's flight but not the server's, which reaches it joined
+    with the ServerHello in one EAP message: capana reads both, and the server's chain is the
+    one the phones' EAP-TLS 1.2 sessions show in clear."""
+    clear = certificates_by_sender(analyze(EAPOL))
+    for capture, keys in ((TLS13, None), (TLS13_PCAP, TLS13_KEYS)):
+        found = certificates_by_sender(analyze(capture, keylog=keys))
+        expected = tshark_certificates(capture, keylog=keys)
+        assert expected and expected <= found
+        assert {sender for sender, _ in found - expected} == {SWITCH}
+        assert {sha for _, sha in found - expected} == {sha for s, sha in clear if s == SWITCH}
+
+
+def test_tls13_eap_tls_without_keys_says_the_certificate_is_encrypted():
+    report = analyze(TLS13_PCAP)
+    assert {r.handshake.client_cert_status for r in report.handshakes} == {"encrypted"}
+    assert {r.handshake.outcome for r in report.handshakes} == {"established", "rejected"}
+    with_keys = analyze(TLS13_PCAP, keylog=TLS13_KEYS)
+    assert {r.handshake.client_cert_status for r in with_keys.handshakes} == {"present"}
+
+
+def test_freeradius_with_the_length_on_every_fragment_and_a_nak_to_peap():
+    """FreeRADIUS sets L on every EAP-TLS fragment; its RADIUS packets travel in IPv4
+    fragments (MTU 576); the MIC phone answers EAP-TLS with a Nak and runs PEAP."""
+    frames = read_frames(FREERADIUS)
+    assert any(frame[20] & 0x20 for _, frame in frames)  # IPv4 more-fragments
+    summary, handshakes = scan_capture(FREERADIUS)
+    assert summary.warnings == ()
+    by_phone = {handshake.client: handshake for handshake in handshakes}
+    lsc, mic = by_phone[LSC_PHONE], by_phone[MIC_PHONE]
+    assert (lsc.service, lsc.client_cert_status, lsc.outcome) == (
+        "eap-tls",
+        "present",
+        "established",
+    )
+    assert lsc.gaps == 0 and lsc.problems == ()
+    assert (mic.service, mic.outcome) == ("peap", "established")
+    assert mic.client_chain == () and mic.server_chain and mic.gaps == 0
+    assert mic.eap_identity == IDENTITIES[MIC_PHONE]
+
+
+@pytest.mark.skipif(TSHARK is None, reason="tshark is not installed")
+def test_freeradius_agrees_with_tshark():
+    assert certificates_by_sender(analyze(FREERADIUS)) == tshark_certificates(FREERADIUS)
 
 
 # --- fragments: lost, repeated, reordered ACKs ---------------------------------------------------

@@ -127,8 +127,10 @@ def test_the_files_judged(report: Report) -> None:
 
 @needs_tshark
 def test_regenerated_callmanager_certificate_without_a_trust_store(report: Report) -> None:
-    itl = next(f for f in report.files if f.name == f"ITLSEP{MAC}.tlv")
-    (finding,) = itl.findings
+    # On the trust list the phone holds last: ITLFile.tlv, fetched by TFTP after HTTP's 503.
+    (holder,) = [file for file in report.files if file.findings]
+    assert (holder.name, holder.transfer.transport) == ("ITLFile.tlv", "tftp")
+    (finding,) = holder.findings
     assert finding.code == "server-certificate-not-in-trust-list"
     assert finding.evidence["phone_alert"] == "unknown_ca"
     presented = {sha for sender, sha in tshark_certificates(SAMPLE) if sender.endswith(":5061")}
@@ -166,7 +168,9 @@ def test_the_files_contract(record: dict[str, object]) -> None:
     itl = next(item for item in files if item["name"] == f"ITLSEP{MAC}.tlv")
     assert itl["signer"]["subject"] == "O=Example,OU=VTG,CN=ITLRECOVERY_cucm-pub"  # as written
     assert itl["signer"]["sha256"] == itl["records"][0]["certificate"]["sha256"]
-    assert [f["code"] for f in itl["findings"]] == ["server-certificate-not-in-trust-list"]
+    held = next(item for item in files if item["findings"])  # the list the phone holds last
+    assert (held["name"], held["transport"]) == ("ITLFile.tlv", "tftp")
+    assert [f["code"] for f in held["findings"]] == ["server-certificate-not-in-trust-list"]
     config = next(item for item in files if item["kind"] == "config-signed")["config"]
     assert config == {
         "device_security_mode": 3,
@@ -192,7 +196,7 @@ def test_table_shows_files_and_mode(report: Report) -> None:
     text = render_table(report)
     assert "ERROR server-certificate-not-in-trust-list" in text
     device_line = next(line for line in text.splitlines() if line.startswith(f"  {DEVICE}"))
-    assert "encrypted" in device_line and " 2/4 " in device_line  # mode; files got / asked
+    assert "encrypted" in device_line and " 3/6 " in device_line  # mode; files got / asked
     assert f"ITLSEP{MAC}.tlv       ok (200)" in text
     assert "incomplete (503)" in text and "not found (404)" in text
 
@@ -203,19 +207,24 @@ def test_notebook_frame_of_files(report: Report) -> None:
 
     tables = frames(report)
     files = tables.files
-    assert list(files["name"])[:2] == [f"CTLSEP{MAC}.tlv", f"ITLSEP{MAC}.tlv"]
+    assert list(files["name"])[:3] == [f"CTLSEP{MAC}.tlv", f"CTLSEP{MAC}.tlv", f"ITLSEP{MAC}.tlv"]
     assert files.set_index("name").loc[f"ITLSEP{MAC}.tlv", "records"] == "SAST CCM+TFTP CAPF TVS"
     findings = tables.findings
     assert list(findings["code"]) == ["server-certificate-not-in-trust-list"]
-    assert list(findings["file"]) == [f"ITLSEP{MAC}.tlv"]
+    assert list(findings["file"]) == ["ITLFile.tlv"]
     assert tables.devices.loc[0, "security_mode"] == "encrypted"
 
 
 def test_config_downloads_of_the_reboot_sample(tmp_path: Path) -> None:
-    """phone-reboot.pcapng's phones fetch their configuration over HTTP 6970 before TLS."""
+    """phone-reboot.pcapng's phones ask TFTP for their ITL (the sample holds the request, no
+    answer) and fetch their configuration over HTTP 6970 before TLS."""
     reboot = capana.analyze(SAMPLE_PCAPS / "phone-reboot.pcapng")
-    assert [(f.device, f.kind, f.status, f.findings) for f in reboot.files] == [
-        (f"SEP2C3124C9F80{n}", "config", "ok", ()) for n in "BCDEF"
+    assert [
+        (f.device, f.transfer.transport, f.kind, f.status, f.findings) for f in reboot.files
+    ] == [
+        (f"SEP2C3124C9F80{n}", transport, kind, status, ())
+        for n in "BCDEF"
+        for transport, kind, status in (("tftp", "itl", "incomplete"), ("http", "config", "ok"))
     ]
     assert [d.file_names for d in reboot.devices] == [
         (f"SEP2C3124C9F80{n}.cnf.xml.sgn",) for n in "BCDEF"

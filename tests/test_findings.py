@@ -166,9 +166,24 @@ def test_capture_gap(tmp_path: Path, keys: KeyRing) -> None:
 
 
 def test_capture_snaplen(tmp_path: Path, keys: KeyRing) -> None:
-    report = run(scenarios.lsc_accepted(tmp_path, keys=keys, snaplen=200))
+    """Packets cut, the phone's certificate whole: a warning about the capture only."""
+    report = run(scenarios.lsc_accepted(tmp_path, keys=keys, snaplen=1200))
     assert "capture-snaplen" in codes(report)
-    assert report.handshakes[0].handshake.client_cert_status == "unknown"
+    assert report.handshakes[0].handshake.client_cert_status == "present"
+
+
+def test_capture_truncated_says_how_to_capture_in_full(tmp_path: Path, keys: KeyRing) -> None:
+    """CUCM's default capture (128 bytes a packet): the handshake is there, the certificate
+    is not; the error names the commands that capture whole packets."""
+    report = run(scenarios.lsc_accepted(tmp_path, keys=keys, snaplen=128))
+    (record,) = report.handshakes
+    assert record.handshake.client_cert_status == "truncated"
+    (finding,) = [f for f in record.findings if f.code == "capture-truncated"]
+    assert finding.severity == "error"
+    for how in ("utils network capture eth0 file NAME count 100000 size all", "-s 0", "SPAN"):
+        assert how in finding.advice
+    assert "Span to PC Port" in finding.advice
+    assert "capture-snaplen" not in codes(report)
 
 
 def test_short_rsa_key_on_a_real_capture(shared_data: Path) -> None:

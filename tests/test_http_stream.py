@@ -8,12 +8,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from decoded import tcp_segment
 from file_captures import CLUSTER, PHONE, Cluster, http_exchange
 from samplegen import wire
 
 from capana.capture import CaptureReader
 from capana.http_stream import HttpFileStream, opens_file_transfer
-from capana.packets import decode_tcp, endpoint
+from capana.packets import endpoint
 from capana.scan import read_capture
 from capana.streams import Flow
 
@@ -59,7 +60,7 @@ def test_frames_are_numbered_over_the_whole_file(tmp_path: Path, served: Cluster
         segments = [
             (number, segment)
             for number, (_, linktype, frame, length) in enumerate(reader, 1)
-            if (segment := decode_tcp(linktype, frame, length)) is not None and segment.payload
+            if (segment := tcp_segment(linktype, frame, length)) is not None and segment.payload
         ]
     sent = [number for number, s in segments if endpoint(s.key)[1] == 50100]
     answered = [number for number, s in segments if endpoint(s.key)[1] == 6970]

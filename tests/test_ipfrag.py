@@ -19,9 +19,8 @@ from tshark_oracle import TSHARK
 from tshark_oracle import tshark_certificates as tshark_radius_certificates
 
 from capana.capture import CaptureReader
-from capana.decode import Datagram, FrameDecoder
 from capana.ipfrag import MAX_FRAGMENTS, PIECE_COST, Fragment, IpReassembler
-from capana.radius import RadiusTable
+from capana.scan import scan_capture
 
 PROJECT = Path(__file__).resolve().parent.parent
 RADIUS_CAPTURE = PROJECT / "pcaps" / "radius-eap-tls.pcap"
@@ -152,23 +151,18 @@ def test_fragmented_tls_agrees_with_tshark(tmp_path: Path):
 @needs_tshark
 @pytest.mark.parametrize("name", ["ethernet", "vxlan"])
 def test_fragmented_radius_agrees_with_tshark(tmp_path: Path, name: str):
-    """RADIUS packets of a real EAP-TLS exchange in fragments, also inside a tunnel."""
+    """RADIUS packets of a real EAP-TLS exchange in fragments, also inside a tunnel, through
+    capana's whole pipeline: no warning (no datagram left unreassembled)."""
     frames = fragmented(_radius_frames(), 200)
     capture = write_frames(tmp_path / "radius.pcap", ENCAPSULATIONS[name], frames)
     found, undecoded = capana_frames(capture)
     assert undecoded == {}
     assert found == tshark_frames(capture)
-    decoder, radius = FrameDecoder(), RadiusTable(str(capture))
-    with CaptureReader(capture) as reader:
-        for timestamp, linktype, frame, wire_length in reader:
-            decoded = decoder.decode(linktype, frame, wire_length, timestamp)
-            if isinstance(decoded, Datagram):
-                radius.add(decoded, timestamp)
-    radius.finish()
-    assert decoder.fragments.completed > 10
-    assert (decoder.fragments.conflicts, decoder.fragments.dropped) == (0, {})
+    summary, handshakes = scan_capture(capture)  # the whole pipeline: decode, reassemble, RADIUS
+    assert (summary.errors, summary.warnings) == ((), ())
+    assert sum(1 for h in handshakes if h.transport == "radius") == 2
     seen = set()
-    for handshake in radius.completed:
+    for handshake in handshakes:
         seen |= {(handshake.client, sha) for sha in sha256s(handshake.client_chain)}
         seen |= {(handshake.server, sha) for sha in sha256s(handshake.server_chain)}
     assert any(sender.count(":") == 5 for sender, _ in seen)  # the phone, by its MAC

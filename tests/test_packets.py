@@ -1,4 +1,5 @@
-"""capana.packets: a captured frame to its TCP segment, for every link type capana reads.
+"""A captured frame to its TCP segment (capana.decode), for every link type capana reads; the
+endpoint helpers of capana.packets.
 
 The frames are built by ``samplegen.wire`` around a real ClientHello; the few headers wire does
 not make (IPv4 options, other IPv6 extension headers, fragments, ARP) are laid by hand here.
@@ -10,11 +11,12 @@ import struct
 from datetime import datetime, timezone
 
 import pytest
+from decoded import tcp_segment
 from samplegen import wire
 from test_tls import real_handshake
 
-from capana import packets
-from capana.packets import FLAG_ACK, FLAG_SYN, decode_tcp, endpoint, endpoint_text
+from capana import decode, packets
+from capana.packets import FLAG_ACK, FLAG_SYN, endpoint, endpoint_text
 
 CLIENT_V4, SERVER_V4 = ("10.1.1.20", 51234), ("10.1.1.5", 2443)
 CLIENT_V6, SERVER_V6 = ("fd00:20::20", 51234), ("fd00:10::5", 2443)
@@ -58,7 +60,7 @@ LINKS = {
 def test_every_link_type_yields_the_segment(link, family):
     client, server = (CLIENT_V4, SERVER_V4) if family == "ipv4" else (CLIENT_V6, SERVER_V6)
     frame = LINKS[link].frame(packet(ip(client, server), client, server))
-    segment = decode_tcp(LINKS[link].linktype, frame, len(frame))
+    segment = tcp_segment(LINKS[link].linktype, frame, len(frame))
     assert segment is not None
     assert segment.payload == client_hello()
     assert (segment.seq, segment.ack, segment.flags, segment.missing) == (SEQ, ACK, 0x18, 0)
@@ -68,22 +70,22 @@ def test_every_link_type_yields_the_segment(link, family):
 
 
 @pytest.mark.parametrize(
-    "linktype", [packets.LINKTYPE_RAW, packets.LINKTYPE_IPV4, packets.LINKTYPE_RAW_OLD]
+    "linktype", [decode.LINKTYPE_RAW, decode.LINKTYPE_IPV4, decode.LINKTYPE_RAW_OLD]
 )
 def test_raw_ip_link_type_aliases(linktype):
     frame = ip()
-    assert decode_tcp(linktype, frame, len(frame)).payload == client_hello()
+    assert tcp_segment(linktype, frame, len(frame)).payload == client_hello()
 
 
 def test_openbsd_loopback_header():
     frame = struct.pack(">I", 2) + ip()
-    assert decode_tcp(packets.LINKTYPE_LOOP, frame, len(frame)).payload == client_hello()
+    assert tcp_segment(decode.LINKTYPE_LOOP, frame, len(frame)).payload == client_hello()
 
 
 def test_ethernet_padding_is_not_payload():
     """A bare ACK is padded to 60 bytes on Ethernet; the IP length says where data ends."""
     frame = wire.Link().frame(packet(ip(payload=b"", flags="A"))) + bytes(6)
-    segment = decode_tcp(packets.LINKTYPE_ETHERNET, frame, len(frame))
+    segment = tcp_segment(decode.LINKTYPE_ETHERNET, frame, len(frame))
     assert segment.payload == b""
     assert segment.flags == FLAG_ACK
 
@@ -96,7 +98,7 @@ def test_ipv4_options_are_skipped():
     header[0] = 0x47
     header[2:4] = struct.pack(">H", len(plain) + len(options))
     frame = bytes(header) + plain[20:]
-    assert decode_tcp(packets.LINKTYPE_RAW, frame, len(frame)).payload == client_hello()
+    assert tcp_segment(decode.LINKTYPE_RAW, frame, len(frame)).payload == client_hello()
 
 
 def ipv6_with(extensions: list[tuple[int, bytes]], payload: bytes | None = None) -> bytes:
@@ -140,7 +142,7 @@ AUTHENTICATION = (51, bytes([4, 0, 0]) + bytes(4 + 4 + 12))  # (4 + 2) * 4 = 24 
 )
 def test_ipv6_extension_headers_are_walked(extensions):
     frame = ipv6_with(extensions)
-    segment = decode_tcp(packets.LINKTYPE_RAW, frame, len(frame))
+    segment = tcp_segment(decode.LINKTYPE_RAW, frame, len(frame))
     assert segment is not None
     assert segment.payload == client_hello()
     assert endpoint(segment.key) == CLIENT_V6
@@ -149,20 +151,20 @@ def test_ipv6_extension_headers_are_walked(extensions):
 def test_ipv6_destination_options_from_wire():
     frame = ip(CLIENT_V6, SERVER_V6, ipv6_ext=True)
     assert frame[6] == 60
-    assert decode_tcp(packets.LINKTYPE_RAW, frame, len(frame)).payload == client_hello()
+    assert tcp_segment(decode.LINKTYPE_RAW, frame, len(frame)).payload == client_hello()
 
 
 def test_ipv6_fragment_is_not_a_segment():
     fragment = (44, bytes([0]) + struct.pack(">HI", 0x0001, 7))  # offset 0, more fragments
     frame = ipv6_with([fragment])
-    assert decode_tcp(packets.LINKTYPE_RAW, frame, len(frame)) is None
+    assert tcp_segment(decode.LINKTYPE_RAW, frame, len(frame)) is None
 
 
 @pytest.mark.parametrize("flags_and_offset", [0x2000, 0x0010], ids=["first", "later"])
 def test_ipv4_fragment_is_not_a_segment(flags_and_offset):
     frame = bytearray(ip())
     frame[6:8] = struct.pack(">H", flags_and_offset)
-    assert decode_tcp(packets.LINKTYPE_RAW, bytes(frame), len(frame)) is None
+    assert tcp_segment(decode.LINKTYPE_RAW, bytes(frame), len(frame)) is None
 
 
 def test_udp_arp_and_junk_are_not_segments():
@@ -170,26 +172,26 @@ def test_udp_arp_and_junk_are_not_segments():
     ethernet_udp = wire.Link().frame(udp)
     arp = bytes(6) * 2 + b"\x08\x06" + bytes.fromhex("0001080006040001") + bytes(20)
     for frame in (ethernet_udp, arp, b"\x00" * 10, b""):
-        assert decode_tcp(packets.LINKTYPE_ETHERNET, frame, len(frame)) is None
-    assert decode_tcp(147, ip(), len(ip())) is None  # a user link type capana does not read
+        assert tcp_segment(decode.LINKTYPE_ETHERNET, frame, len(frame)) is None
+    assert tcp_segment(147, ip(), len(ip())) is None  # a user link type capana does not read
 
 
 def test_snaplen_cut_segment_says_how_many_bytes_are_missing():
     frame = wire.Link().frame(packet(ip()))
     kept = frame[:200]
-    segment = decode_tcp(packets.LINKTYPE_ETHERNET, kept, len(frame))
+    segment = tcp_segment(decode.LINKTYPE_ETHERNET, kept, len(frame))
     assert segment.payload == client_hello()[: 200 - 14 - 20 - 20]
     assert segment.missing == len(frame) - 200
 
 
 def test_snaplen_cut_inside_the_tcp_header_is_not_a_segment():
     frame = wire.Link().frame(packet(ip()))
-    assert decode_tcp(packets.LINKTYPE_ETHERNET, frame[:40], len(frame)) is None
+    assert tcp_segment(decode.LINKTYPE_ETHERNET, frame[:40], len(frame)) is None
 
 
 def test_syn_flags():
     frame = ip(payload=b"", flags="S")
-    segment = decode_tcp(packets.LINKTYPE_RAW, frame, len(frame))
+    segment = tcp_segment(decode.LINKTYPE_RAW, frame, len(frame))
     assert segment.flags == FLAG_SYN
 
 
@@ -205,7 +207,7 @@ def test_ipv4_total_length_zero_is_tso_and_takes_the_captured_length():
     """TCP segmentation offload: the capture sees IPv4 total length 0; the payload is all there."""
     packet = bytearray(ip())
     packet[2:4] = b"\0\0"
-    segment = decode_tcp(packets.LINKTYPE_RAW, bytes(packet), len(packet))
+    segment = tcp_segment(decode.LINKTYPE_RAW, bytes(packet), len(packet))
     assert segment is not None
     assert segment.payload == client_hello()
     assert segment.missing == 0

@@ -86,3 +86,10 @@ def test_odd_values() -> None:
     other = parse_config(b"<Default><deviceSecurityMode>3</deviceSecurityMode></Default>")
     assert other.problems == ("not-a-device-config",)
     assert parse_config(b"").problems == ("xml-malformed",)
+
+
+@pytest.mark.parametrize("encoding", ["ATF-8", "UTF-16"])
+def test_a_declared_encoding_expat_cannot_read_is_malformed_not_raised(encoding: str) -> None:
+    """Found by hypothesis: a damaged XML declaration made expat raise LookupError/ValueError."""
+    config = parse_config(f'<?xml version="1.0" encoding="{encoding}"?><device/>'.encode())
+    assert config.problems == ("xml-malformed",)

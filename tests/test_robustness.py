@@ -21,14 +21,14 @@ from pathlib import Path
 import pytest
 from capture_files import epb, idb, shb
 from facts import problem_texts, sha256s
-from samplegen import wire
+from samplegen import flood, wire
 from test_scan import CUCM, PHONE, WHEN, expected_chains, only, tls_packets
 from test_tls import real_handshake, test_pki
 
-from capana import tls
+from capana import budget, tls
 from capana.certificates import parse_certificate
 from capana.connections import ConnectionTable
-from capana.model import UnparsedCertificate
+from capana.model import ProblemCode, UnparsedCertificate
 from capana.packets import FLAG_SYN, TcpSegment
 from capana.scan import scan_capture
 from capana.truststore import TrustStoreError, load_trust_store
@@ -177,7 +177,7 @@ def _certificate_message(entries: list[bytes]) -> bytes:
     return bytes([tls.CERTIFICATE]) + len(body).to_bytes(3, "big") + body
 
 
-def test_a_16_mib_certificate_message_is_refused_at_its_header(tmp_path: Path) -> None:
+def test_a_16_mib_certificate_message_is_read_to_its_first_bytes_only(tmp_path: Path) -> None:
     length = (1 << 24) - 1
     message = bytes([tls.CERTIFICATE]) + length.to_bytes(3, "big") + bytes(length)
     path = _hostile_capture(tmp_path, _records(message), mss=60_000)
@@ -185,12 +185,14 @@ def test_a_16_mib_certificate_message_is_refused_at_its_header(tmp_path: Path) -
     _, handshakes = scan_capture(path)
     assert time.perf_counter() - started < 20
     handshake = only(handshakes)
-    assert any(f"claims {length} bytes" in problem for problem in problem_texts(handshake))
+    cut = f"Certificate message of {length} bytes read to its first {tls.MAX_CERTIFICATE_MESSAGE}"
+    assert any(cut in problem for problem in problem_texts(handshake))
+    assert ProblemCode.LIMIT in handshake.problem_codes
     assert handshake.server_chain == ()
 
 
 def test_ten_thousand_certificates_keep_the_first_of_them(tmp_path: Path) -> None:
-    """Within the message bound: MAX_CHAIN_CERTIFICATES are read, the rest said to be skipped."""
+    """MAX_CHAIN_CERTIFICATES are read, the rest said to be skipped."""
     server_der = test_pki()[1].der
     entries = [server_der] + [bytes(16)] * 9_999
     handshake = only(
@@ -201,12 +203,16 @@ def test_ten_thousand_certificates_keep_the_first_of_them(tmp_path: Path) -> Non
     assert any("the rest were skipped" in problem for problem in problem_texts(handshake))
 
 
-def test_ten_thousand_real_certificates_exceed_the_message_bound(tmp_path: Path) -> None:
+def test_ten_thousand_real_certificates_are_cut_at_the_message_bound(tmp_path: Path) -> None:
+    """9 MB of real certificates: those within MAX_CERTIFICATE_MESSAGE are read (the first
+    MAX_CHAIN_CERTIFICATES of them kept), the rest passed over, both said."""
     entries = [test_pki()[1].der] * 10_000
     path = _hostile_capture(tmp_path, _records(_certificate_message(entries)), mss=60_000)
     handshake = only(scan_capture(path)[1])
-    limit = f"over the {tls.MAX_HANDSHAKE_MESSAGE}-byte limit"
-    assert any(limit in problem for problem in problem_texts(handshake)), handshake.problems
+    assert len(handshake.server_chain) == tls.MAX_CHAIN_CERTIFICATES
+    texts = problem_texts(handshake)
+    assert any(f"read to its first {tls.MAX_CERTIFICATE_MESSAGE}" in text for text in texts)
+    assert any("the rest were skipped" in text for text in texts)
 
 
 @pytest.mark.parametrize("depth", [100, 10_000, 100_000])
@@ -249,3 +255,32 @@ def test_a_syn_flood_keeps_the_table_bounded() -> None:
         assert len(table.flows) <= 2 * 5_000
     table.finish()
     assert table.completed == []
+
+
+def test_thousands_of_large_concurrent_handshakes_stay_within_the_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small gzip that expands to 600 handshakes, each part-way through a 48 kB server
+    Certificate at once (29 MB): with an 8 MiB budget, the handshakes that got their bytes are
+    read whole, the others are cut with a problem, every one is reported, and a warning says
+    what the budget cut. (bench/memory.py measures the peak RSS on a larger one.)"""
+    monkeypatch.setattr(budget, "MAX_CAPTURE_BUFFERED", 8 << 20)
+    ca, server, _ = test_pki()
+    path = flood.concurrent_certificates(
+        tmp_path / "flood.pcap.gz",
+        real_handshake(),
+        (server.der, ca.der),
+        connections=600,
+        size=48_000,
+    )
+    assert path.stat().st_size < 1 << 20
+    summary, handshakes = scan_capture(path)
+    assert summary.errors == ()
+    assert len(handshakes) == 600
+    cut = [h for h in handshakes if ProblemCode.LIMIT in h.problem_codes]
+    whole = [h for h in handshakes if h.server_chain]
+    assert cut and whole and len(cut) + len(whole) == 600
+    assert all(h.server_chain[:2] == (server.der, ca.der) for h in whole)
+    assert len(whole) * 48_000 < 9 << 20  # no more than the budget held at once
+    (warning,) = [w for w in summary.warnings if "TLS records and handshake messages" in w]
+    assert "memory budget (8 MiB for all buffers)" in warning

@@ -8,6 +8,7 @@ says about it: the handshakes, their chains by SHA-256, and the capture's errors
 from __future__ import annotations
 
 import struct
+import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -16,7 +17,9 @@ from facts import problem_texts, sha256s
 from samplegen import pki, wire
 from samplegen.tlsrun import record_offsets
 from test_tls import SERVER_NAME, real_handshake, test_pki
+from tshark_oracle import TSHARK
 
+from capana.model import ProblemCode
 from capana.scan import scan_capture
 
 PHONE = ("10.1.1.20", 51234)
@@ -167,14 +170,18 @@ def test_tls_on_a_non_standard_port(tmp_path):
     assert client_and_server_chains(handshake) == expected_chains()
 
 
-@pytest.mark.parametrize("snaplen", [200, 600, 1000])
-def test_snaplen_cut_capture_says_unknown_and_why(tmp_path, snaplen):
-    """The ClientHello fits; the certificates do not. Nothing crashes, nothing is guessed."""
+@pytest.mark.parametrize("snaplen", [128, 200, 600, 1000])
+def test_snaplen_cut_capture_says_truncated_and_why(tmp_path, snaplen):
+    """The ClientHello's header fits; the certificates do not (128: CUCM's default capture).
+    The handshake is reported, its certificate "truncated", nothing guessed."""
     path = wire.write_pcap(tmp_path / "cut.pcap", tls_packets(), snaplen=snaplen)
     handshake = only(scan(path)[1])
-    assert handshake.client_cert_status == "unknown"
+    assert handshake.client_cert_status == "truncated"
     assert handshake.client_chain == ()
-    assert any("snaplen" in problem for problem in problem_texts(handshake))
+    assert handshake.client == "10.1.1.20:51234"
+    assert handshake.start is not None
+    codes = handshake.problem_codes
+    assert {ProblemCode.SNAPLEN, ProblemCode.MESSAGE_TRUNCATED} <= codes
 
 
 def test_lost_segment_is_a_gap_and_the_certificate_is_not_made_up(tmp_path):
@@ -246,7 +253,7 @@ def hostile_server_flight(kind: str) -> bytes:
     ("kind", "problem"),
     [
         ("record_length_0xffff", "claims 65535 bytes"),
-        ("handshake_length_2_24", "claims 16777215 bytes"),
+        ("handshake_length_2_24", "of 16777215 bytes cut short"),
         ("certificate_list_too_long", "certificate list claims"),
     ],
 )
@@ -269,3 +276,64 @@ def test_tso_capture_with_ipv4_total_length_zero(tmp_path):
     ]
     _, handshakes = scan(wire.write_pcap(tmp_path / "tso.pcap", tso))
     assert client_and_server_chains(only(handshakes)) == expected_chains()
+
+
+@pytest.mark.skipif(TSHARK is None, reason="tshark is not installed")
+def test_keep_alives_are_not_overlaps(tmp_path):
+    """A keep-alive (one old or garbage byte at the next sequence number minus one, RFC 1122
+    4.2.3.6) from each side between the flights: tshark calls them keep-alives, and capana
+    neither counts them as overlaps with different contents nor lets them into the stream."""
+    conv = wire.TcpConversation(PHONE, CUCM, WHEN)
+    conv.open()
+    for flight in real_handshake().flights:
+        conv.send(flight.sender, flight.data)
+        last = conv.data_indices(flight.sender)[-1]
+        conv.overlap(last, back=1, length=1, same=False)
+    conv.close()
+    path = wire.write_pcap(tmp_path / "keepalive.pcap", conv.packets())
+    command = [TSHARK, "-r", str(path), "-Y", "tcp.analysis.keep_alive"]
+    flagged = subprocess.run(
+        [*command, "-T", "fields", "-e", "frame.number"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert len(flagged) == len(real_handshake().flights)
+    handshake = only(scan(path)[1])
+    assert handshake.problems == ()
+    assert client_and_server_chains(handshake) == expected_chains()
+    assert handshake.outcome == "established"
+
+
+def test_ipv6_payload_length_zero_takes_the_captured_length(tmp_path):
+    """BIG TCP / segmentation offload on IPv6: the payload length field reads 0."""
+    tso = [
+        wire.Packet(p.time_ns, p.src, p.dst, p.ip[:4] + b"\0\0" + p.ip[6:])
+        for p in tls_packets(client=PHONE_V6, server=CUCM_V6, mss=9000)
+    ]
+    _, handshakes = scan(wire.write_pcap(tmp_path / "big-tcp.pcap", tso))
+    handshake = only(handshakes)
+    assert client_and_server_chains(handshake) == expected_chains()
+    assert handshake.client == "[fd00:20::20]:51234"
+
+
+def test_what_the_decoder_cannot_read_is_one_warning_per_header(tmp_path):
+    """Never a silent drop: IPX frames and ESP packets are counted by what stopped them, and
+    the IP fragments that never made a whole datagram are said too."""
+    link = wire.Link()
+    tls = [link.frame(packet) for packet in tls_packets()]
+    ipx = bytes.fromhex("00000c9ff0012c3124c9f8e18137") + bytes(40)
+    esp = link.frame(
+        wire.Packet(0, PHONE[0], CUCM[0], wire.ip_packet(PHONE[0], CUCM[0], 50, bytes(60)))
+    )
+    first_fragment = bytearray(link.frame(tls_packets()[3]))
+    first_fragment[20:22] = b"\x20\x00"  # more fragments: the rest never comes
+    frames = [*tls, ipx, ipx, ipx, esp, bytes(first_fragment)]
+    summary, handshakes = scan(write_frames(tmp_path / "odd.pcap", frames))
+    assert client_and_server_chains(only(handshakes)) == expected_chains()
+    assert summary.warnings == (
+        "3 packets not decoded: ethertype 0x8137 (unsupported)",
+        "1 packets not decoded: ipsec esp (encrypted)",
+        "1 IP datagrams not reassembled from their fragments: fragments missing at the end of "
+        "the capture",
+    )

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import pytest
 from conftest import SAMPLE_PCAPS
+from decoded import udp_datagram
 
 from capana.capture import CaptureReader
 from capana.decode import Datagram as Decoded
 from capana.decode import decode_frame
 from capana.model import FileTransfer
-from capana.packets import address_text, decode_udp
+from capana.packets import address_text
 from capana.tftp import MAX_OPEN, TftpReader, TftpTracker
 
 Datagram = tuple[str, int, str, int, bytes, int]  # source, port, destination, port, payload, frame
@@ -23,8 +24,8 @@ def captured() -> list[Datagram]:
     """The boot's TFTP datagrams: the CTL refused, then ITLFile.tlv in five DATA blocks."""
     found = []
     with CaptureReader(SAMPLE_PCAPS / "phone-boot-files.pcap") as capture:
-        for number, (_time, linktype, frame, _length) in enumerate(capture, start=1):
-            udp = decode_udp(linktype, frame, frozenset(range(65536)))
+        for number, (_time, linktype, frame, length) in enumerate(capture, start=1):
+            udp = udp_datagram(linktype, frame, length)
             if udp is not None:
                 source, destination = address_text(udp.source), address_text(udp.destination)
                 found.append(

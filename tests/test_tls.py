@@ -18,6 +18,7 @@ import pytest
 from samplegen import pki, tlsrun
 
 from capana import tls
+from capana.model import ProblemCode
 
 VERIFY_TIME = datetime(2024, 3, 1, tzinfo=timezone.utc)
 CA_NAME = "CN=Test Phone CA,O=Test"
@@ -368,16 +369,38 @@ def test_record_claiming_0xffff_bytes_is_refused_without_waiting_for_them():
     assert isinstance(error, tls.ProtocolError)
     assert "65535" in error.message
     assert direction.feed(b"\x00" * 70000) == []
-    assert len(direction._pending) == 0
+    assert direction._records.size == 0
 
 
 def test_handshake_message_claiming_2_to_the_24_bytes_is_refused():
-    body = bytes([tls.CERTIFICATE]) + (2**24 - 1).to_bytes(3, "big") + b"\x00" * 100
+    body = bytes([tls.CERTIFICATE_REQUEST]) + (2**24 - 1).to_bytes(3, "big") + b"\x00" * 100
     direction = tls.TlsDirection()
     (error,) = direction.feed(record(tls.HANDSHAKE, body))
     assert isinstance(error, tls.ProtocolError)
     assert "16777215" in error.message
-    assert len(direction._handshake) == 0
+    assert direction._messages.size == 0
+
+
+def test_a_certificate_message_over_the_limit_is_cut_and_the_stream_read_on():
+    """A Certificate claiming 2^24 - 1 bytes whose first entries are real certificates: those
+    within MAX_CERTIFICATE_MESSAGE are kept with a LIMIT problem, the rest passed over without
+    being buffered, and the next message read."""
+    ca, server, _ = test_pki()
+    length = 2**24 - 1
+    entries = b"".join(len(c.der).to_bytes(3, "big") + c.der for c in (server, ca))
+    body = (length - 3).to_bytes(3, "big") + entries
+    body += bytes(length - len(body))
+    stream = bytes([tls.CERTIFICATE]) + length.to_bytes(3, "big") + body
+    stream += bytes([tls.SERVER_HELLO_DONE, 0, 0, 0])
+    direction = tls.TlsDirection()
+    events: list[tls.TlsEvent] = []
+    for at in range(0, len(stream), 1 << 14):
+        events += direction.feed(record(tls.HANDSHAKE, stream[at : at + (1 << 14)]))
+        assert direction._messages.size <= tls.MAX_CERTIFICATE_MESSAGE + (1 << 14) + 4
+    certificate, limit, done = events
+    assert certificate == tls.CertificateMessage((server.der, ca.der))
+    assert isinstance(limit, tls.ProtocolError) and limit.code == ProblemCode.LIMIT
+    assert done == tls.OtherHandshake(tls.SERVER_HELLO_DONE)
 
 
 def certificate_message(certificates: list[bytes], claimed_list: int | None = None) -> bytes:
@@ -420,4 +443,4 @@ def test_record_buffer_is_bounded_by_one_record():
     stream = record(tls.APPLICATION_DATA, body) * 8
     for i in range(0, len(stream), 1000):
         direction.feed(stream[i : i + 1000])
-        assert len(direction._pending) < 16384 + 5 + 1000
+        assert direction._records.size < 16384 + 5 + 1000

@@ -28,7 +28,7 @@ def report() -> Report:
 
 def test_reprs_are_one_short_line(report: Report) -> None:
     assert repr(report) == (
-        "<Report 1 capture, 6 handshakes, 5 file transfers, 5 devices, 2 errors, 2 warnings>"
+        "<Report 1 capture, 6 handshakes, 10 file transfers, 5 devices, 2 errors, 2 warnings>"
     )
     moved = report.devices[-1]
     assert repr(moved) == (

@@ -10,10 +10,13 @@ from typing import Literal
 from capana.model.certificates import CertificateReport
 from capana.model.verdicts import Finding, Validation
 
-Transport = Literal["tcp", "eapol", "radius"]
+Transport = Literal["tcp", "udp", "eapol", "radius"]
 Sender = Literal["client", "server"]
 Outcome = Literal["established", "rejected", "incomplete"]
-ClientCertStatus = Literal["present", "absent", "encrypted", "not_requested", "unknown"]
+# "truncated": the phone's certificate fell beyond the capture's snaplen.
+ClientCertStatus = Literal[
+    "present", "absent", "encrypted", "not_requested", "unknown", "truncated"
+]
 # With a key log: "decrypted" (a TLS 1.3 handshake read), "failed" (its records did not open),
 # "not_needed" (a TLS <= 1.2 session, certificates in clear).
 Decryption = Literal["decrypted", "failed", "not_needed"]
@@ -40,6 +43,8 @@ class ProblemCode(str, Enum):
     LIMIT = "limit"  # a stated bound (buffers, counts) cut the reading short
     EAP_REPEATED = "eap-repeated"
     NO_CALLING_STATION = "no-calling-station"
+    RESYNC = "resync"  # a side read from a record boundary after bytes that were not one
+    MESSAGE_TRUNCATED = "message-truncated"  # a handshake message the capture cut short
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import socket
 import subprocess
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from scapy.layers.inet import IP, UDP
@@ -63,11 +63,15 @@ def missing_tools() -> str | None:
     return None
 
 
-def capture_dtls(folder: Path, version: str, *, mtu: int = 600) -> DtlsCapture:
+def capture_dtls(
+    folder: Path, version: str, *, mtu: int = 600, expired: bool = False
+) -> DtlsCapture:
     """One real DTLS ``version`` ("1.0" or "1.2") handshake with client certificates, each
-    Certificate message fragmented to fit ``mtu``, captured with tcpdump on the loopback."""
+    Certificate message fragmented to fit ``mtu``, captured with tcpdump on the loopback.
+    ``expired``: the access point's certificate expired yesterday (the controller, like
+    ``s_server`` without ``-verify_return_error``, lets it join all the same)."""
     folder.mkdir(parents=True, exist_ok=True)
-    files = _write_pki(folder)
+    files = _write_pki(folder, expired)
     port = _free_udp_port()
     path = folder / f"dtls{version}.pcap"
     common = [_VERSIONS[version], "-mtu", str(mtu), "-cipher", _CIPHERS, "-4"]
@@ -123,9 +127,11 @@ def capwap_control(capture: DtlsCapture, path: Path) -> Path:
     return path
 
 
-def _write_pki(folder: Path) -> dict[str, str]:
+def _write_pki(folder: Path, expired: bool = False) -> dict[str, str]:
     """A manufacturing CA look-alike, a controller and an access point certificate (PEM)."""
     window = {"not_before": pki.EPOCH, "not_after": pki.EPOCH + timedelta(days=20 * 365)}
+    yesterday = datetime.now(timezone.utc) - timedelta(days=1)
+    ap_window = {"not_before": pki.EPOCH, "not_after": yesterday} if expired else window
     ca = pki.issue("O=Cisco Systems,CN=Cisco Manufacturing CA", ca=True, **window)
     controller = pki.issue(
         "O=Cisco Systems,CN=AIR-CT5520-K9-00a2891c7a10",
@@ -137,7 +143,7 @@ def _write_pki(folder: Path) -> dict[str, str]:
         "C=US,ST=California,L=San Jose,O=Cisco Systems,CN=AP3G2-b83861f305ac",
         issuer=ca,
         key=pki.new_key("rsa4096"),
-        **window,
+        **ap_window,
     )
     files = {}
     for name, issued in (("ca", ca), ("server", controller), ("client", access_point)):
