@@ -2,7 +2,8 @@
 
 State is bounded: a connection that is not TLS is remembered as ``SKIPPED_FLOW`` after its
 first payload (one dict entry per direction) and forgotten on FIN/RST; a TLS connection stops
-being buffered as soon as its handshake is over. Past ``max_connections`` the oldest entries are
+being buffered as soon as its reader is done (its handshake is over, and what capana decodes
+inside it, bounded, was read). Past ``max_connections`` the oldest entries are
 evicted; an evicted TLS connection is reported with what it had shown and a note saying so.
 """
 
@@ -141,7 +142,7 @@ class Connection:
     ) -> StreamReader | None:
         """The reader these first bytes call for, or None: the connection is not followed."""
         if opens_tls(sender, first_bytes, self.server_port in SERVICE_BY_PORT):
-            return TlsStream(self.keys)
+            return TlsStream(self.keys, service_for(self.server_port))
         service = cleartext_service(self.server_port, first_bytes)
         if service is not None:
             return CleartextSession(service, timestamp, frame)

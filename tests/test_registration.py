@@ -272,7 +272,9 @@ def test_sccp_bad_length_and_a_cut_message():
     registration.feed("server", ACK[:10])
     facts = registration.registration()
     assert facts is None
-    assert registration._problems == ["phone: not SCCP (data length 2); the rest was not read"]
+    assert [problem.text for problem in registration.problems] == [
+        "phone: not SCCP (header 0200000000000000); the rest was not read"
+    ]
 
 
 @settings(max_examples=300, deadline=None)
