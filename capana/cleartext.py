@@ -45,7 +45,7 @@ class CleartextSession:
     """The stream reader of a phone's clear-text SCCP/SIP session: reports the connection as one
     without TLS, with the registration its messages show."""
 
-    __slots__ = ("frame", "reader", "service", "timestamp")
+    __slots__ = ("frame", "last", "reader", "service", "timestamp")
 
     hopeless = False
 
@@ -54,6 +54,7 @@ class CleartextSession:
         self.timestamp = timestamp
         self.frame = frame
         self.reader: SessionReader | None = session_reader(service)
+        self.last = timestamp  # the capture time of the last bytes read
 
     @property
     def done(self) -> bool:
@@ -61,6 +62,7 @@ class CleartextSession:
         return self.reader is None or self.reader.complete
 
     def feed(self, sender: Sender, data: bytes, timestamp: float, frame: int) -> None:
+        self.last = timestamp or self.last
         if self.reader is not None:
             self.reader.feed(sender, data)
 
@@ -92,5 +94,6 @@ class CleartextSession:
             frames=Frames(cleartext=self.frame or None),
             wireshark_filter=flow.wireshark_filter,
             cleartext=True,
+            end=utc_from_epoch(self.last),
         )
         return (self.reader.apply(handshake) if self.reader else handshake,)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from capana.classify import claimed_identity
 from capana.domain import (
     CERTIFICATE_ALERTS,
     MIN_RSA_BITS,
@@ -26,6 +27,7 @@ from capana.domain import (
 )
 from capana.model import (
     SEVERITY_RANK,
+    CapfReport,
     Certificate,
     CertificateReport,
     Finding,
@@ -70,6 +72,11 @@ CATALOGUE: dict[str, tuple[Severity, str]] = {
         "the server ended the handshake before the phone's certificate",
     ),
     "handshake-rejected": ("error", "the handshake was refused and no other finding says why"),
+    "capf-request-refused": ("error", "the CAPF refused the phone's LSC request, or it failed"),
+    "registration-rejected": (
+        "error",
+        "CUCM rejected the phone's registration after its handshake",
+    ),
     "verdict-disagrees-with-server": ("warning", "capana's verdict and the server's differ"),
     "no-client-certificate": (
         "warning",
@@ -108,6 +115,7 @@ class _Case:
     moment: datetime | None
     expiry_days: int
     tried_tls: bool
+    capf: CapfReport | None = None
 
     @property
     def leaf(self) -> Certificate | None:
@@ -120,7 +128,7 @@ class _Case:
     @property
     def phone(self) -> str:
         device = self.client_leaf.classification.device if self.client_leaf else None
-        return device or self.handshake.client
+        return device or claimed_identity(self.handshake)[0] or self.handshake.client
 
     @property
     def is_phone(self) -> bool:
@@ -212,12 +220,14 @@ def diagnose(
     moment: datetime | None = None,
     expiry_days: int = DEFAULT_EXPIRY_DAYS,
     tried_tls: bool = False,
+    capf: CapfReport | None = None,
 ) -> tuple[Finding, ...]:
     """Every finding for one handshake, most severe first.
 
     ``moment``: when it happened (else the handshake's start); ``expiry_days``: how soon an
     expiry is worth a warning; ``tried_tls``: the same client also opened a TLS session to a
-    phone service in this capture (makes a cleartext registration a warning).
+    phone service in this capture (makes a cleartext registration a warning); ``capf``: the
+    CAPF session read inside it, judged.
     """
     case = _Case(
         handshake,
@@ -229,6 +239,7 @@ def diagnose(
         moment or handshake.start,
         expiry_days,
         tried_tls,
+        capf,
     )
     found = [finding for rule in _RULES for finding in rule(case)]
     found += _unexplained_rejection(case, found)
@@ -534,7 +545,11 @@ def _request_rules(case: _Case) -> Iterator[Finding]:
             f"{case.phone}: the server asked for a certificate and {case.who} sent none",
             advice,
         )
-    elif status == "not_requested" and handshake.service in PHONE_SERVICES:
+    elif (
+        status == "not_requested"
+        and handshake.service in PHONE_SERVICES
+        and handshake.capf is None  # the phone proves itself inside the CAPF protocol
+    ):
         yield _finding(
             "certificate-not-requested",
             f"{case.phone}: the server did not ask for a certificate on {handshake.service}",
@@ -667,6 +682,158 @@ def _unexplained_rejection(case: _Case, found: list[Finding]) -> list[Finding]:
     ]
 
 
+def _capf_rules(case: _Case) -> Iterator[Finding]:
+    """The CAPF turned the phone away (or the operation failed): why, and what to set in CUCM."""
+    report = case.capf
+    if report is None or not report.session.refused:
+        return
+    session = report.session
+    reason = session.reason
+    why = "no reason given"
+    if reason is not None:
+        why = f"reason {reason.code} '{reason.text}'" + (f": {reason.info}" if reason.info else "")
+    device = session.device or case.phone
+    asked = f"the {session.operation}" if session.operation not in (None, "none") else "its request"
+    yield _finding(
+        "capf-request-refused",
+        f"{device}: the CAPF refused {asked} ({why})" + _capf_credential(report),
+        _capf_advice(report, device),
+        device=session.device,
+        operation=session.operation,
+        auth=session.auth,
+        result=session.result,
+        reason_code=reason.code if reason else None,
+        reason=reason.text if reason else None,
+        reason_info=reason.info if reason else None,
+    )
+
+
+_CAPF_PAGE = (
+    "Cisco Unified CM Administration > Device > Phone > {device} > Certificate Authority Proxy "
+    "Function (CAPF) Information"
+)
+
+
+def _capf_credential(report: CapfReport) -> str:
+    """What the phone authenticated with, when it was a certificate."""
+    presented = report.presented
+    if presented is None or report.session.auth not in ("lsc", "mic"):
+        return ""
+    issuer = presented.parsed.issuer_label if presented.parsed else "an unreadable issuer"
+    verdict = report.presented_validation.status
+    checked = f", {verdict} against {store_label(report.presented_validation.store)}"
+    return f"; it authenticated with its {presented.kind} issued by '{issuer}'" + (
+        checked if verdict != "not_checked" else ""
+    )
+
+
+def _capf_advice(report: CapfReport, device: str) -> str:
+    """The fix in CUCM's words, by the reason the CAPF gave and how the phone authenticated."""
+    session = report.session
+    page = _CAPF_PAGE.format(device=device)
+    code = session.reason.code if session.reason else None
+    if session.result == "no_operation":
+        return (
+            f"No certificate operation was pending for {device}: in {page} set Certificate "
+            "Operation (Install/Upgrade, Delete or Troubleshoot) with an Operation Completes By "
+            "date in the future, Save and Apply Config, then reset the phone."
+        )
+    if code == 9:
+        return (
+            f"The CAPF does not know '{device}': check that the phone is added in CUCM under that "
+            f"device name (SEP and its MAC) and that Certificate Operation is set in {page}."
+        )
+    if session.auth == "lsc":
+        issuer = (
+            report.presented.parsed.issuer_label
+            if report.presented and report.presented.parsed
+            else "its CAPF"
+        )
+        return (
+            f"The CAPF refused the phone's LSC ('invalid LSC'): CAPF-trust lacks '{issuer}', "
+            "typically after the CAPF certificate was regenerated (same name, new key) or when "
+            "the phone came from another cluster. Put the old CAPF certificate back in "
+            "CAPF-trust (and restart the Cisco Certificate Authority Proxy Function service) "
+            "until every phone has a new LSC, or set the Authentication Mode in "
+            f"{page} to By Null String, By Authentication String or By Existing Certificate "
+            "(Precedence to MIC)."
+        )
+    if session.auth == "mic":
+        return (
+            "The CAPF refused the phone's MIC: CAPF-trust must hold the Cisco manufacturing CAs "
+            "(CUCM's default CA list, 'show cert default-ca-list'); restore them, or set the "
+            f"Authentication Mode in {page} to By Null String or By Authentication String."
+        )
+    if session.auth == "password":
+        return (
+            "The authentication string the phone sent is not the one set in CUCM: enter it again "
+            f"on the phone (Settings > Security > LSC), or set the Authentication Mode in {page} "
+            "to By Null String."
+        )
+    return (
+        f"Check {page}: Certificate Operation, Authentication Mode, Key Size / Key Order; the "
+        "CAPF service's trace (RTMT, Cisco Certificate Authority Proxy Function) says why."
+    )
+
+
+# What CUCM's answer to a REGISTER means, and what to check.
+_SIP_ADVICE = {
+    401: "The phone's digest credentials were refused: set the Digest User on the phone's page "
+    "and that end user's digest credentials, or turn digest authentication off in the phone's "
+    "security profile.",
+    403: "CUCM forbade the registration: check that the device exists under this name with this "
+    "line, that its Phone Security Profile's transport (TLS, TCP) and type match what the phone "
+    "uses, and the Cisco CallManager trace for the reason.",
+    404: "CUCM does not know this line on this device: check the directory number (and its "
+    "partition) on the phone's page, Save and Apply Config.",
+    407: "The phone's digest credentials were refused: set the Digest User on the phone's page "
+    "and that end user's digest credentials.",
+    503: "This CallManager would not take the registration: check that the node is in the "
+    "CallManager Group of the phone's Device Pool and that the Cisco CallManager service runs.",
+}
+
+
+def _registration_rules(case: _Case) -> Iterator[Finding]:
+    """CUCM refused the registration itself: the certificate (if any) was not the problem."""
+    handshake = case.handshake
+    registration = handshake.registration
+    if registration is None or registration.result != "rejected":
+        return
+    protocol = registration.protocol.upper()
+    status = registration.status or "a rejection"
+    said = f"{status}: {registration.reason}" if registration.reason else status
+    line = f" for line {registration.line}" if registration.line else ""
+    if case.validation.status == "trusted":
+        context = (
+            f"; the certificate was not the problem: {case.kind} trusted by {case.store_name}, "
+            "and the TLS handshake completed"
+        )
+    elif handshake.client_cert_status == "present" and handshake.outcome == "established":
+        context = "; the certificate was not the problem: the server accepted it in the handshake"
+    elif handshake.cleartext:
+        context = " (in clear: no certificate involved)"
+    else:
+        context = "; the TLS handshake completed without the phone's certificate"
+    code = int(status.split()[0]) if status[:3].isdigit() else None
+    advice = _SIP_ADVICE.get(code or 0) if registration.protocol == "sip" else None
+    if advice is None:
+        advice = (
+            "CUCM refused the registration itself: check that the device is added under this "
+            "name, its Phone Security Profile (device security mode, transport) and its lines; "
+            "the Cisco CallManager trace (RTMT) gives the reason."
+        )
+    yield _finding(
+        "registration-rejected",
+        f"{case.phone}: {protocol} registration rejected{line} ({said}){context}",
+        advice,
+        protocol=registration.protocol,
+        status=registration.status,
+        line=registration.line,
+        reason=registration.reason,
+        validation=case.validation.status,
+    )
+
+
 _RULES: tuple[Callable[[_Case], Iterator[Finding]], ...] = (
     _trust_rules,
     _expiry_rules,
@@ -676,6 +843,8 @@ _RULES: tuple[Callable[[_Case], Iterator[Finding]], ...] = (
     _request_rules,
     _certificate_quality_rules,
     _capture_rules,
+    _capf_rules,
+    _registration_rules,
 )
 
 

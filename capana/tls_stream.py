@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 
 from capana import tls, tls12
-from capana.handshake import CLIENT, SERVER, HandshakeTracker
+from capana.handshake import CLIENT, SERVER, HandshakeTracker, utc_from_epoch
 from capana.model import Decryption, Handshake, Problem, ProblemCode, Sender
 from capana.session_keys import SecretsLookup, SessionKeys
 from capana.sessions import SessionReader, session_reader
@@ -36,7 +36,7 @@ def opens_tls(sender: Sender, first_bytes: bytes, known_port: bool) -> bool:
 class TlsStream:
     """One connection's TLS handshake, read from both sides' bytes."""
 
-    __slots__ = ("directions", "reader", "session_keys", "tls12_keys", "tracker")
+    __slots__ = ("directions", "last", "reader", "session_keys", "tls12_keys", "tracker")
 
     def __init__(self, keys: SecretsLookup | None = None, service: str | None = None) -> None:
         self.directions = {CLIENT: tls.TlsDirection(), SERVER: tls.TlsDirection()}
@@ -50,6 +50,7 @@ class TlsStream:
         self.tracker = HandshakeTracker()
         # What the phone says inside, for the services capana decodes (None elsewhere).
         self.reader: SessionReader | None = session_reader(service) if service else None
+        self.last: float | None = None  # the capture time of the last bytes read
 
     @property
     def done(self) -> bool:
@@ -69,6 +70,8 @@ class TlsStream:
 
     def feed(self, sender: Sender, data: bytes, timestamp: float, frame: int) -> None:
         reader = self.reader
+        if timestamp:
+            self.last = timestamp
         for event in self.directions[sender].feed(data):
             self.tracker.on_event(sender, event, timestamp, frame)
             if reader is not None and isinstance(event, tls.ApplicationData):
@@ -108,7 +111,9 @@ class TlsStream:
                 wireshark_filter=flow.wireshark_filter,
             )
 
-        handshake = result(tracker, flow.problems + self._key_problems())
+        handshake = dataclasses.replace(
+            result(tracker, flow.problems + self._key_problems()), end=utc_from_epoch(self.last)
+        )
         if tls12_decryption is not None:
             handshake = dataclasses.replace(
                 handshake,

@@ -127,6 +127,9 @@ class Handshake:
     capf: CapfSession | None = None
     tvs: TvsSession | None = None
     registration: Registration | None = None
+    # When the last bytes capana read of the connection were captured (the handshake's, or the
+    # session's read inside it); None when unknown.
+    end: datetime | None = None
 
     @property
     def client_host(self) -> str:
