@@ -228,7 +228,7 @@ _OUTCOME: dict[str, tuple[str, CapfResult]] = {
 
 
 def _result(state: _State, operation: CapfOperation | None) -> tuple[CapfResult, CapfReason | None]:
-    """How the session ended, and the reason that says so."""
+    """How the session ended, and why when it was refused or failed."""
     end = state.end
     if operation is None or operation == "none":
         if end is None:
@@ -241,7 +241,7 @@ def _result(state: _State, operation: CapfOperation | None) -> tuple[CapfResult,
     if response in state.responses:
         code = state.responses[response]
         if code == _SUCCESS:
-            return success, end
+            return success, None
         return "failed", _reason(code) if code is not None else end
     return ("failed", end) if end is not None else ("unknown", None)
 

@@ -744,18 +744,21 @@ def _capf_advice(report: CapfReport, device: str) -> str:
             f"device name (SEP and its MAC) and that Certificate Operation is set in {page}."
         )
     if session.auth == "lsc":
-        issuer = (
-            report.presented.parsed.issuer_label
-            if report.presented and report.presented.parsed
-            else "its CAPF"
-        )
+        presented = report.presented
+        issuer = presented.issuer_label if presented and presented.issuer_label else "its CAPF"
+        other_key = {ReasonCode.SAME_NAME_OTHER_KEY, ReasonCode.SIGNATURE_INVALID}
+        if other_key & report.presented_validation.codes:
+            missing = f"CAPF-trust holds a '{issuer}' with another key: the CAPF was regenerated"
+        else:
+            missing = (
+                f"CAPF-trust lacks '{issuer}', typically after the CAPF certificate was "
+                "regenerated (same name, new key) or when the phone came from another cluster"
+            )
         return (
-            f"The CAPF refused the phone's LSC ('invalid LSC'): CAPF-trust lacks '{issuer}', "
-            "typically after the CAPF certificate was regenerated (same name, new key) or when "
-            "the phone came from another cluster. Put the old CAPF certificate back in "
-            "CAPF-trust (and restart the Cisco Certificate Authority Proxy Function service) "
-            "until every phone has a new LSC, or set the Authentication Mode in "
-            f"{page} to By Null String, By Authentication String or By Existing Certificate "
+            f"The CAPF refused the phone's LSC ('invalid LSC'): {missing}. Put the old CAPF "
+            "certificate back in CAPF-trust (and restart the Cisco Certificate Authority Proxy "
+            "Function service) until every phone has a new LSC, or set the Authentication Mode "
+            f"in {page} to By Null String, By Authentication String or By Existing Certificate "
             "(Precedence to MIC)."
         )
     if session.auth == "mic":

@@ -35,7 +35,7 @@ class SessionMessage:
 
 @dataclass(frozen=True)
 class CapfReason:
-    """How a CAPF session ended (or why a step failed), by the protocol's reason code."""
+    """Why the CAPF refused the phone (or a step failed), by the protocol's reason code."""
 
     code: int
     text: str  # the daemons' name for the code ("unknown device"), or "reason <n>"
@@ -53,7 +53,7 @@ class CapfSession:
     issued_certificate: bytes | None  # DER of the LSC the CAPF stored on the phone
     presented_certificate: bytes | None  # DER the phone authenticated with (or sent on fetch)
     result: CapfResult
-    reason: CapfReason | None
+    reason: CapfReason | None  # why it was refused or failed; None when it worked
     messages: tuple[SessionMessage, ...]
     fetched_certificates: tuple[bytes, ...] = ()
 
