@@ -15,8 +15,11 @@ from tshark_oracle import TSHARK
 from capana import analyze
 from capana.capf import CapfDecoder
 from capana.model import Report
+from capana.notebook import frames
 from capana.tvs import TvsDecoder
-from capana.views.records import device_record, handshake_record
+from capana.views.csv import render_csv
+from capana.views.html import render_html
+from capana.views.records import device_record, handshake_record, handshake_row
 from capana.views.table import render_table
 
 CAPF_PCAP, CAPF_KEYS, CAPF_TRUST = (
@@ -168,3 +171,37 @@ def test_the_readme_shows_what_capana_prints_for_the_samples(tmp_path, monkeypat
     captures = [path.relative_to(SAMPLE_PCAPS.parent) for path in (CAPF_PCAP, TVS_PCAP, SIP_PCAP)]
     report = analyze(captures, trust={"capf": CAPF_TRUST}, keylog=keylog)
     assert "\n".join(printed) == render_table(report).rstrip("\n")
+
+
+def test_every_view_shows_the_capf_operation_the_tvs_answers_and_the_registration(tmp_path):
+    keylog = tmp_path / "sessions.keys"
+    keylog.write_text(CAPF_KEYS.read_text() + TVS_KEYS.read_text())
+    report = analyze([CAPF_PCAP, TVS_PCAP, SIP_PCAP], trust={"capf": CAPF_TRUST}, keylog=keylog)
+    page = render_html(report)
+    for shown in (
+        "Inside the sessions",
+        "install, key RSA 2048",
+        "capf auth_request → phone auth_response",
+        "cucm-pub.example.com",
+        "for CCM+TFTP, cache 86400 s",
+        'SIP <b class="b ok">registered</b> 200 OK, line 1001',
+        "<th>registered</th>",
+    ):
+        assert shown in page, shown
+    rows = {row["service"]: row for row in map(handshake_row, report.handshakes)}
+    assert (rows["capf"]["capf_operation"], rows["capf"]["capf_result"]) == ("install", "installed")
+    assert rows["sip-tls"]["registration_status"] == "200 OK"
+    tvs_rows = [row["tvs"] for row in map(handshake_row, report.handshakes) if row["tvs"]]
+    assert tvs_rows == [
+        "cucm-pub.example.com: trusted for CCM+TFTP, cache 86400 s",
+        "web.example.com: untrusted",
+    ]
+    csv_header = render_csv(report).splitlines()[0].split(",")
+    assert {"registration", "capf_operation", "tvs"} <= set(csv_header)
+    pandas = pytest.importorskip("pandas")
+    tables = frames(report)
+    assert isinstance(tables.devices, pandas.DataFrame)
+    (device,) = tables.devices.to_dict("records")
+    assert device["registered"] is True
+    assert device["capf"].startswith("install (auth mic, RSA 2048): installed")
+    assert device["registration"] == "registered: 200 OK, line 1001"
