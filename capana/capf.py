@@ -3,8 +3,8 @@ asked for, how it authenticated, what it was given, and how it ended.
 
 Sans-IO: feed each direction's decrypted bytes in order (split anywhere) to
 :class:`CapfDecoder`; ``session()`` folds the messages read so far into one frozen
-:class:`CapfSession`. Messages are dissected by the scapy layers in
-``dissectors.cisco_capf_tvs``.
+:class:`~capana.model.CapfSession`. Messages are framed and dissected by
+:mod:`capana.tlv_sessions` with the scapy layers in ``dissectors.cisco_capf_tvs``.
 
 What the bytes do not state is inferred, and left None when it cannot be known:
 

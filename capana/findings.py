@@ -719,7 +719,7 @@ def _capf_credential(report: CapfReport) -> str:
     presented = report.presented
     if presented is None or report.session.auth not in ("lsc", "mic"):
         return ""
-    issuer = presented.parsed.issuer_label if presented.parsed else "an unreadable issuer"
+    issuer = presented.issuer_label or "an unreadable issuer"
     verdict = report.presented_validation.status
     checked = f", {verdict} against {store_label(report.presented_validation.store)}"
     return f"; it authenticated with its {presented.kind} issued by '{issuer}'" + (

@@ -20,6 +20,7 @@ from capana.model import (
     HandshakeReport,
     Registration,
     Report,
+    TvsQuery,
     TvsReport,
     Validation,
 )
@@ -397,7 +398,7 @@ def handshake_row(record: HandshakeReport) -> dict[str, Any]:
     }
 
 
-def _queries(record: HandshakeReport) -> list[tuple[Any, Any]]:
+def _queries(record: HandshakeReport) -> list[tuple[TvsQuery, CertificateReport | None]]:
     tvs = record.tvs
     return list(zip(tvs.session.queries, tvs.certificates, strict=True)) if tvs else []
 
