@@ -1,8 +1,10 @@
 """capana: which certificate did each Cisco phone present, LSC or MIC, and would the server
-trust it? Reads pcap/pcapng captures; ``analyze`` is the one door.
+trust it? Reads pcap/pcapng captures; ``analyze`` is the one door. ``verify`` judges a
+certificate without a capture.
 
 >>> import capana
 >>> report = capana.analyze("pcaps/phone-reboot.pcapng", trust="pcaps/phone-reboot-trust")
+>>> capana.verify("phone.pem", trust="CallManager-trust/").status  # doctest: +SKIP
 
 Importing capana is cheap: the analyzer and the report types load when first used, so that the
 pytest plugin costs nothing in a test run that does not use it.
@@ -16,12 +18,23 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from capana.analyzer import analyze
-    from capana.model import CertificateReport, Device, HandshakeReport, Report
+    from capana.certcheck import verify
+    from capana.model import CertificateReport, Device, HandshakeReport, Report, Validation
 
-__all__ = ["CertificateReport", "Device", "HandshakeReport", "Report", "analyze"]
+__all__ = [
+    "CertificateReport",
+    "Device",
+    "HandshakeReport",
+    "Report",
+    "Validation",
+    "analyze",
+    "verify",
+]
 
 _LAZY = {
     "analyze": "capana.analyzer",
+    "verify": "capana.certcheck",
+    "Validation": "capana.model",
     "CertificateReport": "capana.model",
     "Device": "capana.model",
     "HandshakeReport": "capana.model",
@@ -37,10 +50,11 @@ def __getattr__(name: str) -> Any:
 
 
 def scapy_ext(ext: object) -> None:
-    """scapy's extension hook, called for each top-level package of the distribution.
+    """scapy's extension hook (``conf.exts.load("capana")``): register the contrib modules of
+    ``capana.dissectors``, which stay unloaded until ``load_contrib`` asks for one."""
+    from capana.dissectors import scapy_ext as register
 
-    Nothing to register here: the ``dissectors`` package registers the contrib modules.
-    """
+    register(ext)
 
 
 if "IPython" in sys.modules:  # in a notebook: rich display of report objects, by type name

@@ -19,18 +19,20 @@ from typing import Any
 
 from capana.devices import group_devices
 from capana.domain import PHONE_SERVICES
+from capana.file_findings import without_explained_rejections
+from capana.file_judging import judge_files
 from capana.findings import DEFAULT_EXPIRY_DAYS, store_label
 from capana.inputs import PathArgument, TrustArgument, capture_files, load_keylog, load_stores
 from capana.judging import judge
 from capana.keylog import KeyLog
-from capana.model import CaptureSummary, Handshake, HandshakeReport, Report
-from capana.scan import ProgressCallback, scan_capture
+from capana.model import CaptureSummary, FileReport, Handshake, HandshakeReport, Report
+from capana.scan import ProgressCallback, read_capture
 from capana.truststore import TrustStore, store_for
 
 # Distinct Python warnings (from the libraries capana uses) kept per capture; more are counted.
 MAX_PYTHON_WARNINGS = 20
 
-CaptureResult = tuple[CaptureSummary, tuple[HandshakeReport, ...]]
+CaptureResult = tuple[CaptureSummary, tuple[HandshakeReport, ...], tuple[FileReport, ...]]
 
 
 def analyze(
@@ -85,38 +87,44 @@ def analyze_capture(
 ) -> CaptureResult:
     """One capture read and judged: what a worker does. Never raises on a bad capture.
 
+    Its files are judged after its handshakes, against them (the same phone, the same capture).
     Python warnings raised meanwhile (a library's note on odd DER, say) become the capture's
     warnings instead of lines on stderr.
     """
     with _python_warnings() as caught:
-        summary, handshakes = scan_capture(path, progress, keys)
-        secure = _tls_clients(handshakes)
-        records = tuple(
+        facts = read_capture(path, progress, keys)
+        summary, start = facts.summary, facts.summary.start
+        secure = _tls_clients(facts.handshakes)
+        handshakes = tuple(
             judge(
                 handshake,
                 stores,
-                summary.start,
+                start,
                 expiry_days=expiry_days,
                 tried_tls=handshake.cleartext and handshake.client_host in secure,
             )
-            for handshake in handshakes
+            for handshake in facts.handshakes
         )
+        files = judge_files(facts.transfers, handshakes, stores, start)
+        handshakes = without_explained_rejections(handshakes, files)
     if caught:
         summary = dataclasses.replace(summary, warnings=(*summary.warnings, *caught))
-    return summary, records
+    return summary, handshakes, files
 
 
 def assemble(results: Sequence[CaptureResult], stores: Mapping[str | None, TrustStore]) -> Report:
     """The report of per-capture results, in the order given."""
-    handshakes = tuple(record for _, records in results for record in records)
+    handshakes = tuple(record for _, records, _ in results for record in records)
+    files = tuple(file for _, _, reports in results for file in reports)
     certificates = {cert.sha256: cert for store in stores.values() for cert in store.certificates}
     return Report(
-        captures=tuple(summary for summary, _ in results),
+        captures=tuple(summary for summary, _, _ in results),
         handshakes=handshakes,
-        devices=group_devices(handshakes),
+        devices=group_devices(handshakes, files),
         trust_stores=tuple(sorted(name or "default" for name in stores)),
         warnings=_unused_stores(handshakes, stores),
         store_certificates=tuple(certificates.values()),
+        files=files,
     )
 
 

@@ -4,7 +4,7 @@ asked for, how it authenticated, what it was given, and how it ended.
 Sans-IO: feed each direction's decrypted bytes in order (split anywhere) to
 :class:`CapfDecoder`; ``session()`` folds the messages read so far into one frozen
 :class:`~capana.model.CapfSession`. Messages are framed and dissected by
-:mod:`capana.tlv_sessions` with the scapy layers in ``dissectors.cisco_capf_tvs``.
+:mod:`capana.tlv_sessions` with the scapy layers in ``capana.dissectors.cisco_capf_tvs``.
 
 What the bytes do not state is inferred, and left None when it cannot be known:
 
@@ -30,18 +30,7 @@ from scapy.packet import Packet
 
 from capana.certificates import describe_public_key, parse_certificate
 from capana.classify import classify
-from capana.model import (
-    CapfAuth,
-    CapfOperation,
-    CapfReason,
-    CapfResult,
-    CapfSession,
-    Certificate,
-    Party,
-    SessionMessage,
-)
-from capana.tlv_sessions import TlvDecoder, TlvProtocol
-from dissectors.cisco_capf_tvs import (
+from capana.dissectors.cisco_capf_tvs import (
     CAPF,
     CAPF_COMMANDS,
     CAPF_CURVES,
@@ -58,9 +47,20 @@ from dissectors.cisco_capf_tvs import (
     CapfKeyType,
     CapfString,
 )
-from dissectors.cisco_capf_tvs import (
+from capana.dissectors.cisco_capf_tvs import (
     CapfReason as CapfReasonElement,
 )
+from capana.model import (
+    CapfAuth,
+    CapfOperation,
+    CapfReason,
+    CapfResult,
+    CapfSession,
+    Certificate,
+    Party,
+    SessionMessage,
+)
+from capana.tlv_sessions import TlvDecoder, TlvProtocol
 
 PROTOCOL = TlvProtocol(
     "CAPF",

@@ -1,14 +1,18 @@
 """X.509 parsing and distinguished names: DER in, :class:`~capana.model.Certificate` out.
 
-cryptography parses first; where it refuses a real certificate (Cisco's ECC CAs carry a
-GeneralizedTime with fractional seconds) asn1crypto reads it instead. A DER blob neither can
-read is kept as an :class:`UnparsedCertificate` with its hash and the reason. Names are compared
-in asn1crypto's RFC 5280 comparison form, never as rendered text.
+cryptography parses. Where it refuses, asn1crypto rewrites a copy without the two things that
+are tolerated, and cryptography parses that copy: fractional seconds in a GeneralizedTime (a
+real quirk of Cisco's ECC CAs, kept: those CAs must validate) and an extension present twice
+(kept as a defect, so that no path through it is ever trusted: OpenSSL will not use it). Anything
+else cryptography refuses stays refused, so the fallback never widens what is accepted. A DER blob
+that cannot be read is kept as an :class:`UnparsedCertificate` with its hash and the reason.
+Names are compared in asn1crypto's RFC 5280 comparison form, never as rendered text.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import re
 from datetime import datetime, timezone
@@ -21,7 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
-from capana.model import AnyCertificate, Certificate, UnparsedCertificate
+from capana.model import AnyCertificate, Certificate, Reason, ReasonCode, UnparsedCertificate
 
 # Attribute names cryptography leaves as dotted OIDs in RFC 4514 strings; phones use both.
 _NAME_OVERRIDES = {NameOID.SERIAL_NUMBER: "serialNumber", NameOID.EMAIL_ADDRESS: "emailAddress"}
@@ -48,9 +52,9 @@ def parse_certificate(der: bytes) -> AnyCertificate:
         return _from_cryptography(der, digest)
     except Exception as crypto_error:
         try:
-            return _from_asn1crypto(der, digest, f"cryptography refused it: {crypto_error}")
-        except Exception as asn1_error:
-            return UnparsedCertificate(digest, f"unparseable certificate: {asn1_error}", der)
+            return _from_tolerated(der, digest, f"cryptography refused it: {crypto_error}")
+        except Exception as error:
+            return UnparsedCertificate(digest, f"unparseable certificate: {error}", der)
 
 
 def _signature_algorithms_agree(der: bytes) -> bool:
@@ -113,17 +117,22 @@ def describe_public_key(key: object) -> str:
     return type(key).__name__
 
 
-def _from_cryptography(der: bytes, digest: str) -> Certificate:
+def _from_cryptography(
+    der: bytes, digest: str, tolerated: tuple[Reason, ...] = (), note: str | None = None
+) -> Certificate:
+    """Fields of ``der``; ``tolerated``/``note``: what the fallback rewrote to get here."""
     cert = x509.load_der_x509_certificate(der)
-    extensions = cert.extensions  # raises on malformed extensions: the fallback reads them
-    constraints = _extension(extensions, x509.BasicConstraints)
-    key_usage = _extension(extensions, x509.KeyUsage)
-    eku = _extension(extensions, x509.ExtendedKeyUsage)
-    san = _extension(extensions, x509.SubjectAlternativeName)
-    ski = _extension(extensions, x509.SubjectKeyIdentifier)
-    aki = _extension(extensions, x509.AuthorityKeyIdentifier)
+    extensions = cert.extensions  # raises on malformed or repeated extensions
+    constraints = extension_value(extensions, x509.BasicConstraints)
+    key_usage = extension_value(extensions, x509.KeyUsage)
+    eku = extension_value(extensions, x509.ExtendedKeyUsage)
+    san = extension_value(extensions, x509.SubjectAlternativeName)
+    ski = extension_value(extensions, x509.SubjectKeyIdentifier)
+    aki = extension_value(extensions, x509.AuthorityKeyIdentifier)
     public_key = cert.public_key()
     hash_algorithm = cert.signature_hash_algorithm
+    subject = cert.subject.rfc4514_string(_NAME_OVERRIDES)
+    defects = tolerated + _defects(cert, key_usage, public_key, subject)
     return Certificate(
         sha256=digest,
         subject=cert.subject.rfc4514_string(_NAME_OVERRIDES),
@@ -131,13 +140,13 @@ def _from_cryptography(der: bytes, digest: str) -> Certificate:
         serial=format(cert.serial_number, "x"),
         not_before=cert.not_valid_before_utc,
         not_after=cert.not_valid_after_utc,
-        signature_algorithm=_oid_name(cert.signature_algorithm_oid),
+        signature_algorithm=oid_name(cert.signature_algorithm_oid),
         signature_hash=hash_algorithm.name if hash_algorithm else None,
         public_key=describe_public_key(public_key),
         is_ca=constraints.ca if constraints else None,
         path_length=constraints.path_length if constraints else None,
         key_usage=_key_usage_names(key_usage) if key_usage else frozenset(),
-        extended_key_usage=tuple(_oid_name(oid) for oid in eku) if eku else (),
+        extended_key_usage=tuple(oid_name(oid) for oid in eku) if eku else (),
         subject_alt_names=tuple(str(name.value) for name in san) if san else (),
         subject_key_id=ski.digest if ski else None,
         authority_key_id=aki.key_identifier if aki else None,
@@ -155,6 +164,80 @@ def _from_cryptography(der: bytes, digest: str) -> Certificate:
         subject_serial_number=_first(cert.subject, NameOID.SERIAL_NUMBER),
         extensions=frozenset(e.oid.dotted_string for e in extensions),
         version=1 if cert.version == x509.Version.v1 else 3,
+        parsed_by="asn1crypto" if note else "cryptography",
+        notes=(note,) if note else (),
+        defects=defects,
+    )
+
+
+def _defects(
+    cert: x509.Certificate, key_usage: x509.KeyUsage | None, key: object, subject: str
+) -> tuple[Reason, ...]:
+    """What makes OpenSSL refuse the certificate although cryptography reads it."""
+    found = []
+    if key_usage is not None and not _key_usage_names(key_usage):
+        text = f"{subject} has a keyUsage extension with no bit set (RFC 5280 4.2.1.3)"
+        found.append(Reason(ReasonCode.EMPTY_KEY_USAGE, text))
+    if isinstance(key, ec.EllipticCurvePublicKey) and _explicit_curve(cert.tbs_certificate_bytes):
+        text = f"{subject} has an EC key with explicit curve parameters (RFC 5480 2.1.1)"
+        found.append(Reason(ReasonCode.EXPLICIT_EC_PARAMETERS, text))
+    return tuple(found)
+
+
+def _explicit_curve(tbs: bytes) -> bool:
+    """Does the subject key name its curve by parameters rather than by OID (namedCurve)?
+
+    cryptography maps parameters of a known curve to its name, so the DER must be asked.
+    """
+    spki = asn1_x509.TbsCertificate.load(tbs)["subject_public_key_info"]
+    return bool(spki["algorithm"]["parameters"].name != "named")
+
+
+def _from_tolerated(der: bytes, digest: str, note: str) -> Certificate:
+    """The certificate read from a copy without the tolerated quirks (module docstring).
+
+    Raises when the copy is refused too. The copy only serves to read the fields: hash, DER,
+    signed bytes and dates are the original's.
+    """
+    original = asn1_x509.Certificate.load(der, strict=True)
+    tbs = asn1_x509.TbsCertificate.load(original["tbs_certificate"].dump())
+    validity = tbs["validity"]
+    for end in ("not_before", "not_after"):
+        if validity[end].name == "general_time":
+            whole = validity[end].native.replace(microsecond=0)
+            validity[end] = asn1_x509.Time(name="general_time", value=whole)
+    seen: set[str] = set()
+    kept: list[asn1_x509.Extension] = []
+    duplicates: list[asn1_x509.Extension] = []
+    for extension in tbs["extensions"]:
+        oid = extension["extn_id"].dotted
+        (duplicates if oid in seen else kept).append(extension)
+        seen.add(oid)
+    if duplicates:
+        tbs["extensions"] = asn1_x509.Extensions(kept)
+    copy = asn1_x509.Certificate(
+        {
+            "tbs_certificate": tbs,
+            "signature_algorithm": original["signature_algorithm"],
+            "signature_value": original["signature_value"],
+        }
+    ).dump(force=True)
+    subject = _asn1_name(original.subject).rfc4514_string(_NAME_OVERRIDES)
+    tolerated = tuple(
+        Reason(
+            ReasonCode.DUPLICATE_EXTENSION,
+            f"{subject} has extension {extension['extn_id'].dotted} more than once (RFC 5280 4.2)",
+        )
+        for extension in duplicates
+    )
+    parsed = _from_cryptography(copy, digest, tolerated, note)
+    times = original["tbs_certificate"]["validity"]
+    return dataclasses.replace(
+        parsed,
+        der=der,
+        tbs_der=original["tbs_certificate"].dump(),
+        not_before=_utc(times["not_before"].native),
+        not_after=_utc(times["not_after"].native),
     )
 
 
@@ -167,7 +250,8 @@ def _first(name: x509.Name, oid: ObjectIdentifier) -> str | None:
     return str(values[0].value) if values else None
 
 
-def _extension(extensions: x509.Extensions, kind: type[_Extension]) -> _Extension | None:
+def extension_value(extensions: x509.Extensions, kind: type[_Extension]) -> _Extension | None:
+    """The value of the extension of that class, or None."""
     try:
         return extensions.get_extension_for_class(kind).value
     except x509.ExtensionNotFound:
@@ -190,57 +274,10 @@ def _key_usage_names(usage: x509.KeyUsage) -> frozenset[str]:
     return frozenset(present)
 
 
-def _oid_name(oid: ObjectIdentifier) -> str:
+def oid_name(oid: ObjectIdentifier) -> str:
+    """cryptography's name for an OID ("sha256WithRSAEncryption"), else the dotted form."""
     name = oid._name
     return oid.dotted_string if name == "Unknown OID" else name
-
-
-def _from_asn1crypto(der: bytes, digest: str, note: str) -> Certificate:
-    cert = asn1_x509.Certificate.load(der, strict=True)
-    tbs = cert["tbs_certificate"]
-    subject, issuer = _asn1_name(cert.subject), _asn1_name(cert.issuer)
-    constraints = cert.basic_constraints_value
-    algorithm = cert["signature_algorithm"]
-    public_key_der = cert.public_key.dump()
-    public_key = serialization.load_der_public_key(public_key_der)
-    aki = cert.authority_key_identifier_value
-    eku = cert.extended_key_usage_value
-    return Certificate(
-        sha256=digest,
-        subject=subject.rfc4514_string(_NAME_OVERRIDES),
-        issuer=issuer.rfc4514_string(_NAME_OVERRIDES),
-        serial=format(cert.serial_number, "x"),
-        not_before=_utc(cert.not_valid_before),
-        not_after=_utc(cert.not_valid_after),
-        signature_algorithm=algorithm["algorithm"].native,
-        signature_hash=algorithm.hash_algo,
-        public_key=describe_public_key(public_key),
-        is_ca=bool(constraints["ca"].native) if constraints else None,
-        path_length=constraints["path_len_constraint"].native if constraints else None,
-        key_usage=frozenset(cert.key_usage_value.native) if cert.key_usage_value else frozenset(),
-        extended_key_usage=tuple(eku.native) if eku else (),
-        subject_alt_names=tuple(str(v) for v in cert.valid_domains + cert.valid_ips),
-        subject_key_id=cert.key_identifier,
-        authority_key_id=aki["key_identifier"].native if aki else None,
-        critical_extensions=frozenset(
-            extension["extn_id"].dotted
-            for extension in tbs["extensions"]
-            if extension["critical"].native
-        ),
-        subject_der=cert.subject.dump(),
-        issuer_der=cert.issuer.dump(),
-        tbs_der=tbs.dump(),
-        signature=cert["signature_value"].native,
-        public_key_der=public_key_der,
-        der=der,
-        subject_cn=_first(subject, NameOID.COMMON_NAME),
-        issuer_cn=_first(issuer, NameOID.COMMON_NAME),
-        subject_serial_number=_first(subject, NameOID.SERIAL_NUMBER),
-        parsed_by="asn1crypto",
-        notes=(note,),
-        extensions=frozenset(extension["extn_id"].dotted for extension in tbs["extensions"]),
-        version=1 if tbs["version"].native == "v1" else 3,
-    )
 
 
 def _asn1_name(name: asn1_x509.Name) -> x509.Name:
@@ -262,6 +299,13 @@ def _asn1_name(name: asn1_x509.Name) -> x509.Name:
 
 def _utc(moment: datetime) -> datetime:
     return moment.astimezone(timezone.utc)
+
+
+def utc_text(moment: datetime | None) -> str:
+    """A moment as reasons print it: ``2024-03-01T09:00:00Z``."""
+    if moment is None:
+        return "?"
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @lru_cache(maxsize=4096)

@@ -7,16 +7,19 @@ import functools
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal, TextIO
 
 from capana.analyzer import analyze
 from capana.annotate import AnnotateError, write_annotated
+from capana.certcheck import check_files
 from capana.findings import DEFAULT_EXPIRY_DAYS
 from capana.keylog import KeyLogError
 from capana.model import Report, Severity
 from capana.truststore import TrustStoreError
 from capana.views.annotations import frame_comments
+from capana.views.certcheck import render_check_json, render_check_table
 from capana.views.csv import render_csv
 from capana.views.html import render_html
 from capana.views.json import render_json, render_jsonl
@@ -160,13 +163,79 @@ def build_parser() -> argparse.ArgumentParser:
         '"capana"',
     )
     scan.add_argument("--debug", action="store_true", help="show tracebacks on internal errors")
+    _add_cert_command(commands)
     return parser
+
+
+CERT_EXAMPLES = """\
+examples:
+  capana cert SEP2C3124C9F8E1.pem --trust callmanager=CallManager-trust/
+  capana cert capf-trace.txt --trust CAPF-trust/ --at 2024-03-01T09:00:00Z
+  capana cert phone.p7b --trust ise=ise-trust.pem --crl issuing-ca.crl --format json
+  capana cert *.pem --trust cm-trust/ --fail-on error || echo "certificates need attention"
+
+Each FILE is one chain: a PEM or DER certificate, a bundle, a .p7b, or any text with PEM
+blocks (a CAPF trace). The first certificate is the leaf, unless the file is a .p7b or
+written root first. CRLs in a trust store folder (.crl) are used too.
+
+exit status: as for scan (2 also when a FILE holds no readable certificate)
+"""
+
+
+def _add_cert_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    cert = commands.add_parser(
+        "cert",
+        help="judge certificate files without a capture (LSC/MIC, verdict, findings)",
+        description="Classify a phone's certificate (LSC, MIC, CAPF, CA), judge its chain "
+        "against the trust stores at a moment, and give the findings that need no capture.",
+        epilog=CERT_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cert.add_argument("files", nargs="+", metavar="FILE", help="certificate files, leaf first")
+    cert.add_argument(
+        "--trust",
+        action="append",
+        default=[],
+        metavar="[NAME=]PATH",
+        help="trust store: PEM/DER file, .p7b or folder (its .crl files too); NAME is "
+        "callmanager, capf, ise, asa or a port (repeatable: a verdict per store)",
+    )
+    cert.add_argument(
+        "--at",
+        type=_moment,
+        metavar="ISO-8601",
+        help="judge at this moment (default: now); a time without a zone is UTC",
+    )
+    cert.add_argument(
+        "--crl",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a CRL (PEM or DER) to check revocation with, added to every store (repeatable)",
+    )
+    cert.add_argument("--format", choices=("table", "json"), default="table")
+    cert.add_argument(
+        "--fail-on",
+        choices=FAIL_ON,
+        default="never",
+        help="exit 1 when a finding of this severity or worse exists (default: never)",
+    )
+    cert.add_argument("--debug", action="store_true", help="show tracebacks on internal errors")
+
+
+def _moment(text: str) -> datetime:
+    """ISO-8601, with ``Z`` for UTC (Python 3.10's fromisoformat does not read it)."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return _scan(args)
+        return _cert(args) if args.command == "cert" else _scan(args)
     except KeyboardInterrupt:
         print("capana: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -222,6 +291,24 @@ def _scan(args: argparse.Namespace) -> int:
     for problem in report.errors:
         print(f"capana: {problem}", file=sys.stderr)
     return exit_code(report, args.fail_on)
+
+
+def _cert(args: argparse.Namespace) -> int:
+    try:
+        checks = check_files(args.files, args.trust or None, at=args.at, crls=args.crl)
+    except TrustStoreError as error:
+        print(f"capana: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    render = render_check_json if args.format == "json" else render_check_table
+    _write(render(checks), None)
+    for check in checks:
+        for problem in check.errors:
+            print(f"capana: {problem}", file=sys.stderr)
+    if any(check.errors for check in checks):
+        return EXIT_USAGE
+    if args.fail_on != "never" and any(check.has_finding(args.fail_on) for check in checks):
+        return EXIT_FINDINGS
+    return EXIT_OK
 
 
 def exit_code(report: Report, fail_on: Severity | Literal["never"]) -> int:

@@ -15,6 +15,7 @@ from capana import tls
 from capana.cleartext import CleartextSession, cleartext_service
 from capana.domain import CLEARTEXT_SERVICE_BY_PORT, SERVICE_BY_PORT, service_for
 from capana.handshake import CLIENT, SERVER
+from capana.http_stream import HttpFileStream, opens_file_transfer
 from capana.model import Problem, ProblemCode, Sender
 from capana.packets import (
     FLAG_ACK,
@@ -39,6 +40,8 @@ _BYTES_TO_DECIDE = 6
 _MASK = 0xFFFFFFFF
 # Ports whose connections are followed without a SYN: TLS services and cleartext signalling.
 _KNOWN_PORTS = frozenset(SERVICE_BY_PORT) | frozenset(CLEARTEXT_SERVICE_BY_PORT)
+# Connection.closing (bit 1: the client's FIN, bit 2: the server's; a RST sets both) as sides.
+_CLOSED_BY: tuple[tuple[Sender, ...], ...] = ((), (CLIENT,), (SERVER,), (CLIENT, SERVER))
 
 
 class Connection:
@@ -146,6 +149,8 @@ class Connection:
         service = cleartext_service(self.server_port, first_bytes)
         if service is not None:
             return CleartextSession(service, timestamp, frame)
+        if opens_file_transfer(sender, first_bytes, self.server_port):
+            return HttpFileStream(self.server_port)
         return None
 
     def flush(self) -> None:
@@ -183,6 +188,7 @@ class Connection:
             wireshark_filter=wireshark_filter(
                 client_address, client_port, server_address, server_port
             ),
+            closed=frozenset(_CLOSED_BY[self.closing]),
         )
         return self.reader.facts(flow)
 

@@ -170,5 +170,38 @@ CERTIFICATE_ALERTS: frozenset[str] = frozenset(
     }
 )
 
+# The services a phone registers to CallManager over, TLS or clear (SCCP 2443/2000, SIP 5061/5060).
+CALLMANAGER_TLS_SERVICES: frozenset[str] = frozenset({"sccp-tls", "sip-tls"})
+
+# The cluster's TFTP service, whose files (trust lists, configurations) a phone fetches at boot:
+# TFTP on UDP 69, the same files over HTTP on TCP 6970 (6971/6972 are the HTTPS variants,
+# encrypted, not read).
+TFTP_PORT = 69
+TFTP_HTTP_PORT = 6970
+# A request for a name ending so is a phone's boot file, on whatever port it travels.
+PHONE_FILE_SUFFIXES: tuple[str, ...] = (".tlv", ".sgn", ".cnf.xml")
+# "CTLSEP2C3124C9F8E1.tlv", "ITLSEP….tlv", "SEP….cnf.xml.sgn": the phone a file is for.
+PHONE_FILE_DEVICE_PATTERN: re.Pattern[str] = re.compile(r"SEP[0-9A-F]{12}", re.IGNORECASE)
+# Phones refuse a trust list over 64 KB (about 39 certificates).
+MAX_TRUST_LIST_SIZE = 64 * 1024
+# Trust list record roles (the ``function`` element of a .tlv record).
+TRUST_LIST_ROLES: Mapping[int, str] = MappingProxyType(
+    {0: "SAST", 1: "CCM", 2: "CCM+TFTP", 3: "TFTP", 4: "CAPF", 7: "APP-SERVER", 21: "TVS"}
+)
+# Records whose certificate may sign a trust list, in the order tried (the SAST, or ITLRecovery).
+TRUST_LIST_SIGNER_ROLES: tuple[str, ...] = ("SAST", "TFTP", "CCM+TFTP")
+# Records whose certificate may sign a configuration file (the TFTP service's).
+CONFIG_SIGNER_ROLES: frozenset[str] = frozenset({"TFTP", "CCM+TFTP"})
+# Records naming CallManager: the certificate a phone accepts on SCCP-TLS and SIP-TLS.
+CALLMANAGER_ROLES: frozenset[str] = frozenset({"CCM", "CCM+TFTP"})
+# deviceSecurityMode in a phone's configuration.
+SECURITY_MODES: Mapping[int, str] = MappingProxyType(
+    {1: "non-secure", 2: "authenticated", 3: "encrypted"}
+)
+# transportLayerProtocol in a phone's configuration (values seen).
+TRANSPORT_LAYER_PROTOCOLS: Mapping[int, str] = MappingProxyType(
+    {1: "tcp", 2: "udp", 3: "tls", 4: "tcp+udp"}
+)
+
 # RSA keys shorter than this are worth a note (CAPF's "Key Size" offers 1024 to 4096).
 MIN_RSA_BITS = 2048

@@ -2,6 +2,8 @@
 
 Each finding has a stable ``code`` (the README's "Findings" table lists them all), a severity,
 a message naming the phone and the certificate, advice in CUCM's words, and the evidence.
+The certificate and trust rules need no handshake: :func:`certificate_findings` runs them on a
+certificate judged alone (``capana cert``); :func:`diagnose` runs them with the handshake rules.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ from capana.model import (
 )
 from capana.truststore import TrustStore
 
+# The finding given to a refused handshake that no other finding explains.
+CATCH_ALL = "handshake-rejected"
+
 # code -> (severity, one-line title). The README's table is checked against this.
 CATALOGUE: dict[str, tuple[Severity, str]] = {
     "lsc-from-other-cluster": (
@@ -58,6 +63,8 @@ CATALOGUE: dict[str, tuple[Severity, str]] = {
         "error",
         "a certificate on the path not yet valid then",
     ),
+    "certificate-revoked": ("error", "a certificate on the path was revoked at capture time (CRL)"),
+    "crl-unusable": ("error", "a CRL for the path cannot be used (stale, not signed by the CA)"),
     "chain-invalid": ("error", "a path exists but breaks the rules (CA flag, pathLen, keyUsage)"),
     "issuer-not-requested": (
         "warning",
@@ -92,30 +99,84 @@ CATALOGUE: dict[str, tuple[Severity, str]] = {
     "capture-gap": ("warning", "the capture misses TCP data of this handshake"),
     "capture-snaplen": ("warning", "the capture cut packets short (snaplen)"),
     "handshake-incomplete": ("warning", "the capture ends before the handshake does"),
+    # Files from the TFTP service (capana.file_findings), judged with the same phone's handshakes.
+    "server-certificate-not-in-trust-list": (
+        "error",
+        "CallManager's certificate is in none of the CCM records of the phone's CTL/ITL",
+    ),
+    "lsc-issuer-not-cluster-capf": (
+        "error",
+        "the phone's LSC was not signed by the CAPF of its trust list",
+    ),
+    "trust-list-signature-invalid": ("error", "the CTL/ITL signature does not verify"),
+    "config-signature-invalid": ("error", "the signed configuration's signature does not verify"),
+    "config-signer-not-in-trust-list": (
+        "error",
+        "the configuration's signer is not a TFTP record of the trust list",
+    ),
+    "trust-list-too-large": ("error", "a trust list over 64 KB: phones refuse it"),
+    "trust-list-certificate-expired": (
+        "warning",
+        "a trust list certificate had expired at capture time",
+    ),
+    "secure-profile-not-used": (
+        "error",
+        "configured authenticated/encrypted, but no TLS to CallManager",
+    ),
+    "encrypted-config-for-other-certificate": (
+        "error",
+        "the .enc.sgn is bound to another certificate than the phone's",
+    ),
 }
 # Days before a certificate's notAfter (counted from the capture) when it is worth a warning.
 DEFAULT_EXPIRY_DAYS = 30
 
 
-def _finding(code: str, message: str, advice: str, **evidence: Any) -> Finding:
+def new_finding(code: str, message: str, advice: str, **evidence: Any) -> Finding:
+    """A finding of a catalogued ``code``, with the catalogue's severity."""
     severity = CATALOGUE[code][0]
     return Finding(code, severity, message, advice, evidence)
 
 
+# Reasons of an ``invalid`` verdict that come from a CRL the store holds, not from the path.
+_CRL_CODES = frozenset(
+    {
+        ReasonCode.CRL_EXPIRED,
+        ReasonCode.CRL_NOT_YET_VALID,
+        ReasonCode.CRL_SIGNATURE_INVALID,
+        ReasonCode.CRL_ISSUER_NO_CRL_SIGN,
+        ReasonCode.CRL_UNSUPPORTED_CRITICAL_EXTENSION,
+        ReasonCode.CRL_OUT_OF_SCOPE,
+    }
+)
+# Reasons that accompany a verdict without making a path invalid.
+_NOTE_CODES = frozenset(
+    {
+        ReasonCode.WEAK_SIGNATURE,
+        ReasonCode.EKU_LACKS_PURPOSE,
+        ReasonCode.CHAIN_CERTIFICATE_UNPARSED,
+        ReasonCode.EXPIRED,
+        ReasonCode.NOT_YET_VALID,
+        ReasonCode.REVOKED,
+    }
+)
+
+
 @dataclass(frozen=True)
 class _Case:
-    """Everything the rules look at for one handshake."""
+    """Everything the rules look at: a judged certificate, and the handshake when there is one
+    (``moment``: when it was judged, the handshake's start or the time given)."""
 
-    handshake: Handshake
     validation: Validation
     client_leaf: CertificateReport | None
-    requested_ca_names: tuple[str, ...]
-    issuer_requested: bool | None
     store: TrustStore | None
     moment: datetime | None
-    expiry_days: int
-    tried_tls: bool
-    capf: CapfReport | None = None
+    expiry_days: int = DEFAULT_EXPIRY_DAYS
+    handshake: Handshake | None = None
+    requested_ca_names: tuple[str, ...] = ()
+    issuer_requested: bool | None = None
+    tried_tls: bool = False
+    capf: CapfReport | None = None  # the CAPF session read inside the handshake, judged
 
     @property
     def leaf(self) -> Certificate | None:
@@ -127,8 +188,18 @@ class _Case:
 
     @property
     def phone(self) -> str:
+        """The device (by its certificate, else the name it gave inside the session), else the
+        client's address, else the certificate's name."""
         device = self.client_leaf.classification.device if self.client_leaf else None
-        return device or claimed_identity(self.handshake)[0] or self.handshake.client
+        if device:
+            return device
+        if self.handshake is not None:
+            return claimed_identity(self.handshake)[0] or self.handshake.client
+        return self.client_leaf.name if self.client_leaf else "the certificate"
+
+    @property
+    def when(self) -> str:
+        return self.moment.isoformat() if self.moment else "capture time"
 
     @property
     def is_phone(self) -> bool:
@@ -137,7 +208,8 @@ class _Case:
         by_certificate = leaf is not None and (
             leaf.kind in ("LSC", "MIC") or leaf.classification.device is not None
         )
-        return by_certificate or self.handshake.service in PHONE_SIGNALLING
+        handshake = self.handshake
+        return by_certificate or (handshake is not None and handshake.service in PHONE_SIGNALLING)
 
     @property
     def who(self) -> str:
@@ -146,7 +218,7 @@ class _Case:
 
     @property
     def server_alert(self) -> str | None:
-        return self.handshake.server_fatal_alert
+        return self.handshake.server_fatal_alert if self.handshake else None
 
     @property
     def rejection(self) -> str | None:
@@ -157,7 +229,8 @@ class _Case:
             return alert
         handshake = self.handshake
         if (
-            handshake.transport in ("eapol", "radius")
+            handshake is not None
+            and handshake.transport in ("eapol", "radius")
             and handshake.outcome == "rejected"
             and handshake.client_cert_status == "present"
             and alert is None
@@ -174,8 +247,11 @@ class _Case:
 
     @property
     def server_store(self) -> str | None:
-        """The name of the store of the server this phone talked to (callmanager, ise, ...)."""
+        """The name of the store of the server this phone talked to (callmanager, ise, ...);
+        without a handshake, the store it was judged against."""
         handshake = self.handshake
+        if handshake is None:
+            return self.store.name if self.store else None
         return TRUST_STORE_BY_SERVICE.get(handshake.service) or TRUST_STORE_BY_PORT.get(
             handshake.server_port
         )
@@ -183,7 +259,7 @@ class _Case:
     @property
     def server(self) -> str | None:
         """CUCM, ISE or ASA, when the service says which (443 is an ASA only for a phone)."""
-        if not self.is_phone and self.handshake.transport == "tcp":
+        if not self.is_phone and self.handshake and self.handshake.transport == "tcp":
             return None
         return SERVER_BY_STORE.get(self.server_store or "")
 
@@ -230,19 +306,37 @@ def diagnose(
     CAPF session read inside it, judged.
     """
     case = _Case(
-        handshake,
         validation,
         client_leaf,
-        requested_ca_names or (),
-        issuer_requested,
         store,
         moment or handshake.start,
         expiry_days,
+        handshake,
+        requested_ca_names or (),
+        issuer_requested,
         tried_tls,
         capf,
     )
-    found = [finding for rule in _RULES for finding in rule(case)]
-    found += _unexplained_rejection(case, found)
+    found = [finding for rule in _CERTIFICATE_RULES for finding in rule(case)]
+    found += [finding for rule in _HANDSHAKE_RULES for finding in rule(case, handshake)]
+    found += _unexplained_rejection(case, handshake, found)
+    return _by_severity(found)
+
+
+def certificate_findings(
+    leaf: CertificateReport,
+    validation: Validation,
+    store: TrustStore | None,
+    *,
+    at: datetime | None = None,
+    expiry_days: int = DEFAULT_EXPIRY_DAYS,
+) -> tuple[Finding, ...]:
+    """The findings that apply to a certificate judged without a handshake (at ``at``)."""
+    case = _Case(validation, leaf, store, at, expiry_days)
+    return _by_severity([finding for rule in _CERTIFICATE_RULES for finding in rule(case)])
+
+
+def _by_severity(found: list[Finding]) -> tuple[Finding, ...]:
     return tuple(sorted(found, key=lambda f: -SEVERITY_RANK[f.severity]))
 
 
@@ -257,17 +351,12 @@ def _trust_rules(case: _Case) -> Iterator[Finding]:
     same_name = _same_name_other_key(validation, case.store)
     if validation.status in ("expired", "not_yet_valid"):
         yield _dated(case, leaf)
+    elif validation.status == "revoked":
+        yield _revoked(case, leaf)
     elif validation.status == "invalid":
-        yield _finding(
-            "chain-invalid",
-            f"{case.phone}: the chain of {kind} {leaf.subject} breaks the path rules: "
-            + "; ".join(r.text for r in validation.reasons),
-            "Re-issue the certificate from a proper CA (CA:TRUE, keyCertSign); for a CAPF, "
-            "since CUCM 14SU2 regenerate it with CA:TRUE, pathlen:0 and keyCertSign.",
-            reasons=[r.text for r in validation.reasons],
-        )
+        yield from _invalid(case, leaf)
     elif kind == "MIC" and is_manufacturing_ca(leaf.issuer_cn) and same_name:
-        yield _finding(
+        yield new_finding(
             "forged-manufacturing-ca",
             f"{case.phone}: certificate {leaf.subject} names '{issuer_cn}' as issuer, but the "
             f"signature does not verify with the '{issuer_cn}' certificate in {case.store_name}",
@@ -282,7 +371,7 @@ def _trust_rules(case: _Case) -> Iterator[Finding]:
             if case.server == "CUCM"
             else ""
         )
-        yield _finding(
+        yield new_finding(
             "mic-ca-missing",
             f"{case.phone}: MIC issued by '{issuer_cn}'; neither it nor its root is in "
             f"{case.store_name}",
@@ -298,7 +387,7 @@ def _trust_rules(case: _Case) -> Iterator[Finding]:
             if kind == "LSC"
             else ""
         )
-        yield _finding(
+        yield new_finding(
             "capf-regenerated",
             f"{case.phone}: {kind} issued by '{issuer_cn}'; {case.store_name} holds a "
             f"'{issuer_cn}' with another key (a regenerated CA)",
@@ -309,7 +398,7 @@ def _trust_rules(case: _Case) -> Iterator[Finding]:
             store_certificates=[c.sha256 for c in same_name],
         )
     elif kind == "LSC" and case.server_alert == "unknown_ca":
-        yield _finding(
+        yield new_finding(
             "lsc-from-other-cluster",
             f"{case.phone}: LSC issued by '{issuer_cn}', which is not in {case.store_name}, "
             "and the server answered unknown_ca: the phone still has the LSC of another cluster",
@@ -325,7 +414,7 @@ def _trust_rules(case: _Case) -> Iterator[Finding]:
             if case.server in ("CUCM", None)
             else ""
         )
-        yield _finding(
+        yield new_finding(
             "lsc-issuer-not-trusted",
             f"{case.phone}: LSC issued by '{issuer_cn}', which is not in {case.store_name}",
             f"If '{issuer_cn}' is the CAPF (or CA) that issues your LSCs, "
@@ -335,7 +424,7 @@ def _trust_rules(case: _Case) -> Iterator[Finding]:
             issuer=leaf.issuer,
         )
     else:
-        yield _finding(
+        yield new_finding(
             "issuer-not-trusted",
             f"{case.phone}: {kind} certificate {leaf.subject}: its issuer '{issuer_cn}' is not "
             f"in {case.store_name}",
@@ -344,10 +433,66 @@ def _trust_rules(case: _Case) -> Iterator[Finding]:
         )
 
 
+def _invalid(case: _Case, leaf: Certificate) -> Iterator[Finding]:
+    """chain-invalid for the path's own faults; crl-unusable for a CRL that cannot be used."""
+    reasons = case.validation.reasons
+    crl = [r for r in reasons if r.code in _CRL_CODES]
+    rules = [r for r in reasons if r.code not in _CRL_CODES | _NOTE_CODES]
+    if rules or not crl:
+        yield new_finding(
+            "chain-invalid",
+            f"{case.phone}: the chain of {case.kind} {leaf.subject} breaks the path rules: "
+            + "; ".join(r.text for r in rules or reasons),
+            "Re-issue the certificate from a proper CA (CA:TRUE, keyCertSign); for a CAPF, "
+            "since CUCM 14SU2 regenerate it with CA:TRUE, pathlen:0 and keyCertSign.",
+            reasons=[r.text for r in rules or reasons],
+        )
+    if crl:
+        yield new_finding(
+            "crl-unusable",
+            f"{case.phone}: revocation of {case.kind} {leaf.subject} cannot be checked at "
+            f"{case.when}: " + "; ".join(r.text for r in crl),
+            "Give capana the CRL that was current at the capture time, as published by the CA "
+            "that issued the certificate (its thisUpdate before and its nextUpdate after the "
+            "capture), or remove the stale or foreign CRL from the trust store folder.",
+            reasons=[r.text for r in crl],
+        )
+
+
+def _revoked(case: _Case, leaf: Certificate) -> Finding:
+    revoked = [r for r in case.validation.reasons if r.code == ReasonCode.REVOKED]
+    which = case.validation.about(ReasonCode.REVOKED)
+    if leaf.sha256 in which and case.kind == "MIC":
+        advice = (
+            "A MIC cannot be reissued: install an LSC (Certificate Operation = Install/Upgrade, "
+            "authentication by null or authentication string) and contact Cisco TAC about the "
+            "revoked MIC."
+        )
+    elif leaf.sha256 in which:
+        advice = (
+            "The CA revoked this certificate: issue a new one (for an LSC: Certificate "
+            "Operation = Install/Upgrade) and find out why it was revoked; if it was a mistake "
+            "(certificateHold), have the CA lift it and give capana the new CRL."
+        )
+    else:
+        advice = (
+            "A CA on the path was revoked: replace it with the CA's new certificate in "
+            f"{case.server_trust} and reissue the certificates it signed (for LSCs: "
+            "Certificate Operation = Install/Upgrade)."
+        )
+    return new_finding(
+        "certificate-revoked",
+        f"{case.phone}: {case.kind} {leaf.subject} revoked at {case.when}: "
+        + "; ".join(r.text for r in revoked),
+        advice,
+        revoked=list(which),
+    )
+
+
 def _dated(case: _Case, leaf: Certificate) -> Finding:
     expired = case.validation.status == "expired"
     code = "certificate-expired" if expired else "certificate-not-yet-valid"
-    when = case.moment.isoformat() if case.moment else "capture time"
+    when = case.when
     if not expired:
         advice = "Check the clocks (NTP) of the phone and of the CA, and the CA's dates."
     elif case.kind == "MIC":
@@ -363,7 +508,7 @@ def _dated(case: _Case, leaf: Certificate) -> Finding:
         )
     else:
         advice = f"Renew the expired certificate (or its CA in {case.server_trust})."
-    return _finding(
+    return new_finding(
         code,
         f"{case.phone}: {case.kind} {leaf.subject} out of its validity at {when}: "
         + "; ".join(r.text for r in case.validation.reasons),
@@ -410,7 +555,7 @@ def _expiry_rules(case: _Case) -> Iterator[Finding]:
         )
     else:
         advice = "Renew the certificate before it expires."
-    yield _finding(
+    yield new_finding(
         "certificate-expiring",
         f"{case.phone}: expiring within {case.expiry_days} days: {names}",
         advice,
@@ -423,27 +568,27 @@ def _client_chain(case: _Case) -> tuple[CertificateReport, ...]:
     return (case.client_leaf,) if case.client_leaf else ()
 
 
-def _alert_rules(case: _Case) -> Iterator[Finding]:
+def _alert_rules(case: _Case, handshake: Handshake) -> Iterator[Finding]:
     rejection = case.rejection
     status = case.validation.status
     if (
         rejection is None
         and case.server_alert is None
-        and case.handshake.outcome == "established"
+        and handshake.outcome == "established"
         and status in ("untrusted", "invalid")
     ):
-        yield _finding(
+        yield new_finding(
             "verdict-disagrees-with-server",
             f"{case.phone}: the server accepted a certificate that capana calls {status} "
             f"against {case.store_name}",
             f"The trust store given to capana is not the server's: export {case.server_trust} "
             "from this server and run again.",
-            server_outcome=case.handshake.outcome,
+            server_outcome=handshake.outcome,
         )
     if rejection is None:
         return
     if status == "trusted":
-        yield _finding(
+        yield new_finding(
             "verdict-disagrees-with-server",
             f"{case.phone}: capana trusts the certificate against {case.store_name}, but the "
             f"server answered {rejection}",
@@ -452,8 +597,8 @@ def _alert_rules(case: _Case) -> Iterator[Finding]:
             "compare.",
             server_alert=rejection,
         )
-    elif status == "not_checked" and case.handshake.client_cert_status == "present":
-        yield _finding(
+    elif status == "not_checked" and handshake.client_cert_status == "present":
+        yield new_finding(
             "server-rejected-certificate",
             f"{case.phone}: the server refused {case.who}'s certificate ({rejection})",
             f"Run capana with --trust pointing at an export of {case.server_trust} to see which "
@@ -462,9 +607,8 @@ def _alert_rules(case: _Case) -> Iterator[Finding]:
         )
 
 
-def _negotiation_rules(case: _Case) -> Iterator[Finding]:
+def _negotiation_rules(case: _Case, handshake: Handshake) -> Iterator[Finding]:
     """The server ended the handshake before the client sent a certificate."""
-    handshake = case.handshake
     alert = case.server_alert
     failed_eap = (
         handshake.transport in ("eapol", "radius")
@@ -491,7 +635,7 @@ def _negotiation_rules(case: _Case) -> Iterator[Finding]:
         else "the server chose nothing (no ServerHello)"
     )
     ended = alert or ("EAP-Failure" if handshake.transport == "eapol" else "Access-Reject")
-    yield _finding(
+    yield new_finding(
         "tls-negotiation-failed",
         f"{case.phone}: the server ended the handshake with {ended} before {case.who} sent a "
         f"certificate: {offered}; {chosen}",
@@ -507,8 +651,7 @@ def _negotiation_rules(case: _Case) -> Iterator[Finding]:
     )
 
 
-def _cleartext_rules(case: _Case) -> Iterator[Finding]:
-    handshake = case.handshake
+def _cleartext_rules(case: _Case, handshake: Handshake) -> Iterator[Finding]:
     if not handshake.cleartext:
         return
     protocol = handshake.service.upper()
@@ -517,7 +660,7 @@ def _cleartext_rules(case: _Case) -> Iterator[Finding]:
         if case.tried_tls
         else ""
     )
-    finding = _finding(
+    finding = new_finding(
         "registered-non-secure",
         f"{case.phone}: cleartext {protocol} to {handshake.server} (a non-secure device "
         f"profile){also}",
@@ -528,8 +671,7 @@ def _cleartext_rules(case: _Case) -> Iterator[Finding]:
     yield replace(finding, severity="warning") if case.tried_tls else finding
 
 
-def _request_rules(case: _Case) -> Iterator[Finding]:
-    handshake = case.handshake
+def _request_rules(case: _Case, handshake: Handshake) -> Iterator[Finding]:
     status = handshake.client_cert_status
     if handshake.cleartext:
         return
@@ -540,7 +682,7 @@ def _request_rules(case: _Case) -> Iterator[Finding]:
             if case.is_phone
             else "The client holds no certificate for this server: configure one."
         )
-        yield _finding(
+        yield new_finding(
             "no-client-certificate",
             f"{case.phone}: the server asked for a certificate and {case.who} sent none",
             advice,
@@ -550,7 +692,7 @@ def _request_rules(case: _Case) -> Iterator[Finding]:
         and handshake.service in PHONE_SERVICES
         and handshake.capf is None  # the phone proves itself inside the CAPF protocol
     ):
-        yield _finding(
+        yield new_finding(
             "certificate-not-requested",
             f"{case.phone}: the server did not ask for a certificate on {handshake.service}",
             "Nothing to check on the phone's side here; a secure (authenticated/encrypted) "
@@ -558,7 +700,7 @@ def _request_rules(case: _Case) -> Iterator[Finding]:
         )
     elif status == "encrypted":
         failed = handshake.decryption == "failed"
-        yield _finding(
+        yield new_finding(
             "tls13-certificate-encrypted",
             f"{case.phone}: TLS 1.3, {case.who}'s certificate is encrypted in the capture"
             + (" and the key log given did not decrypt it" if failed else ""),
@@ -574,7 +716,7 @@ def _request_rules(case: _Case) -> Iterator[Finding]:
             if case.kind == "LSC"
             else "otherwise give it a certificate from a CA the request lists"
         )
-        yield _finding(
+        yield new_finding(
             "issuer-not-requested",
             f"{case.phone}: the server's CertificateRequest does not list '{issuer_cn}', the "
             f"issuer of {case.who}'s certificate",
@@ -594,7 +736,7 @@ def _certificate_quality_rules(case: _Case) -> Iterator[Finding]:
             "MIC": "CUCM accepts SHA-1 MICs; plan an LSC signed with SHA-256 for the long run.",
             "LSC": "Reissue the LSC from a CAPF (or CA) that signs with SHA-256.",
         }.get(case.kind or "", "Reissue the certificate signed with SHA-256.")
-        yield _finding(
+        yield new_finding(
             "weak-signature",
             f"{case.phone}: SHA-1 signature on the certificate or its CA",
             advice,
@@ -605,9 +747,9 @@ def _certificate_quality_rules(case: _Case) -> Iterator[Finding]:
             "Size).",
             "MIC": "A MIC's key is set at the factory: install an LSC with a 2048-bit key.",
         }.get(case.kind or "", "Reissue the certificate with an RSA key of 2048 bits or more.")
-        yield _finding("short-rsa-key", f"{case.phone}: {leaf.public_key} key", advice)
+        yield new_finding("short-rsa-key", f"{case.phone}: {leaf.public_key} key", advice)
     if case.kind == "MIC" and not (leaf.extended_key_usage and leaf.subject_alt_names):
-        yield _finding(
+        yield new_finding(
             "mic-without-eku-or-san",
             f"{case.phone}: certificate without "
             + " or ".join(
@@ -622,10 +764,9 @@ def _certificate_quality_rules(case: _Case) -> Iterator[Finding]:
         )
 
 
-def _capture_rules(case: _Case) -> Iterator[Finding]:
-    handshake = case.handshake
+def _capture_rules(case: _Case, handshake: Handshake) -> Iterator[Finding]:
     if handshake.gaps:
-        yield _finding(
+        yield new_finding(
             "capture-gap",
             f"{case.phone}: {handshake.gaps} stretch(es) of TCP data missing from the capture",
             "Capture again closer to the phone (SPAN drops packets under load) so the verdict "
@@ -633,13 +774,13 @@ def _capture_rules(case: _Case) -> Iterator[Finding]:
             gaps=handshake.gaps,
         )
     if ProblemCode.SNAPLEN in handshake.problem_codes:
-        yield _finding(
+        yield new_finding(
             "capture-snaplen",
             f"{case.phone}: packets were cut short by the capture's snaplen",
             "Capture with the full packet length (tcpdump -s 0).",
         )
     if handshake.outcome == "incomplete" and not handshake.gaps:
-        yield _finding(
+        yield new_finding(
             "handshake-incomplete",
             f"{case.phone}: the capture ends (or the connection closes) before the handshake "
             "finishes",
@@ -647,16 +788,17 @@ def _capture_rules(case: _Case) -> Iterator[Finding]:
         )
 
 
-def _unexplained_rejection(case: _Case, found: list[Finding]) -> list[Finding]:
+def _unexplained_rejection(
+    case: _Case, handshake: Handshake, found: list[Finding]
+) -> list[Finding]:
     """A refused handshake always gets an error or a warning: one that no rule explained."""
-    handshake = case.handshake
     if handshake.outcome != "rejected" or any(f.severity != "info" for f in found):
         return []
     fatal = next((a for a in handshake.alerts if a.level in ("fatal", "encrypted")), None)
     if fatal is not None and fatal.sender == "client":
         return [
-            _finding(
-                "handshake-rejected",
+            new_finding(
+                CATCH_ALL,
                 f"{case.phone}: {case.who} ended the handshake "
                 f"({fatal.description or 'encrypted alert'}): it did not accept the server",
                 "The phone refuses the server's certificate: check the phone's trust list "
@@ -672,8 +814,8 @@ def _unexplained_rejection(case: _Case, found: list[Finding]) -> list[Finding]:
     if fatal is None:
         what = "EAP-Failure" if handshake.transport == "eapol" else "a rejection"
     return [
-        _finding(
-            "handshake-rejected",
+        new_finding(
+            CATCH_ALL,
             f"{case.phone}: the server refused the handshake ({what})",
             "Look at the server's logs for this connection (the frames are listed in the "
             "report); with TLS 1.3 run again with --keylog to read the alert.",
@@ -682,7 +824,8 @@ def _unexplained_rejection(case: _Case, found: list[Finding]) -> list[Finding]:
     ]
 
 
-def _capf_rules(case: _Case) -> Iterator[Finding]:
+# The rules that need no handshake (certificate_findings runs them alone), then the others.
+def _capf_rules(case: _Case, handshake: Handshake) -> Iterator[Finding]:
     """The CAPF turned the phone away (or the operation failed): why, and what to set in CUCM."""
     report = case.capf
     if report is None or not report.session.refused:
@@ -694,7 +837,7 @@ def _capf_rules(case: _Case) -> Iterator[Finding]:
         why = f"reason {reason.code} '{reason.text}'" + (f": {reason.info}" if reason.info else "")
     device = session.device or case.phone
     asked = f"the {session.operation}" if session.operation not in (None, "none") else "its request"
-    yield _finding(
+    yield new_finding(
         "capf-request-refused",
         f"{device}: the CAPF refused {asked} ({why})" + _capf_credential(report),
         _capf_advice(report, device),
@@ -796,9 +939,8 @@ _SIP_ADVICE = {
 }
 
 
-def _registration_rules(case: _Case) -> Iterator[Finding]:
+def _registration_rules(case: _Case, handshake: Handshake) -> Iterator[Finding]:
     """CUCM refused the registration itself: the certificate (if any) was not the problem."""
-    handshake = case.handshake
     registration = handshake.registration
     if registration is None or registration.result != "rejected":
         return
@@ -825,7 +967,7 @@ def _registration_rules(case: _Case) -> Iterator[Finding]:
             "name, its Phone Security Profile (device security mode, transport) and its lines; "
             "the Cisco CallManager trace (RTMT) gives the reason."
         )
-    yield _finding(
+    yield new_finding(
         "registration-rejected",
         f"{case.phone}: {protocol} registration rejected{line} ({said}){context}",
         advice,
@@ -837,14 +979,16 @@ def _registration_rules(case: _Case) -> Iterator[Finding]:
     )
 
 
-_RULES: tuple[Callable[[_Case], Iterator[Finding]], ...] = (
+_CERTIFICATE_RULES: tuple[Callable[[_Case], Iterator[Finding]], ...] = (
     _trust_rules,
     _expiry_rules,
+    _certificate_quality_rules,
+)
+_HANDSHAKE_RULES: tuple[Callable[[_Case, Handshake], Iterator[Finding]], ...] = (
     _alert_rules,
     _negotiation_rules,
     _cleartext_rules,
     _request_rules,
-    _certificate_quality_rules,
     _capture_rules,
     _capf_rules,
     _registration_rules,

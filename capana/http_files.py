@@ -24,13 +24,9 @@ from urllib.parse import unquote, urlsplit
 
 import h11
 
-from capana.transfers import (
-    BodyBuffer,
-    FileTransfer,
-    TransferProblem,
-    TransferStatus,
-    is_phone_file,
-)
+from capana.handshake import utc_from_epoch
+from capana.model import FileTransfer, TransferProblem, TransferStatus
+from capana.transfers import BodyBuffer, is_phone_file
 
 Side = Literal["client", "server"]
 MAX_UNANSWERED = 64 * 1024
@@ -66,9 +62,13 @@ def is_file_request(first_client_bytes: bytes) -> bool | None:
 
 
 class HttpFileExchange:
-    """One TCP connection's file requests and their responses, paired in order."""
+    """One TCP connection's file requests and their responses, paired in order.
 
-    def __init__(self, client: str, server: str) -> None:
+    ``capture``, ``client`` and ``server`` name the transfers as the report does.
+    """
+
+    def __init__(self, client: str, server: str, capture: str = "") -> None:
+        self.capture = capture
         self.client = client
         self.server = server
         self._requests = h11.Connection(h11.SERVER)  # reads what the client sends
@@ -81,6 +81,12 @@ class HttpFileExchange:
         self._closed: set[Side] = set()
         self._problems: list[TransferProblem] = []
         self._server_frame = 0
+        self.requests = 0  # request heads read so far, any method
+
+    @property
+    def stopped(self) -> bool:
+        """Neither side can be followed any more: no transfer can be completed."""
+        return {"client", "server"} <= self._stopped
 
     def feed(self, side: Side, data: bytes, frame: int, timestamp: float) -> list[FileTransfer]:
         """One side's next in-order bytes; the transfers they completed."""
@@ -131,6 +137,7 @@ class HttpFileExchange:
                 self._stop("client", "bad-http")
                 return
             if isinstance(event, h11.Request):
+                self.requests += 1
                 host = dict(event.headers).get(b"host", b"")
                 self._current = _Request(event.method, event.target, host, frame, timestamp)
             elif isinstance(event, h11.EndOfMessage) and self._current is not None:
@@ -215,12 +222,14 @@ class HttpFileExchange:
         if status == _NOT_FOUND:
             outcome = "not_found"
         elif status is not None and status >= 400:
-            outcome = "failed"
+            outcome = "incomplete"
+            problems.insert(0, "refused")
         elif complete and status is not None and 200 <= status < 300:
             outcome = "ok"
         else:
             outcome = "incomplete"
         return FileTransfer(
+            capture=self.capture,
             transport="http",
             client=self.client,
             server=self.server,
@@ -229,7 +238,7 @@ class HttpFileExchange:
             size=request.body.size,
             request_frame=request.frame,
             last_frame=request.last_frame if request.last_frame is not None else request.frame,
-            request_time=request.time,
+            start=utc_from_epoch(request.time),
             announced_size=request.announced,
             response_code=status,
             problems=tuple(dict.fromkeys(problems)),

@@ -11,6 +11,7 @@ from capana.certificates import name_from_der, name_key, parse_certificate
 from capana.classify import classify
 from capana.findings import DEFAULT_EXPIRY_DAYS, diagnose
 from capana.model import (
+    AnyCertificate,
     CapfReport,
     Certificate,
     CertificateReport,
@@ -80,7 +81,11 @@ def judge(
 
 def certificate_report(der: bytes, stores: tuple[TrustStore, ...] = ()) -> CertificateReport:
     """A certificate as sent, parsed and classified (an unparsed one is "other")."""
-    cert = parse_certificate(der)
+    return classified(parse_certificate(der), stores)
+
+
+def classified(cert: AnyCertificate, stores: tuple[TrustStore, ...] = ()) -> CertificateReport:
+    """A parsed (or unparseable) certificate with what it claims to be."""
     if isinstance(cert, Certificate):
         return CertificateReport(cert, classify(cert, stores))
     return CertificateReport(cert, Classification("other"))
@@ -138,8 +143,8 @@ def issuer_requested(
 ) -> bool | None:
     """Does the server's CertificateRequest name a CA of the phone's chain? None: can't tell.
 
-    Any CA will do: the leaf's issuer, a CA the phone sent, or one on the path found (a server
-    that names only the root still accepts the chain below it).
+    Any CA will do: the leaf's issuer, a CA the phone sent, one on the path found, or the issuer
+    of its anchor (a server that names only the root still accepts the chain below it).
     """
     # An empty list in a CertificateRequest means the server names no CA: any may do.
     if not handshake.requested_ca_names or not chain or chain[0].parsed is None:
@@ -149,7 +154,9 @@ def issuer_requested(
     on_path = set(validation.path[1:])
     anchors = store.certificates if store else ()
     names = {name_key(cert.issuer_der) for cert in sent}
-    names |= {name_key(c.subject_der) for c in (*sent, *anchors) if c.sha256 in on_path}
+    for cert in (*sent, *anchors):
+        if cert.sha256 in on_path:
+            names |= {name_key(cert.subject_der), name_key(cert.issuer_der)}
     return not names.isdisjoint(requested)
 
 

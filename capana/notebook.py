@@ -56,6 +56,7 @@ class Frames(NamedTuple):
     devices: pandas.DataFrame
     certificates: pandas.DataFrame
     findings: pandas.DataFrame
+    files: pandas.DataFrame  # one row per file transfer (trust lists, configurations)
 
 
 def require_pandas() -> Any:
@@ -79,17 +80,25 @@ def handshake_frame(report: Report) -> pandas.DataFrame:
 
 
 def frames(report: Report) -> Frames:
-    """Handshakes, devices, distinct certificates and findings (one row per connection).
+    """Handshakes, devices, distinct certificates, findings (one row per connection or file)
+    and file transfers.
 
     >>> frames(report).findings.groupby(["device", "code"]).size()  # doctest: +SKIP
     """
-    from capana.views.records import certificate_row, device_row, finding_rows
+    from capana.views.records import (
+        FILE_COLUMNS,
+        certificate_row,
+        device_row,
+        file_row,
+        finding_rows,
+    )
 
     return Frames(
         handshakes=handshake_frame(report),
         devices=_frame([device_row(device) for device in report.devices]),
         certificates=_frame([certificate_row(cert) for cert in report.certificates]),
         findings=_frame([row for device in report.devices for row in finding_rows(device)]),
+        files=_frame([file_row(file) for file in report.files], FILE_COLUMNS),
     )
 
 

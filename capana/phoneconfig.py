@@ -14,16 +14,10 @@ certutils ``enccnf`` (keeps ``capfAuthMode`` and ``capfList``, writes ``certHash
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
 from xml.parsers import expat
 
-ConfigProblem = Literal["xml-malformed", "xml-dtd-refused", "not-a-device-config", "bad-number"]
-
-# transportLayerProtocol values seen in CUCM configurations (DOMAIN.md).
-TRANSPORTS = {1: "tcp", 2: "udp", 3: "tls", 4: "tcp+udp"}
-# deviceSecurityMode (DOMAIN.md).
-SECURITY_MODES = {1: "non-secure", 2: "authenticated", 3: "encrypted"}
+from capana.domain import SECURITY_MODES, TRANSPORT_LAYER_PROTOCOLS
+from capana.model import ConfigProblem, PhoneConfig, ServiceMember
 
 # The direct children of <device> read as numbers or text.
 _NUMBERS = ("deviceSecurityMode", "transportLayerProtocol", "capfAuthMode")
@@ -31,41 +25,6 @@ _TEXTS = ("certHash", "encrConfig")
 # Server lists: parent element, member element, address and port elements inside a member.
 _TVS = ("TVS", "member", "address", "port")
 _CAPF = ("capfList", "capf", "processNodeName", "phonePort")
-
-
-@dataclass(frozen=True)
-class ServiceMember:
-    """One server of a list in the configuration (a TVS or a CAPF), in the file's order."""
-
-    address: str | None
-    port: int | None
-
-
-@dataclass(frozen=True)
-class PhoneConfig:
-    """The security settings of one configuration file; None where the file does not say."""
-
-    root: str | None  # the document element, "device" for a phone's configuration
-    device_security_mode: int | None  # 1 non-secure, 2 authenticated, 3 encrypted
-    transport_layer_protocol: int | None  # 1 tcp, 2 udp, 3 tls, 4 tcp+udp
-    tvs: tuple[ServiceMember, ...]
-    capf_auth_mode: int | None
-    capf: tuple[ServiceMember, ...]
-    cert_hash: str | None  # as written: enccnf writes the MD5 of the phone's DER, in hex
-    encrypted: bool  # encrConfig is true: the full configuration is the .enc.sgn file
-    problems: tuple[ConfigProblem, ...]
-
-    @property
-    def transport(self) -> str | None:
-        """``tcp``, ``udp``, ``tls``, ``tcp+udp``, ``transport_N`` for another value, or None."""
-        code = self.transport_layer_protocol
-        return None if code is None else TRANSPORTS.get(code, f"transport_{code}")
-
-    @property
-    def security_mode(self) -> str | None:
-        """``non-secure``, ``authenticated``, ``encrypted``, ``mode_N``, or None."""
-        code = self.device_security_mode
-        return None if code is None else SECURITY_MODES.get(code, f"mode_{code}")
 
 
 class _DtdRefused(Exception):
@@ -126,6 +85,7 @@ def parse_config(xml: bytes) -> PhoneConfig:
     if reader.root is not None and reader.root != "device":
         problems.append("not-a-device-config")
     numbers = {name: _number(reader.values.get(name), problems) for name in _NUMBERS}
+    mode, transport = numbers["deviceSecurityMode"], numbers["transportLayerProtocol"]
     return PhoneConfig(
         root=reader.root,
         device_security_mode=numbers["deviceSecurityMode"],
@@ -136,6 +96,10 @@ def parse_config(xml: bytes) -> PhoneConfig:
         cert_hash=reader.values.get("certHash") or None,
         encrypted=reader.values.get("encrConfig", "").lower() == "true",
         problems=tuple(dict.fromkeys(problems)),
+        security_mode=None if mode is None else SECURITY_MODES.get(mode, f"mode_{mode}"),
+        transport=None
+        if transport is None
+        else TRANSPORT_LAYER_PROTOCOLS.get(transport, f"transport_{transport}"),
     )
 
 

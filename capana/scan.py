@@ -1,8 +1,10 @@
-"""From a capture file to the TLS handshakes in it: read, decode, reassemble, fold."""
+"""From a capture file to the facts in it: read, decode, reassemble, fold into TLS handshakes
+and file transfers."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -11,12 +13,23 @@ from capana.connections import ConnectionTable
 from capana.dot1x import RADIUS_PORT_HIGH_BYTES, Dot1xTable
 from capana.handshake import utc_from_epoch
 from capana.keylog import CaptureKeys, KeyLog, KeyLogError
-from capana.model import CaptureSummary, Handshake
+from capana.model import CaptureSummary, FileTransfer, Handshake
 from capana.packets import DECODED_LINKTYPES, decode_tcp, worth_decoding
+from capana.streams import Fact
 
 # Called now and then with (bytes read, total bytes) so a CLI can draw a progress bar.
 ProgressCallback = Callable[[int, int], None]
 _PROGRESS_EVERY = 1 << 16  # packets
+
+
+@dataclass(frozen=True)
+class CaptureFacts:
+    """One capture as read: its summary, TLS handshakes by start time, file transfers by the
+    frame of their request."""
+
+    summary: CaptureSummary
+    handshakes: list[Handshake]
+    transfers: list[FileTransfer]
 
 
 def scan_capture(
@@ -24,7 +37,18 @@ def scan_capture(
     progress: ProgressCallback | None = None,
     keylog: str | Path | KeyLog | None = None,
 ) -> tuple[CaptureSummary, list[Handshake]]:
-    """Every TLS handshake in one capture file, by start time. Never raises on bad input.
+    """Every TLS handshake in one capture file, by start time (the file transfers too:
+    :func:`read_capture`). Never raises on bad input."""
+    facts = read_capture(path, progress, keylog)
+    return facts.summary, facts.handshakes
+
+
+def read_capture(
+    path: str | Path,
+    progress: ProgressCallback | None = None,
+    keylog: str | Path | KeyLog | None = None,
+) -> CaptureFacts:
+    """Every fact in one capture file. Never raises on bad input.
 
     ``keylog`` (a key log file or a loaded :class:`KeyLog`) adds to the key log lines of the
     capture's own Decryption Secrets Blocks, which are always used to read encrypted sessions.
@@ -34,15 +58,19 @@ def scan_capture(
     try:
         reader = CaptureReader(path)
     except CaptureError as error:
-        return CaptureSummary(name, None, 0, None, None, (str(error), *key_errors), ()), []
+        summary = CaptureSummary(name, None, 0, None, None, (str(error), *key_errors), ())
+        return CaptureFacts(summary, [], [])
     keys = CaptureKeys(reader.info.keylog, keylog)
     table = ConnectionTable(name, keys=keys)
     dot1x = Dot1xTable(name)  # 802.1X: EAPOL and RADIUS, fed only frames TCP does not take
     with reader:
-        handshakes = _handshakes(_Numbered(reader, progress), table, dot1x)
+        facts = _facts(_Numbered(reader, progress), table, dot1x)
     summary = _summary(name, reader.info, table, dot1x, keys, key_errors)
+    handshakes = [fact for fact in facts if isinstance(fact, Handshake)]
+    transfers = [fact for fact in facts if isinstance(fact, FileTransfer)]
     handshakes.sort(key=lambda h: h.start or _EPOCH)
-    return summary, handshakes
+    transfers.sort(key=lambda t: t.request_frame)
+    return CaptureFacts(summary, handshakes, transfers)
 
 
 def _load_keylog(
@@ -56,9 +84,9 @@ def _load_keylog(
         return None, (str(error),)
 
 
-def _handshakes(records: _Numbered, table: ConnectionTable, dot1x: Dot1xTable) -> list[Handshake]:
+def _facts(records: _Numbered, table: ConnectionTable, dot1x: Dot1xTable) -> list[Fact]:
     """The per-packet loop: every packet to the TCP table or the 802.1X table, or dropped."""
-    handshakes: list[Handshake] = []
+    facts: list[Fact] = []
     for timestamp, linktype, frame, wire_length in worth_decoding(
         records, table.flows, RADIUS_PORT_HIGH_BYTES
     ):
@@ -66,14 +94,14 @@ def _handshakes(records: _Numbered, table: ConnectionTable, dot1x: Dot1xTable) -
         if segment is not None:
             table.add(segment, timestamp, records.number)
             if table.completed:
-                handshakes.extend(table.completed)
+                facts.extend(table.completed)
                 table.completed.clear()
         else:
             dot1x.add(linktype, frame, timestamp, records.number)
     table.finish()
-    handshakes.extend(table.completed)
-    handshakes.extend(dot1x.finish())
-    return handshakes
+    facts.extend(table.completed)
+    facts.extend(dot1x.finish())
+    return facts
 
 
 def _summary(

@@ -1,8 +1,9 @@
 """What the TCP flow table hands to the reader of a connection's application bytes.
 
-A :class:`StreamReader` is chosen by a connection's first bytes (TLS today; HTTP file transfers
-and clear-text signalling plug in the same way) and fed both sides' in-order bytes. When the
-connection ends it turns what it read into facts, given the :class:`Flow` it ran on.
+A :class:`StreamReader` is chosen by a connection's first bytes (TLS, HTTP file transfers;
+clear-text signalling plugs in the same way) and fed both sides' in-order bytes with the number
+of the frame that completed them. When the connection ends it turns what it read into facts,
+given the :class:`Flow` it ran on.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from capana.model import Handshake, Problem, Sender
+from capana.model import FileTransfer, Handshake, Problem, Sender
 
 # What readers produce; the scan sorts them by type.
-Fact = Handshake
+Fact = Handshake | FileTransfer
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Flow:
     gaps: int
     problems: tuple[Problem, ...]  # TCP-level: snaplen, overlapping segments, eviction
     wireshark_filter: str  # Wireshark's conversation filter for this connection
+    closed: frozenset[Sender] = frozenset()  # the sides seen ending it (FIN or RST)
 
 
 class StreamReader(Protocol):
@@ -45,7 +47,8 @@ class StreamReader(Protocol):
         ...
 
     def feed(self, sender: Sender, data: bytes, timestamp: float, frame: int) -> None:
-        """``sender``'s next bytes; ``frame``: the packet that completed them (0: unknown)."""
+        """``sender``'s next bytes; ``frame``: the capture's 1-based number of the packet that
+        completed them (0 when unknown)."""
         ...
 
     def after_gap(self, sender: Sender, data: bytes, timestamp: float, frame: int) -> None:

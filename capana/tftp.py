@@ -7,7 +7,8 @@ size; or an ERROR ("file not found" is code 1). A block seen twice is a retransm
 once. A block the capture lacks leaves a hole: the transfer is incomplete. A transfer is handed
 out when the final block is ACKed, on an ERROR, or when the capture ends (:meth:`finish`).
 Sans-IO: the caller gives each UDP datagram with its frame number and time;
-:meth:`TftpTracker.interested` tells cheaply which datagrams to give.
+:meth:`TftpTracker.interested` tells cheaply which datagrams to give. :class:`TftpReader` is the
+tracker as the scan's UDP table takes a reader.
 
 Bounds: MAX_OPEN transfers at once (past it the oldest is handed out as incomplete), each
 keeping MAX_FILE_BYTES of its body (capana.transfers): at most 1024 x 256 KiB held.
@@ -18,14 +19,13 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from capana.packets import endpoint_text
-from capana.transfers import (
-    TFTP_PORT,
-    BodyBuffer,
-    FileTransfer,
-    TransferProblem,
-    TransferStatus,
-)
+from capana.decode import Datagram
+from capana.domain import TFTP_PORT
+from capana.handshake import utc_from_epoch
+from capana.model import FileTransfer, TransferProblem, TransferStatus
+from capana.packets import address_text, endpoint_text
+from capana.streams import Fact
+from capana.transfers import BodyBuffer
 
 MAX_OPEN = 1024
 _RRQ, _WRQ, _DATA, _ACK, _ERROR, _OACK = 1, 2, 3, 4, 5, 6
@@ -58,11 +58,20 @@ class _Transfer:
 
 
 class TftpTracker:
-    """Every TFTP read request of a capture and its transfer."""
+    """Every TFTP read request of a capture and its transfer (``capture`` names them).
 
-    def __init__(self) -> None:
+    ``ports``, when given, is a set a fast path consults to pick UDP datagrams: the tracker keeps
+    TFTP_PORT and the client port of every open transfer in it (the server answers from a port
+    of its own to the client's), and removes only the ports it added.
+    """
+
+    def __init__(self, capture: str = "", ports: set[int] | None = None) -> None:
+        self.capture = capture
         self._open: dict[_Key, _Transfer] = {}
         self._client_ports: Counter[int] = Counter()
+        self._shared = ports if ports is not None else set()
+        self._added: set[int] = set()  # the ports of self._shared this tracker put there
+        self._watch(TFTP_PORT)
 
     def interested(self, source_port: int, destination_port: int) -> bool:
         """Could a UDP datagram between these ports belong to a TFTP transfer?"""
@@ -80,8 +89,9 @@ class TftpTracker:
         payload: bytes,
         frame: int,
         timestamp: float,
+        missing: int = 0,
     ) -> list[FileTransfer]:
-        """One UDP datagram; the transfers it completed."""
+        """One UDP datagram (``missing``: its bytes the snaplen cut); the transfers it completed."""
         if len(payload) < 4:
             return []
         opcode = int.from_bytes(payload[:2], "big")
@@ -90,6 +100,8 @@ class TftpTracker:
         transfer = self._open.get((destination, destination_port, source))
         if transfer is not None and transfer.server_port in (None, source_port):
             transfer.server_port = source_port
+            if missing and opcode == _DATA:
+                transfer.problems.append("snaplen")
             return self._from_server(transfer, opcode, payload, frame)
         transfer = self._open.get((source, source_port, destination))
         if transfer is not None and transfer.server_port == destination_port:
@@ -100,6 +112,16 @@ class TftpTracker:
         """The capture is over: every open transfer, complete or not."""
         done = [self._close(transfer) for transfer in list(self._open.values())]
         return sorted(done, key=lambda transfer: transfer.request_frame)
+
+    def _watch(self, port: int) -> None:
+        if port not in self._shared:
+            self._shared.add(port)
+            self._added.add(port)
+
+    def _unwatch(self, port: int) -> None:
+        if port in self._added and port != TFTP_PORT:
+            self._added.discard(port)
+            self._shared.discard(port)
 
     def _request(
         self, client: str, port: int, server: str, payload: bytes, frame: int, timestamp: float
@@ -117,6 +139,7 @@ class TftpTracker:
             done.append(self._close(oldest))
         self._open[key] = _Transfer(client, port, server, name, frame, timestamp, frame)
         self._client_ports[port] += 1
+        self._watch(port)
         return done
 
     def _from_server(
@@ -167,17 +190,22 @@ class TftpTracker:
             self._client_ports[transfer.client_port] -= 1
             if not self._client_ports[transfer.client_port]:
                 del self._client_ports[transfer.client_port]
+                self._unwatch(transfer.client_port)
         problems = list(transfer.problems)
         if transfer.body.truncated:
             problems.append("body-truncated")
         status: TransferStatus
-        if transfer.error is not None:
-            status = "not_found" if transfer.error == _FILE_NOT_FOUND else "failed"
-        elif transfer.final and "block-missing" not in problems:
+        if transfer.error == _FILE_NOT_FOUND:
+            status = "not_found"
+        elif transfer.error is not None:
+            status = "incomplete"
+            problems.insert(0, "refused")
+        elif transfer.final and not {"block-missing", "snaplen"} & set(problems):
             status = "ok"
         else:
             status = "incomplete"
         return FileTransfer(
+            capture=self.capture,
             transport="tftp",
             client=endpoint_text(transfer.client, transfer.client_port),
             server=endpoint_text(transfer.server, TFTP_PORT),
@@ -186,12 +214,42 @@ class TftpTracker:
             size=transfer.body.size,
             request_frame=transfer.request_frame,
             last_frame=transfer.last_frame,
-            request_time=transfer.request_time,
+            start=utc_from_epoch(transfer.request_time),
             announced_size=transfer.tsize,
             response_code=transfer.error,
             problems=tuple(dict.fromkeys(problems)),
             body=bytes(transfer.body.kept),
         )
+
+
+class TftpReader:
+    """The TFTP tracker as a reader of the scan's UDP table (``DatagramReader``, SEAMS.md).
+
+    ``ports`` is the table's shared set of UDP ports the fast path lets through: the reader
+    adds 69 and each open transfer's client port, and removes them when the transfer ends.
+    """
+
+    def __init__(self, capture: str, ports: set[int]) -> None:
+        self.tracker = TftpTracker(capture, ports)
+        self.completed: list[Fact] = []  # transfers handed out; the scan drains it
+
+    def claims(self, datagram: Datagram) -> bool:
+        return self.tracker.interested(datagram.source_port, datagram.destination_port)
+
+    def add(self, datagram: Datagram, timestamp: float, frame: int) -> None:
+        self.completed += self.tracker.feed(
+            address_text(datagram.source),
+            datagram.source_port,
+            address_text(datagram.destination),
+            datagram.destination_port,
+            datagram.payload,
+            frame,
+            timestamp,
+            datagram.missing,
+        )
+
+    def finish(self) -> None:
+        self.completed += self.tracker.finish()
 
 
 def _options(data: bytes) -> dict[str, str]:

@@ -2,7 +2,7 @@
 protocols share, a header naming the protocol and its body's length, then TLV elements.
 
 Sans-IO: :meth:`TlvDecoder.feed` takes one direction's bytes in order, split anywhere; each whole
-message is dissected by its scapy layer (``dissectors.cisco_capf_tvs``), listed as a
+message is dissected by its scapy layer (``capana.dissectors.cisco_capf_tvs``), listed as a
 :class:`~capana.model.SessionMessage` and handed to the subclass's ``_fold``, which says what the
 messages mean (:mod:`capana.capf`, :mod:`capana.tvs`).
 """
@@ -15,9 +15,9 @@ from typing import ClassVar
 
 from scapy.packet import Packet
 
+from capana.dissectors.cisco_capf_tvs import elements_fit
 from capana.framing import MessageFramer
 from capana.model import Party, Problem, ProblemCode, SessionMessage
-from dissectors.cisco_capf_tvs import elements_fit
 
 # Bounds: a message is at most MAX_BODY bytes after its header (its length field's width); a
 # connection lists at most MAX_MESSAGES messages (an enrolment takes about eight). Each

@@ -2,11 +2,12 @@
 configurations, plain configurations.
 
 Bytes in, a frozen :class:`PhoneFile` out; never raises. A damaged file gives the facts read
-before the damage and problem codes. The scapy layers of ``dissectors/cisco_trust_files.py``
-do the dissection, imported only when a signed file is met. A trust list's signature is checked
-against its own signer record (the SAST, TFTP or CCM+TFTP record whose certificate has the
-header's serial number); a signed configuration's against the certificates the caller gives
-(:func:`check_signature`), e.g. the TFTP records of the trust list the phone downloaded.
+before the damage and problem codes. The scapy layers of ``capana.dissectors.cisco_trust_files``
+(``dissectors/`` in the source tree) do the dissection, imported only when a signed file is met.
+A trust list's signature is checked against its own signer record (the SAST, TFTP or CCM+TFTP
+record whose certificate has the header's serial number); a signed configuration's against the
+certificates the caller gives (:func:`check_signature`), e.g. the records of the trust list the
+phone downloaded.
 Example::
 
     itl = parse_file(data, name="ITLSEP2C3124C9F8E1.tlv")
@@ -21,60 +22,37 @@ import base64
 import hashlib
 import socket
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from capana.certificates import parse_certificate
-from capana.model import AnyCertificate, Certificate
-from capana.phoneconfig import PhoneConfig, parse_config
+from capana.domain import MAX_TRUST_LIST_SIZE, TRUST_LIST_ROLES, TRUST_LIST_SIGNER_ROLES
+from capana.model import (
+    AnyCertificate,
+    Certificate,
+    EncryptionHeader,
+    FileHeader,
+    FileKind,
+    FileProblem,
+    PhoneConfig,
+    PhoneFile,
+    SignatureCheck,
+    SignatureReason,
+    TrustRecord,
+)
+from capana.phoneconfig import parse_config
 
 if TYPE_CHECKING:
     from scapy.packet import Packet
 
-FileKind = Literal["ctl", "itl", "config", "config-signed", "config-encrypted", "other"]
-FileProblem = Literal[
-    "truncated-header",  # shorter than its header says
-    "header-overrun",  # the header's elements do not end where the header length says
-    "bad-header-element",  # a known tag whose value has the wrong size, or undecodable
-    "unknown-header-element",
-    "truncated-element",  # a value shorter than its length says
-    "duplicate-element",  # a header element that must be unique appears twice (first kept)
-    "bad-text",  # a name that is not UTF-8
-    "missing-signature",
-    "missing-digest-algorithm",
-    "missing-signer-serial",
-    "bad-record",  # a record that does not open with its record length: the rest is not read
-    "truncated-record",
-    "bad-record-element",
-    "too-many-records",  # past MAX_RECORDS the rest is not read
-    "unread-bytes",  # past MAX_PARSED_BYTES the file is counted, not read
-    "unparsed-certificate",  # a record whose DER no parser accepted
-]
-SignatureStatus = Literal["valid", "invalid", "unknown"]
-SignatureReason = Literal[
-    "verified",
-    "signature-mismatch",
-    "no-signature",
-    "signer-not-given",  # a .sgn: the caller checks it with the trust list's certificates
-    "signer-not-found",  # no given certificate has the header's serial number
-    "signer-unparsed",
-    "not-read-whole",  # over MAX_PARSED_BYTES: the signed bytes were not all read
-    "unsupported-digest",
-    "unsupported-key",
-]
-
-# Phones refuse a trust list over 64 KB (DOMAIN.md: about 39 certificates).
-MAX_TRUST_LIST_SIZE = 64 * 1024
 # Bound: the bytes of one file that are dissected (4x what a phone accepts); the rest is counted
 # in ``size`` and reported as "unread-bytes". Keeps scapy's cost under about 0.5 s per file.
 MAX_PARSED_BYTES = 256 * 1024
-# The records whose certificate may sign a trust list, in the order tried.
-SIGNER_ROLES = ("SAST", "TFTP", "CCM+TFTP")
 _DIGESTS: dict[str, Callable[[], hashes.HashAlgorithm]] = {
     "SHA-1": hashes.SHA1,
     "SHA-256": hashes.SHA256,
@@ -90,81 +68,11 @@ _REQUIRED: tuple[tuple[int, FileProblem], ...] = (
     (5, "missing-signer-serial"),
 )
 _UNIQUE_TAGS = frozenset({4, 5, 6, 8, 12, 14, 15, 19, 25, 27, 28})
-
-
-@dataclass(frozen=True)
-class FileHeader:
-    """The signed header of a .tlv, .sgn or .enc.sgn file."""
-
-    version: str  # "1.2" for a CUCM trust list, "1.0" for a .sgn, "2.0" for an .enc.sgn
-    header_length: int
-    signer_version: str | None  # "1.1" marks a signer that may hold an EC key
-    signer_name: str | None  # the signer certificate's subject, as the file writes it
-    signer_serial: str | None  # hex, as stored
-    signer_issuer: str | None
-    digest_algorithm: str | None  # "SHA-1", "SHA-256", "SHA-512" or "hash_N"
-    file_name: str | None
-    timestamp: datetime | None  # when the file was built, UTC
-
-
-@dataclass(frozen=True)
-class TrustRecord:
-    """One certificate of a trust list and what it is trusted for."""
-
-    role: str  # "SAST", "CCM", "CCM+TFTP", "TFTP", "CAPF", "APP-SERVER", "TVS", "role_N"
-    role_code: int | None
-    dns_name: str | None
-    subject: str | None
-    issuer: str | None
-    serial: str | None
-    certificate: AnyCertificate | None
-    ip_address: str | None
-    certificate_hash: str | None  # hex, when the record carries one
-
-
-@dataclass(frozen=True)
-class EncryptionHeader:
-    """How an .enc.sgn is encrypted: an AES key wrapped to one phone's public key."""
-
-    iv: bytes
-    padding: int | None  # bytes of padding after the content
-    key_size: int | None  # bits, as the file says (enccnf writes the wrapped key's size)
-    key_algorithm: int | None
-    wrapped_key: bytes = field(repr=False)  # RSA PKCS#1 v1.5 to the phone's key
-    content_digest_algorithm: str | None
-    content_digest: str | None  # hex digest of the plain configuration
-
-    @property
-    def wrapped_key_bits(self) -> int:
-        """The size of the phone key the AES key was wrapped to (its RSA modulus, in bits)."""
-        return len(self.wrapped_key) * 8
-
-
-@dataclass(frozen=True)
-class SignatureCheck:
-    """Whether the signature verifies; ``signer`` is the certificate tried, when one was."""
-
-    status: SignatureStatus
-    reason: SignatureReason
-    signer: AnyCertificate | None = None
-
-
-@dataclass(frozen=True)
-class PhoneFile:
-    """What one downloaded file holds. ``signature_check`` is None for an unsigned file."""
-
-    kind: FileKind
-    size: int
-    header: FileHeader | None
-    records: tuple[TrustRecord, ...]
-    config: PhoneConfig | None  # a plain or signed configuration's settings
-    encryption: EncryptionHeader | None
-    signature_check: SignatureCheck | None
-    too_large: bool  # a trust list over MAX_TRUST_LIST_SIZE: phones refuse it
-    problems: tuple[FileProblem, ...]
-    signature: bytes = field(repr=False, default=b"")
-    signed_bytes: bytes = field(repr=False, default=b"")  # what the signature covers, if all read
-    content: bytes = field(repr=False, default=b"")  # after a .sgn header; the XML if plain
+_KINDS_BY_SUFFIX: tuple[tuple[str, FileKind], ...] = (
+    (".cnf.xml.enc.sgn", "config-encrypted"),
+    (".cnf.xml.sgn", "config-signed"),
+    (".cnf.xml", "config"),
+)
 
 
 def parse_file(data: bytes, name: str | None = None) -> PhoneFile:
@@ -176,7 +84,7 @@ def parse_file(data: bytes, name: str | None = None) -> PhoneFile:
         and _HEADER_START.startswith(data[:3])
         and (len(data) < 8 or data[5:8] == _LENGTH_ELEMENT)
     ):
-        from dissectors import cisco_trust_files
+        from capana.dissectors import cisco_trust_files
 
         return _SignedFileReader(data, base, cisco_trust_files).read()
     if data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"<":
@@ -184,6 +92,17 @@ def parse_file(data: bytes, name: str | None = None) -> PhoneFile:
         kind: FileKind = "config" if config.root == "device" else "other"
         return _unsigned(data, kind, config=config, content=data)
     return _unsigned(data, "other")
+
+
+def kind_of_name(name: str) -> FileKind:
+    """What a file is by its name alone, for a transfer that brought no body to read."""
+    base = name.rsplit("/", 1)[-1].lower()
+    if base.endswith(".tlv"):
+        return "ctl" if base.startswith("ctl") else "itl"
+    for suffix, kind in _KINDS_BY_SUFFIX:
+        if base.endswith(suffix):
+            return kind
+    return "other"
 
 
 def check_signature(file: PhoneFile, signers: Iterable[AnyCertificate]) -> SignatureCheck:
@@ -194,7 +113,7 @@ def check_signature(file: PhoneFile, signers: Iterable[AnyCertificate]) -> Signa
     matching = [
         cert
         for cert in signers
-        if isinstance(cert, Certificate) and _same_serial(cert.serial, serial)
+        if isinstance(cert, Certificate) and same_serial(cert.serial, serial)
     ]
     return _check(file, matching)
 
@@ -215,7 +134,7 @@ def _check(file: PhoneFile, candidates: Sequence[AnyCertificate]) -> SignatureCh
     return SignatureCheck("invalid" if reason == "signature-mismatch" else "unknown", reason, cert)
 
 
-def _same_serial(found: str | None, wanted: str | None) -> bool:
+def same_serial(found: str | None, wanted: str | None) -> bool:
     """Serial numbers as numbers (leading zeros differ); no serial in the header matches any."""
     if wanted is None:
         return True
@@ -263,7 +182,7 @@ class _SignedFileReader:
         self.size = len(data)
         self.data = data[:MAX_PARSED_BYTES]
         self.name = name
-        self.layers = layers  # dissectors.cisco_trust_files, imported by the caller
+        self.layers = layers  # capana.dissectors.cisco_trust_files, imported by the caller
         self.problems: list[FileProblem] = []
         self.values: dict[int, Any] = {}  # header tag -> first value seen
         self.signature_at: int | None = None
@@ -444,7 +363,7 @@ class _SignedFileReader:
         if certificate is not None and not isinstance(certificate, Certificate):
             self.problems.append("unparsed-certificate")
         return TrustRecord(
-            role=_role_name(role_code, layers.ROLES),
+            role=_role_name(role_code),
             role_code=role_code,
             dns_name=self._text(found[2].text) if 2 in found else None,
             subject=self._text(found[3].text) if 3 in found else None,
@@ -466,11 +385,11 @@ def _with_check(file: PhoneFile) -> PhoneFile:
     serial = file.header.signer_serial if file.header else None
     signers = [
         record.certificate
-        for role in SIGNER_ROLES
+        for role in TRUST_LIST_SIGNER_ROLES
         for record in file.records
         if record.role == role
         and record.certificate is not None
-        and _same_serial(_serial_of(record), serial)
+        and same_serial(_serial_of(record), serial)
     ]
     return replace(file, signature_check=_check(file, signers))
 
@@ -527,10 +446,10 @@ def _digest_name(code: int, names: dict[int, str]) -> str:
     return names.get(code, f"hash_{code}")
 
 
-def _role_name(code: int | None, names: dict[int, str]) -> str:
+def _role_name(code: int | None) -> str:
     if code is None:
         return "role_none"
-    return names.get(code, f"role_{code}")
+    return TRUST_LIST_ROLES.get(code, f"role_{code}")
 
 
 def _ip_text(raw: bytes) -> str:

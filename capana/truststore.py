@@ -1,26 +1,26 @@
 """Trust stores as CUCM exports them: PEM bundles, PEM/DER files, folders of them, PKCS#7.
 
-A store is what a server (CallManager, CAPF, ISE, an ASA) trusts; ``store_for`` picks the store
-that judges a handshake from its service and port. Loading never guesses: a file that cannot be
-read, or that holds no certificate, is a :class:`TrustStoreError` naming the file.
+A store is what a server (CallManager, CAPF, ISE, an ASA) trusts, and the CRLs it holds (``.crl``
+files, or ``X509 CRL`` blocks in a PEM file); ``store_for`` picks the store that judges a
+handshake from its service and port. Loading never guesses: a file that cannot be read, or that
+holds neither certificate nor CRL, is a :class:`TrustStoreError` naming the file.
 """
 
 from __future__ import annotations
 
-import base64
-import re
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from capana.certificates import load_pem_or_der
+from capana.certfiles import PKCS7_SUFFIXES, CertificateFileError, read_certificates, read_file
 from capana.domain import TRUST_STORE_BY_PORT, TRUST_STORE_BY_SERVICE, TRUST_STORE_NAMES
 from capana.model import Certificate, UnparsedCertificate
+from capana.revocation import CrlError, RevocationList, load_crls
 
 # Files read from a folder; anything else there (a README, a CSR) is ignored.
 CERTIFICATE_SUFFIXES = frozenset({".pem", ".der", ".cer", ".crt", ".p7b", ".p7c"})
-
-_PKCS7_PEM = re.compile(rb"-----BEGIN (?:PKCS7|CERTIFICATE CHAIN)-----(.*?)-----END", re.S)
+CRL_SUFFIXES = frozenset({".crl"})
 
 
 class TrustStoreError(ValueError):
@@ -35,6 +35,7 @@ class TrustStore:
     certificates: tuple[Certificate, ...]
     sources: tuple[str, ...]
     problems: tuple[str, ...] = ()
+    crls: tuple[RevocationList, ...] = ()  # checked at the capture time (capana.revocation)
 
     def __len__(self) -> int:
         return len(self.certificates)
@@ -44,25 +45,52 @@ class TrustStore:
 
 
 def load_trust_store(path: str | Path, name: str | None = None) -> TrustStore:
-    """Read a file or a folder of certificate files into a store (duplicates kept once).
+    """Read a file or a folder of certificate (and CRL) files into a store, each once.
 
     >>> load_trust_store("CallManager-trust/", name="callmanager")  # doctest: +SKIP
     """
     root = Path(path)
     if root.is_dir():
-        files = sorted(p for p in root.iterdir() if p.suffix.lower() in CERTIFICATE_SUFFIXES)
-        if not files:
+        suffixes = CERTIFICATE_SUFFIXES | CRL_SUFFIXES
+        files = sorted(p for p in root.iterdir() if p.suffix.lower() in suffixes)
+        if not any(p.suffix.lower() in CERTIFICATE_SUFFIXES for p in files):
             raise TrustStoreError(f"{root}: no certificate files (.pem .der .cer .crt .p7b) in it")
     else:
         files = [root]
     certificates: dict[str, Certificate] = {}
+    crls: dict[str, RevocationList] = {}
     problems: list[str] = []
     for file in files:
-        parsed, skipped = _read_file(file)
+        parsed, revocations, skipped = _read_file(file)
         problems += [f"{file}: {reason}" for reason in skipped]
         for cert in parsed:
             certificates.setdefault(cert.sha256, cert)
-    return TrustStore(name, tuple(certificates.values()), tuple(map(str, files)), tuple(problems))
+        for crl in revocations:
+            crls.setdefault(crl.sha256, crl)
+    if not certificates:
+        raise TrustStoreError(f"{root}: holds no certificate, only CRLs")
+    return TrustStore(
+        name,
+        tuple(certificates.values()),
+        tuple(map(str, files)),
+        tuple(problems),
+        tuple(crls.values()),
+    )
+
+
+def load_crl_file(path: str | Path) -> tuple[RevocationList, ...]:
+    """The CRLs of one PEM or DER file (``--crl FILE``); raises TrustStoreError naming it."""
+    file = Path(path)
+    crls = {crl.sha256: crl for crl in _crls(file, _read_bytes(file))}
+    if not crls:
+        raise TrustStoreError(f"{file}: holds no CRL (PEM 'X509 CRL' or DER)")
+    return tuple(crls.values())
+
+
+def with_crls(store: TrustStore, crls: Iterable[RevocationList]) -> TrustStore:
+    """``store`` holding ``crls`` too (each CRL once)."""
+    held = {crl.sha256: crl for crl in (*store.crls, *crls)}
+    return dataclasses.replace(store, crls=tuple(held.values()))
 
 
 def parse_trust_option(option: str) -> tuple[str | None, Path]:
@@ -89,52 +117,38 @@ def store_for(
     return stores.get(None)
 
 
-def _read_file(file: Path) -> tuple[list[Certificate], list[str]]:
-    """The parsed certificates of one file and the reasons for any that were skipped."""
+def _read_file(
+    file: Path,
+) -> tuple[list[Certificate], tuple[RevocationList, ...], list[str]]:
+    """The certificates and CRLs of one file, and the reasons for certificates skipped."""
+    data = _read_bytes(file)
+    if file.suffix.lower() in CRL_SUFFIXES:
+        crls = _crls(file, data)
+        if not crls:
+            raise TrustStoreError(f"{file}: holds no CRL")
+        return [], crls, []
+    crls = _crls(file, data) if b"-----BEGIN X509 CRL" in data else ()
     try:
-        data = file.read_bytes()
-    except OSError as error:
-        raise TrustStoreError(f"{file}: cannot read: {error.strerror or error}") from error
-    try:
-        found = [cert for der in _der_blobs(file, data) for cert in load_pem_or_der(der)]
-    except TrustStoreError:
-        raise
-    except ValueError as error:  # base64 that does not decode inside a PEM block
-        raise TrustStoreError(f"{file}: unreadable PEM: {error}") from error
+        found = read_certificates(data, pkcs7=file.suffix.lower() in PKCS7_SUFFIXES).certificates
+    except CertificateFileError as error:
+        raise TrustStoreError(f"{file}: {error}") from error
     parsed = [cert for cert in found if isinstance(cert, Certificate)]
     skipped = [cert.error for cert in found if isinstance(cert, UnparsedCertificate)]
-    if not parsed:
+    if not parsed and not crls:
         detail = f" ({skipped[0]})" if skipped else ""
         raise TrustStoreError(f"{file}: holds no certificate{detail}")
-    return parsed, skipped
+    return parsed, crls, skipped
 
 
-def _der_blobs(file: Path, data: bytes) -> list[bytes]:
-    """Certificate DER blobs, or whole PEM text, unpacking PKCS#7 bundles."""
-    if b"-----BEGIN" in data:  # PEM text: certificate blocks and any PKCS#7 blocks
-        bodies = _PKCS7_PEM.findall(data)
-        unpacked = [der for body in bodies for der in _pkcs7_certificates(file, _unbase64(body))]
-        return [*unpacked, data]
-    if file.suffix.lower() in {".p7b", ".p7c"} or _looks_like_pkcs7(data):
-        return _pkcs7_certificates(file, data)
-    return [data]
-
-
-def _pkcs7_certificates(file: Path, der: bytes) -> list[bytes]:
+def _read_bytes(file: Path) -> bytes:
     try:
-        from asn1crypto import cms  # 15 ms of import, paid only when a .p7b is read
-
-        info = cms.ContentInfo.load(der)
-        certificates = info["content"]["certificates"]
-        return [choice.chosen.dump() for choice in certificates] if certificates else []
-    except Exception as error:
-        raise TrustStoreError(f"{file}: not a readable PKCS#7 bundle: {error}") from error
+        return read_file(file)
+    except CertificateFileError as error:
+        raise TrustStoreError(str(error)) from error
 
 
-def _looks_like_pkcs7(data: bytes) -> bool:
-    # signedData OID 1.2.840.113549.1.7.2 near the start of a DER SEQUENCE
-    return data[:1] == b"\x30" and b"\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07\x02" in data[:32]
-
-
-def _unbase64(body: bytes) -> bytes:
-    return base64.b64decode(b"".join(body.split()))
+def _crls(file: Path, data: bytes) -> tuple[RevocationList, ...]:
+    try:
+        return tuple(load_crls(data, str(file)))
+    except CrlError as error:
+        raise TrustStoreError(f"{file}: {error}") from error

@@ -5,7 +5,7 @@ roles and for how long.
 Sans-IO: feed each direction's decrypted bytes in order (split anywhere) to
 :class:`TvsDecoder`; ``session()`` gives one frozen :class:`~capana.model.TvsSession`. Messages
 are framed and dissected by :mod:`capana.tlv_sessions` with the scapy layers in
-``dissectors.cisco_capf_tvs``; a request and its answer share a session id.
+``capana.dissectors.cisco_capf_tvs``; a request and its answer share a session id.
 """
 
 from __future__ import annotations
@@ -14,9 +14,7 @@ from typing import ClassVar
 
 from scapy.packet import Packet
 
-from capana.model import Party, ProblemCode, SessionMessage, TvsQuery, TvsSession, TvsStatus
-from capana.tlv_sessions import TlvDecoder, TlvProtocol
-from dissectors.cisco_capf_tvs import (
+from capana.dissectors.cisco_capf_tvs import (
     TVS,
     TVS_COMMANDS,
     TVS_ELEMENTS,
@@ -29,9 +27,11 @@ from dissectors.cisco_capf_tvs import (
     TvsRoles,
     TvsTtl,
 )
-from dissectors.cisco_capf_tvs import (
+from capana.dissectors.cisco_capf_tvs import (
     TvsStatus as TvsStatusElement,
 )
+from capana.model import Party, ProblemCode, SessionMessage, TvsQuery, TvsSession, TvsStatus
+from capana.tlv_sessions import TlvDecoder, TlvProtocol
 
 PROTOCOL = TlvProtocol(
     "TVS",

@@ -2,8 +2,11 @@
 
 Why not a library: cryptography's built-in verifier rejects SHA-1 and leaves without SAN (real
 MICs and Cisco's older CAs have both), and pyhanko-certvalidator pulls aiohttp and oscrypto. So
-the path rules are written here on cryptography's signature primitives, and the tests hold them
-to ``openssl verify`` as an oracle.
+the path rules are written here on cryptography's signature primitives, and the tests hold every
+status to ``openssl verify``'s (tests/openssl_oracle.py). A complete path is judged for the rules
+(basicConstraints, keyUsage, pathLen, critical extensions, the certificates' parse-time defects),
+name constraints (capana.name_constraints), revocation by the store's CRLs (capana.revocation)
+and the dates at capture time, in OpenSSL's order of precedence.
 
 The search: from the leaf, every certificate (in the store or sent by the peer) whose subject is
 the child's issuer is a candidate, ranked by AKI/SKI; an edge exists only when the candidate's key
@@ -16,18 +19,12 @@ MAX_SIGNATURE_CHECKS signature checks and MAX_STEPS partial paths, never exponen
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from functools import lru_cache
 from typing import Literal
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
-
-from capana.certificates import name_key, self_issued
+from capana.certificates import name_key, self_issued, utc_text
 from capana.model import (
     AnyCertificate,
     Certificate,
@@ -37,6 +34,9 @@ from capana.model import (
     UnparsedCertificate,
     Validation,
 )
+from capana.name_constraints import check_name_constraints
+from capana.revocation import NOT_CHECKED, CrlIndex
+from capana.signatures import signed_by
 from capana.truststore import TrustStore
 
 Role = Literal["client", "server"]
@@ -46,29 +46,22 @@ MAX_SIGNATURE_CHECKS = 64  # per chain
 MAX_STEPS = 512  # partial paths explored per chain (cached edges can still branch)
 
 # Critical extensions a validator may accept (OpenSSL's list, minus those nobody here enforces:
-# name constraints and policy mappings are refused rather than ignored).
+# policy mappings are refused rather than ignored). Name constraints are enforced whether
+# critical or not, as OpenSSL does (capana.name_constraints).
 _UNDERSTOOD_CRITICAL = frozenset(
     {
         "2.5.29.15",  # keyUsage
         "2.5.29.17",  # subjectAltName
         "2.5.29.19",  # basicConstraints
+        "2.5.29.30",  # nameConstraints
+        "2.5.29.31",  # cRLDistributionPoints (read for a CRL's scope)
         "2.5.29.32",  # certificatePolicies (no policy is required)
         "2.5.29.36",  # policyConstraints
         "2.5.29.37",  # extKeyUsage
         "2.5.29.54",  # inhibitAnyPolicy
     }
 )
-# OpenSSL enforces name constraints whether marked critical or not; capana refuses them on any
-# CA of a path rather than enforce them half-way.
-_NAME_CONSTRAINTS = "2.5.29.30"
-_HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
-    "md5": hashes.MD5,
-    "sha1": hashes.SHA1,
-    "sha224": hashes.SHA224,
-    "sha256": hashes.SHA256,
-    "sha384": hashes.SHA384,
-    "sha512": hashes.SHA512,
-}
+_KEY_USAGE = "2.5.29.15"
 _WEAK_HASHES = frozenset({"sha1"})
 _REFUSED_HASHES = frozenset({"md2", "md4", "md5"})
 _EKU_NAMES = {
@@ -76,7 +69,8 @@ _EKU_NAMES = {
     "server": ("serverAuth", "server_auth"),
 }
 _ANY_EKU = ("anyExtendedKeyUsage", "any_extended_key_usage")
-_STATUS_RANK = {"trusted": 0, "expired": 1, "not_yet_valid": 1, "invalid": 2}
+# Which complete path to report when several verify: the best; a revoked one last.
+_STATUS_RANK = {"trusted": 0, "expired": 1, "not_yet_valid": 1, "invalid": 2, "revoked": 3}
 
 
 def validate_chain(
@@ -152,6 +146,7 @@ class _PathSearch:
         self.at = at
         self.store_name = store.name
         self.anchors = {c.sha256 for c in store.certificates}
+        self.crls = CrlIndex(store.crls)
         by_sha = {c.sha256: c for c in (*store.certificates, *sent)}
         self.by_subject: dict[str, list[Certificate]] = {}
         for cert in by_sha.values():
@@ -256,11 +251,11 @@ class _PathSearch:
         key = (child.sha256, issuer.sha256)
         if key not in self.edges:
             self.checks += 1
-            self.edges[key] = verify_signature(child, issuer)
+            self.edges[key] = signed_by(child, issuer)
         return self.edges[key]
 
     def _complete(self, path: tuple[Certificate, ...]) -> None:
-        verdict = _judge(path, self.at)
+        verdict = _judge(path, self.at, self.crls)
         if self.best is None or _STATUS_RANK[verdict.status] < _STATUS_RANK[self.best.status]:
             self.best = verdict
 
@@ -268,37 +263,14 @@ class _PathSearch:
         return self.best is not None and self.best.status == "trusted"
 
 
-def verify_signature(child: Certificate, issuer: Certificate) -> str | None:
-    """None when ``issuer``'s key verifies ``child``'s signature, else why not."""
-    algorithm = child.signature_algorithm.lower()
-    try:
-        key = _public_key(issuer.public_key_der)
-        if isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
-            key.verify(child.signature, child.tbs_der)
-            return None
-        digest = _HASHES[(child.signature_hash or "").lower()]()
-        if isinstance(key, rsa.RSAPublicKey) and _family(algorithm) == "rsa":
-            pad = (
-                padding.PSS(padding.MGF1(digest), padding.PSS.AUTO)
-                if "pss" in algorithm
-                else padding.PKCS1v15()
-            )
-            key.verify(child.signature, child.tbs_der, pad, digest)
-        elif isinstance(key, ec.EllipticCurvePublicKey) and _family(algorithm) == "ecdsa":
-            key.verify(child.signature, child.tbs_der, ec.ECDSA(digest))
-        elif isinstance(key, dsa.DSAPublicKey) and _family(algorithm) == "dsa":
-            key.verify(child.signature, child.tbs_der, digest)
-        else:
-            return f"signature algorithm {child.signature_algorithm} does not fit the issuer key"
-    except InvalidSignature:
-        return "signature does not verify"
-    except (KeyError, UnsupportedAlgorithm, ValueError, TypeError) as error:
-        return f"signature cannot be checked ({child.signature_algorithm}): {error}"
-    return None
+def _judge(path: tuple[Certificate, ...], at: datetime, crls: CrlIndex) -> _Verdict:
+    """Status of a path whose signatures verify: revocation, then the rules, then the dates.
 
-
-def _judge(path: tuple[Certificate, ...], at: datetime) -> _Verdict:
-    """Status of a path whose signatures verify: rules first, then dates at capture time."""
+    The order of OpenSSL's checks, so that both name the same status: a certificate with a
+    defect makes the path ``invalid`` (OpenSSL builds no path through it), a revoked one makes
+    it ``revoked`` even when it also breaks a rule, a certificate not yet valid wins over an
+    expired one and over name constraints (checked last).
+    """
     broken: list[Reason] = []
     notes: list[Reason] = []
     for depth, issuer in enumerate(path[1:], start=1):
@@ -311,6 +283,7 @@ def _judge(path: tuple[Certificate, ...], at: datetime) -> _Verdict:
         elif hash_name in _WEAK_HASHES:
             notes.append(Reason(ReasonCode.WEAK_SIGNATURE, f"weak signature: {hash_name}"))
     for cert in path:
+        broken += [_about(defect, cert) for defect in cert.defects]
         broken += [
             Reason(
                 ReasonCode.UNSUPPORTED_CRITICAL_EXTENSION,
@@ -319,17 +292,34 @@ def _judge(path: tuple[Certificate, ...], at: datetime) -> _Verdict:
             )
             for oid in sorted(cert.critical_extensions - _UNDERSTOOD_CRITICAL)
         ]
-    dates = [_date_problem(cert, at) for cert in path]
+    named = check_name_constraints(path)
+    revocation = crls.check(path, at) if crls else NOT_CHECKED
+    broken += revocation.unusable
+    dates = [problem for problem in (_date_problem(cert, at) for cert in path) if problem]
+    early = any(problem[0] == "not_yet_valid" for problem in dates)
     status: Status = "trusted"
-    if broken:
+    if any(cert.defects for cert in path):  # no validator builds a path through one
         status = "invalid"
-    elif any(dates):
-        status = next(problem[0] for problem in dates if problem)
-    reasons = broken + [problem[1] for problem in dates if problem] + notes
+    elif revocation.revoked:
+        status = "revoked"
+    elif broken:
+        status = "invalid"
+    elif early:
+        status = "not_yet_valid"
+    elif named:
+        status = "invalid"
+    elif dates:
+        status = "expired"
+    reasons = [*revocation.revoked, *broken, *named, *(problem[1] for problem in dates), *notes]
     anchor = path[-1]
     return _Verdict(
         status, anchor.subject, tuple(c.sha256 for c in path), tuple(dict.fromkeys(reasons))
     )
+
+
+def _about(reason: Reason, cert: Certificate) -> Reason:
+    """A parse-time defect as a reason about ``cert``."""
+    return Reason(reason.code, reason.text, (cert.sha256,))
 
 
 def _issuer_rules(
@@ -338,16 +328,13 @@ def _issuer_rules(
     """RFC 5280 checks on a certificate that signed ``child``; ``between`` are the CAs below it."""
     broken = []
     about = (issuer.sha256,)
-    if _NAME_CONSTRAINTS in issuer.extensions - issuer.critical_extensions:
-        text = f"name constraints of {issuer.subject} are not enforced by capana"
-        broken.append(Reason(ReasonCode.NAME_CONSTRAINTS_UNSUPPORTED, text, about))
     if issuer.is_ca is False:
         text = f"{issuer.subject} is not a CA (CA:FALSE) but signed {child.subject}"
         broken.append(Reason(ReasonCode.NOT_A_CA, text, about))
     elif issuer.is_ca is None and not (anchor and _legacy_ca(issuer)):
         text = f"{issuer.subject} has no basicConstraints but signed {child.subject}"
         broken.append(Reason(ReasonCode.NO_BASIC_CONSTRAINTS, text, about))
-    if issuer.key_usage and "key_cert_sign" not in issuer.key_usage:
+    if _KEY_USAGE in issuer.extensions and "key_cert_sign" not in issuer.key_usage:
         text = f"{issuer.subject} lacks keyUsage keyCertSign"
         broken.append(Reason(ReasonCode.NO_KEY_CERT_SIGN, text, about))
     below = sum(1 for cert in between if not self_issued(cert))
@@ -368,10 +355,10 @@ def _legacy_ca(cert: Certificate) -> bool:
 def _date_problem(cert: Certificate, at: datetime) -> tuple[Status, Reason] | None:
     about = (cert.sha256,)
     if at < cert.not_before:
-        text = f"{cert.subject} not valid before {_iso(cert.not_before)}"
+        text = f"{cert.subject} not valid before {utc_text(cert.not_before)}"
         return "not_yet_valid", Reason(ReasonCode.NOT_YET_VALID, text, about)
     if at > cert.not_after:
-        text = f"{cert.subject} expired {_iso(cert.not_after)}"
+        text = f"{cert.subject} expired {utc_text(cert.not_after)}"
         return "expired", Reason(ReasonCode.EXPIRED, text, about)
     return None
 
@@ -396,22 +383,5 @@ def _key_ids_differ(child: Certificate, issuer: Certificate) -> bool:
     )
 
 
-def _family(algorithm: str) -> str:
-    if "ecdsa" in algorithm:
-        return "ecdsa"
-    if "dsa" in algorithm:
-        return "dsa"
-    return "rsa" if "rsa" in algorithm or "pss" in algorithm else algorithm
-
-
-@lru_cache(maxsize=1024)
-def _public_key(der: bytes) -> PublicKeyTypes:  # cached: trust stores repeat
-    return serialization.load_der_public_key(der)
-
-
 def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,7 +1,8 @@
 """capana's scapy extension: the contrib modules that ``conf.exts.load("capana")`` registers.
 
-scapy imports every top-level package of the ``capana`` distribution and calls its
-``scapy_ext(ext)``. Registering only tells scapy where a module lives: nothing is bound or
+Installed as ``capana.dissectors`` (this folder, mapped in pyproject.toml). scapy imports the
+``capana`` package and calls its ``scapy_ext(ext)``, which calls the one here. Registering only
+tells scapy where a module lives: nothing is bound or
 changed until the user runs ``load_contrib("cisco_phone_tls")`` (which binds the Cisco TLS
 ports) or ``load_contrib("cisco_trust_files")`` (which binds nothing: trust lists are files).
 Importing this package imports no scapy layer at all.

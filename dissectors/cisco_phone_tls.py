@@ -4,7 +4,7 @@
 # scapy.contrib.description = Cisco IP phone TLS (SCCP-TLS, SIP-TLS, CAPF, TVS)
 # scapy.contrib.status = loads
 
-"""Cisco IP phone TLS: dissect TLS on the phone ports and list the certificates exchanged.
+"""Cisco IP phone TLS: dissect TLS on the phone ports, and list the certificates exchanged.
 
 Loading binds scapy's TLS layer to TCP 2443 (SCCP-TLS), 5061 (SIP-TLS), 3804 (CAPF),
 2445 (TVS), 8443, 9443 and 9444, as source and destination port. Nothing changes before
@@ -25,47 +25,33 @@ capana``)::
     >>> lsc = phone_certificates(packets)[2]
     >>> lsc.device, lsc.issuer, lsc.sha256[:16]
     ('SEP001122334455', 'CN=CAPF-1a2b3c4d,O=Cisco', '095c3c8274cd0815')
-    >>> sniff(offline="phone.pcap", session=TCPSession)  # whole TLS records, not segments
-    <Sniffed: TCP:7 UDP:0 ICMP:0 Other:0>
 
-``phone_certificates`` puts each TCP direction back together with scapy's ``TCPSession`` so
-a Certificate message split over several segments is still read. That is not a full TCP
-reassembly: it orders the segments it has buffered by sequence number, but a lost segment
-silently hides the rest of that direction and sequence wrap-around is not
-resolved (capana's own analyzer, ``capana.tcp``, handles these and counts the gaps). Only
-certificates sent in clear are listed, i.e. up to TLS 1.2: a TLS 1.3 Certificate is encrypted.
-
-LSC/MIC is capana's guess from the issuer's name (``capana.classify``: a ``CAPF-...`` issuer
-means LSC, a Cisco Manufacturing or SUDI CA means MIC); no signature is checked here.
+``phone_certificates`` is a view of capana's own analysis (``capana.analyze``), not a second
+one: the packets are written to a temporary pcap and read by capana, whose TCP reassembly
+handles reordering, retransmissions, holes and sequence wrap-around that scapy's ``TCPSession``
+does not, and which reads TLS on any port and in TLS 1.3 with a key log. It gives what
+``capana scan`` gives: each certificate of each handshake once, the server's chain then the
+client's. For the verdicts (trust stores, findings) call ``capana.analyze`` itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
 
 from scapy.layers.inet import TCP
-from scapy.layers.inet6 import IPv6
-from scapy.layers.tls.handshake import (
-    TLS13Certificate,
-    TLS13ClientHello,
-    TLS13ServerHello,
-    TLSCertificate,
-    TLSClientHello,
-    TLSServerHello,
-)
 from scapy.layers.tls.record import TLS
 from scapy.packet import Packet, bind_layers
-from scapy.sessions import TCPSession
+from scapy.utils import wrpcap
 
-from capana.certificates import parse_certificate
-from capana.classify import classify
+from capana.analyzer import analyze
 from capana.domain import CISCO_TLS_PORTS
-from capana.model import Certificate
+from capana.model import CertificateReport, HandshakeReport
 
 __all__ = ["CISCO_TLS_PORTS", "CiscoPhoneCert", "phone_certificates"]
-
-# SCCP-TLS, SIP-TLS, CAPF, TVS, then the HTTPS ports of CUCM and the phones (scapy has 443).
 
 
 @dataclass(frozen=True)
@@ -87,88 +73,50 @@ class CiscoPhoneCert:
         return f"{self.role} {self.sender} -> {self.receiver}  {self.kind:<6} {self.subject}"
 
 
-def phone_certificates(packets: Iterable[Packet]) -> list[CiscoPhoneCert]:
-    """Every certificate in the TLS Certificate messages of ``packets``, in capture order.
+def phone_certificates(capture: Iterable[Packet] | str | PathLike[str]) -> list[CiscoPhoneCert]:
+    """Every certificate of the TLS handshakes in ``capture``, in the order capana reports them.
 
-    ``packets`` is a capture as read (``rdpcap``, or ``sniff`` without a session); it is not
-    modified. Only TCP on ports bound to TLS is read (the Cisco ports above, and 443).
+    ``capture`` is a capture file's path, or packets as read (``rdpcap``, or ``sniff`` without a
+    session), which are not modified.
     """
-    found: list[CiscoPhoneCert] = []
-    client_of: dict[frozenset[str], str] = {}  # connection -> endpoint that sent ClientHello
-    for tcp, record in _tls_records(packets):
-        sender, receiver = _endpoints(tcp)
-        connection = frozenset((sender, receiver))
-        for message in record.msg:
-            if isinstance(message, (TLSClientHello, TLS13ClientHello)):
-                client_of[connection] = sender
-            elif isinstance(message, (TLSServerHello, TLS13ServerHello)):
-                client_of.setdefault(connection, receiver)
-            elif isinstance(message, (TLSCertificate, TLS13Certificate)):
-                client = client_of.get(connection) or _client_by_port(tcp, sender, receiver)
-                role = "client" if sender == client else "server"
-                for position, der in enumerate(_certificate_ders(message)):
-                    found.append(_record(sender, receiver, role, position, der))
+    if isinstance(capture, str | PathLike):
+        return _listed(analyze(capture).handshakes)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "packets.pcap"
+        wrpcap(str(path), list(capture))
+        return _listed(analyze(path).handshakes)
+
+
+def _listed(handshakes: Iterable[HandshakeReport]) -> list[CiscoPhoneCert]:
+    found = []
+    for record in handshakes:
+        client, server = record.handshake.client, record.handshake.server
+        for role, chain, sender, receiver in (
+            ("server", record.server_chain, server, client),
+            ("client", record.client_chain, client, server),
+        ):
+            found += [
+                _entry(sender, receiver, role, position, cert)
+                for position, cert in enumerate(chain)
+            ]
     return found
 
 
-def _tls_records(packets: Iterable[Packet]) -> Iterator[tuple[TCP, TLS]]:
-    """TLS records in capture order, each TCP direction reassembled by scapy's TCPSession."""
-    session = TCPSession()
-    for packet in packets:
-        if TCP not in packet:
-            continue
-        # Dissect the wire bytes afresh: TCPSession consumes the packets it is given.
-        fresh = type(packet)(packet.original or bytes(packet), stop_dissection_after=TCP)
-        reassembled = session.process(fresh)
-        if reassembled is None or TCP not in reassembled:
-            continue
-        tcp = reassembled[TCP]
-        for layer in tcp.payload.iterpayloads():
-            if isinstance(layer, TLS):
-                yield tcp, layer
-
-
-def _endpoints(tcp: TCP) -> tuple[str, str]:
-    ip = tcp.underlayer
-    if isinstance(ip, IPv6):
-        return f"[{ip.src}]:{tcp.sport}", f"[{ip.dst}]:{tcp.dport}"
-    return f"{ip.src}:{tcp.sport}", f"{ip.dst}:{tcp.dport}"
-
-
-def _client_by_port(tcp: TCP, sender: str, receiver: str) -> str:
-    """Without a hello in the capture, the side on a well-known TLS port is the server."""
-    server_ports = {*CISCO_TLS_PORTS, 443}
-    if tcp.sport in server_ports and tcp.dport not in server_ports:
-        return receiver
-    if tcp.dport in server_ports and tcp.sport not in server_ports:
-        return sender
-    return sender if tcp.sport > tcp.dport else receiver
-
-
-def _certificate_ders(message: TLSCertificate | TLS13Certificate) -> list[bytes]:
-    # TLS 1.2 lists (length, Cert) pairs; TLS 1.3 wraps each pair with its extensions.
-    pairs = [getattr(entry, "cert", entry) for entry in message.certs]
-    return [cert.der for _length, cert in pairs]
-
-
-def _record(sender: str, receiver: str, role: str, position: int, der: bytes) -> CiscoPhoneCert:
-    cert = parse_certificate(der)
-    if not isinstance(cert, Certificate):
-        return CiscoPhoneCert(
-            sender, receiver, role, position, "", "", "unparsed", None, cert.sha256, der
-        )
-    claim = classify(cert)
+def _entry(
+    sender: str, receiver: str, role: str, position: int, cert: CertificateReport
+) -> CiscoPhoneCert:
+    parsed = cert.parsed
     return CiscoPhoneCert(
-        sender,
-        receiver,
-        role,
-        position,
-        cert.subject,
-        cert.issuer,
-        claim.kind,
-        claim.device,
-        cert.sha256,
-        der,
+        sender=sender,
+        receiver=receiver,
+        role=role,
+        position=position,
+        subject=parsed.subject if parsed else "",
+        issuer=parsed.issuer if parsed else "",
+        kind=cert.kind if parsed else "unparsed",
+        device=cert.classification.device,
+        sha256=cert.sha256,
+        der=cert.certificate.der,
     )
 
 

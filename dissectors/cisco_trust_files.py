@@ -53,6 +53,8 @@ from scapy.fields import (
 )
 from scapy.packet import Packet
 
+from capana.domain import TRUST_LIST_ROLES
+
 __all__ = [
     "HASH_ALGORITHMS",
     "HEADER_TAGS",
@@ -134,7 +136,7 @@ RECORD_TAGS = {
 }
 HASH_ALGORITHMS = {1: "SHA-1", 2: "SHA-256", 3: "SHA-512"}
 # What a record's certificate is trusted for (DOMAIN.md; certutils' tlvfile).
-ROLES = {0: "SAST", 1: "CCM", 2: "CCM+TFTP", 3: "TFTP", 4: "CAPF", 7: "APP-SERVER", 21: "TVS"}
+ROLES = dict(TRUST_LIST_ROLES)
 
 HEADER_FIXED_LENGTH = 10  # the version and header-length elements every header starts with
 PADDING_TAG = 13

@@ -10,7 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from capana.capture import CaptureReader
+from capana.domain import TFTP_HTTP_PORT
 from capana.http_files import HttpFileExchange, Side, is_file_request
+from capana.model import FileTransfer
 from capana.packets import (
     FLAG_ACK,
     FLAG_FIN,
@@ -25,7 +27,6 @@ from capana.packets import (
 )
 from capana.tcp import TcpStream
 from capana.tftp import TftpTracker
-from capana.transfers import TFTP_HTTP_PORT, FileTransfer
 
 ALL_PORTS = frozenset(range(65536))
 

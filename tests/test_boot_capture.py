@@ -19,7 +19,7 @@ from conftest import SAMPLE_PCAPS
 from tshark_oracle import TSHARK, tshark_certificates
 
 from capana.certificates import Certificate
-from capana.transfers import FileTransfer
+from capana.model import FileTransfer
 from capana.trustfiles import check_signature, parse_file
 
 SAMPLE = SAMPLE_PCAPS / "phone-boot-files.pcap"
@@ -29,7 +29,7 @@ BOOT = [
     ("http", f"CTLSEP{MAC}.tlv", "not_found", 404),
     ("tftp", f"CTLSEP{MAC}.tlv", "not_found", 1),
     ("http", f"ITLSEP{MAC}.tlv", "ok", 200),
-    ("http", "ITLFile.tlv", "failed", 503),
+    ("http", "ITLFile.tlv", "incomplete", 503),
     ("tftp", "ITLFile.tlv", "ok", None),
     ("http", f"SEP{MAC}.cnf.xml.sgn", "ok", 200),
 ]
@@ -50,7 +50,9 @@ def test_every_request_of_the_boot_is_a_transfer(transfers: list[FileTransfer]) 
     assert outline(transfers) == BOOT
     assert {t.client.split(":")[0] for t in transfers} == {"127.13.0.21"}
     assert {t.server for t in transfers} == {"127.0.0.1:6970", "127.0.0.1:69"}
-    assert all(t.problems == () for t in transfers)
+    assert [t.problems for t in transfers] == [
+        ("refused",) if t.response_code == 503 else () for t in transfers
+    ]
     assert all(t.size == len(t.body) for t in transfers)
     itl_over_tftp = transfers[4]
     assert itl_over_tftp.announced_size == itl_over_tftp.size  # the OACK's tsize

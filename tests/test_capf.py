@@ -30,15 +30,15 @@ from tshark_oracle import TSHARK
 
 from capana import analyze
 from capana.capf import CapfDecoder
-from capana.model import HandshakeReport, Report
-from capana.views.records import handshake_record
-from dissectors.cisco_capf_tvs import (
+from capana.dissectors.cisco_capf_tvs import (
     CAPF,
     CapfCertificate,
     CapfCertificateType,
     CapfReason,
     CapfString,
 )
+from capana.model import HandshakeReport, Report
+from capana.views.records import handshake_record
 
 PHONE, STRANGER, WRONG_PASSWORD, MIC_PHONE, MOVED = (
     "SEP001122334455",

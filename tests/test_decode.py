@@ -36,6 +36,7 @@ from capana.decode import (
     Undecoded,
     decode_frame,
 )
+from capana.model import Handshake
 from capana.packets import TcpSegment, decode_tcp, endpoint_text
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -91,6 +92,8 @@ def capana_certificates(capture: Path) -> set[tuple[str, str]]:
     table.finish()
     seen = set()
     for handshake in table.completed:
+        if not isinstance(handshake, Handshake):
+            continue  # a file transfer: no certificate
         seen |= {(handshake.client, sha) for sha in sha256s(handshake.client_chain)}
         seen |= {(handshake.server, sha) for sha in sha256s(handshake.server_chain)}
     return seen

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from samplegen import pki, scenarios
 from samplegen.scenarios import STRONG_ONLY, KeyRing, Layout, build_cluster
 from samplegen.wire import write_pcap
 from test_devices import phone_handshake
+from test_revocation import crl
 
 from capana import analyze
 from capana.certificates import parse_certificate
-from capana.judging import judge
-from capana.model import AlertSeen, CapfReason, CapfSession, Registration, Report
-from capana.truststore import TrustStore
+from capana.findings import certificate_findings
+from capana.judging import certificate_report, judge
+from capana.model import AlertSeen, CapfReason, CapfSession, ReasonCode, Registration, Report
+from capana.revocation import parse_crl
+from capana.truststore import TrustStore, with_crls
+from capana.validation import validate_chain
 
 PCAPS = Path(__file__).resolve().parent.parent / "pcaps"
 
@@ -311,6 +317,88 @@ def test_a_refusal_is_never_silent() -> None:
     )
     codes_found = {f.code for f in judge(encrypted, {}, None).findings}
     assert "handshake-rejected" in codes_found
+
+
+@pytest.mark.parametrize("sent_intermediate", [True, False])
+def test_certificate_request_naming_only_the_root_requests_the_chain(
+    sent_intermediate: bool,
+) -> None:
+    """A server that lists only its root CA (in another letter case) accepts the chain below it:
+    no warning that the store lacks the phone's issuer. Naming a stranger still warns."""
+    window = {"not_before": datetime(2020, 1, 1), "not_after": datetime(2030, 1, 1)}
+    root = pki.issue("O=Example,CN=Example Root CA", ca=True, **window)
+    issuing = pki.issue("O=Example,CN=Example Voice CA", issuer=root, ca=True, **window)
+    lsc = pki.phone_lsc(issuing, org="C=US,O=Example,OU=Voice")
+    stranger = pki.issue("CN=Stranger CA", ca=True, **window)
+    anchors = (root,) if sent_intermediate else (root, issuing)
+    store = TrustStore("callmanager", tuple(parse_certificate(c.der) for c in anchors), ("t",))
+    chain = (lsc.der, issuing.der) if sent_intermediate else (lsc.der,)
+    as_root = x509.Name.from_rfc4514_string("O=EXAMPLE,CN=example  root ca").public_bytes()
+    for names, requested in (((as_root,), True), ((stranger.cert.subject.public_bytes(),), False)):
+        handshake = replace(
+            phone_handshake("10.1.1.20:51234", lsc.der),
+            client_chain=chain,
+            requested_ca_names=names,
+        )
+        record = judge(handshake, {"callmanager": store}, None)
+        assert record.validation.status == "trusted"
+        assert record.issuer_requested is requested
+        assert ("issuer-not-requested" in {f.code for f in record.findings}) is not requested
+
+
+def _lsc_world(**ca_options: object) -> tuple[pki.Issued, pki.Issued, TrustStore]:
+    window = {"not_before": datetime(2020, 1, 1), "not_after": datetime(2030, 1, 1)}
+    authority = pki.issue("C=MX,O=Cisco,OU=Voice,CN=CAPF-0992727f", ca=True, **window, **ca_options)
+    lsc = pki.phone_lsc(authority)
+    store = TrustStore("callmanager", (parse_certificate(authority.der),), ("capf.pem",))
+    return authority, lsc, store
+
+
+def test_revoked_lsc_is_an_error_with_advice_in_a_handshake_and_alone() -> None:
+    authority, lsc, store = _lsc_world()
+    at = datetime(2024, 3, 1, tzinfo=timezone.utc)
+    store = with_crls(store, [parse_crl(crl(authority, [(lsc, None)], this_update=at))])
+    record = judge(phone_handshake("10.1.1.20:51234", lsc.der), {"callmanager": store}, None)
+    assert record.validation.status == "revoked"
+    revoked = [f for f in record.findings if f.code == "certificate-revoked"]
+    assert len(revoked) == 1 and revoked[0].severity == "error"
+    assert "Install/Upgrade" in revoked[0].advice and "SEP2C3124C9F8E1" in revoked[0].message
+    alone = certificate_findings(record.client_leaf, record.validation, store, at=at)
+    assert [f.code for f in alone] == ["certificate-revoked"]
+
+
+def test_a_stale_crl_is_not_a_broken_chain() -> None:
+    """A CRL that cannot be used says so (crl-unusable), apart from faults of the path itself."""
+    at = datetime(2024, 3, 1, tzinfo=timezone.utc)
+    stale = {"this_update": at - timedelta(days=60), "next_update": at - timedelta(days=30)}
+    for ca_options, expected in (
+        ({}, ["crl-unusable"]),
+        ({"key_usage": ("digital_signature", "crl_sign")}, ["chain-invalid", "crl-unusable"]),
+    ):
+        authority, lsc, store = _lsc_world(**ca_options)
+        store = with_crls(store, [parse_crl(crl(authority, **stale))])
+        leaf = certificate_report(lsc.der, (store,))
+        validation = validate_chain([leaf.certificate], store, at)
+        assert validation.status == "invalid"
+        found = certificate_findings(leaf, validation, store, at=at)
+        assert [f.code for f in found] == expected
+        assert "nextUpdate" in found[-1].advice
+
+
+def test_scan_with_a_crl_in_the_trust_folder(tmp_path: Path, keys: KeyRing) -> None:
+    """A CAPF certificate carries no cRLSign: a CRL signed by the CAPF cannot be used, and the
+    scan says so (crl-unusable) instead of trusting or revoking the LSC it lists."""
+    cluster = build_cluster(keys)
+    scenario = scenarios.lsc_accepted(tmp_path / "capture", cluster=cluster)
+    folder = tmp_path / "CallManager-trust"
+    shutil.copytree(scenario.trust_dir, folder)
+    moment = scenario.capture_time
+    listing = crl(cluster.capf, [(scenario.issued["lsc"], None)], this_update=moment - timedelta(1))
+    (folder / "capf.crl").write_bytes(listing)
+    (record,) = analyze(scenario.capture, trust={"callmanager": folder}).handshakes
+    assert record.validation.status == "invalid"
+    assert ReasonCode.CRL_ISSUER_NO_CRL_SIGN in record.validation.codes
+    assert "crl-unusable" in {f.code for f in record.findings}
 
 
 # --- inside the sessions: what the real peers in test_capf / test_registration cannot show -----

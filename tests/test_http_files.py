@@ -16,7 +16,8 @@ import pytest
 from make_boot_capture import PhoneFileHandler
 
 from capana.http_files import MAX_UNANSWERED, HttpFileExchange, is_file_request
-from capana.transfers import MAX_FILE_BYTES, FileTransfer
+from capana.model import FileTransfer
+from capana.transfers import MAX_FILE_BYTES
 
 ITL = bytes(range(256)) * 30  # stands for any file: the reader does not look inside
 CONFIG = b"<device><deviceSecurityMode>2</deviceSecurityMode></device>\n" * 20

@@ -35,6 +35,7 @@ def test_example_notebook_runs_and_shows_the_report() -> None:
     report_html = html[0]
     assert 'class="devices"' in report_html
     assert "lsc-from-other-cluster" in report_html
-    assert "<Report 1 capture, 6 handshakes, 5 devices, 2 errors, 2 warnings>" in text
+    report = "<Report 1 capture, 6 handshakes, 5 file transfers, 5 devices, 2 errors, 2 warnings>"
+    assert report in text
     assert any("leaf_issuer" in page and "CAPF-0992727f" in page for page in html)  # DataFrame
     assert "the phone still has the LSC of another cluster" in text

@@ -28,6 +28,8 @@ from scapy.layers.inet import IP, TCP
 from scapy.packet import Raw
 from scapy.utils import wrpcap
 
+import capana
+
 CISCO_PORTS = (2443, 5061, 3804, 2445, 8443, 9443, 9444)
 ALERT_RECORD = bytes.fromhex("15030300020228")  # TLS 1.2 fatal handshake_failure alert
 
@@ -35,7 +37,7 @@ ALERT_RECORD = bytes.fromhex("15030300020228")  # TLS 1.2 fatal handshake_failur
 @pytest.fixture(scope="session")
 def installed() -> None:
     """capana is installed (editable, from this tree) so scapy can find it; install it if not."""
-    probe = "import dissectors; print(dissectors.__file__)"
+    probe = "import capana.dissectors as d; print(d.__file__)"
     found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd="/")
     if found.returncode == 0 and found.stdout.strip() == str(PROJECT / "dissectors/__init__.py"):
         return
@@ -72,8 +74,8 @@ def test_ports_are_tls_only_after_load_contrib(installed: None, tmp_path: Path) 
         return found
 
     stages = {{"scapy": layers()}}
-    import dissectors
-    stages["import dissectors"] = layers()
+    import capana.dissectors
+    stages["import capana.dissectors"] = layers()
     conf.exts.load("capana")
     stages["conf.exts.load"] = layers()
     registered = "scapy.contrib.cisco_phone_tls" in conf.exts.all_specs
@@ -84,7 +86,7 @@ def test_ports_are_tls_only_after_load_contrib(installed: None, tmp_path: Path) 
     """
     stages, registered, loaded_early = json.loads(scapy_run(script, cwd=tmp_path))
     assert registered and not loaded_early
-    for stage in ("scapy", "import dissectors", "conf.exts.load"):
+    for stage in ("scapy", "import capana.dissectors", "conf.exts.load"):
         assert set(stages[stage].values()) == {"Raw"}, (stage, stages[stage])
     assert set(stages["load_contrib"].values()) == {"TLS"}, stages["load_contrib"]
 
@@ -129,13 +131,37 @@ def test_lists_certificates_of_a_public_capture(
     assert {c["sender"] for c in certs if c["role"] == "client"} == {"192.168.0.64:49480"}
 
 
+def test_phone_certificates_is_capana_scan(installed: None, tmp_path: Path) -> None:
+    """On the reboot sample (a retransmitted LSC segment, a server segment captured twice) the
+    helper lists exactly what capana's analysis does: each certificate of each handshake once."""
+    sample = PROJECT / "pcaps" / "phone-reboot.pcapng"
+    report = capana.analyze(sample)
+    expected = [
+        (role, sender, cert.sha256)
+        for record in report.handshakes
+        for role, sender, chain in (
+            ("server", record.handshake.server, record.server_chain),
+            ("client", record.handshake.client, record.client_chain),
+        )
+        for cert in chain
+    ]
+    certs = listed_certificates(sample, tmp_path)
+    assert [(c["role"], c["sender"], c["sha256"]) for c in certs] == expected
+    lsc = [c for c in certs if c["sender"] == "10.20.1.22:50244" and c["kind"] == "LSC"]
+    assert len(lsc) == 1  # its segment was retransmitted: still one certificate
+    servers = {c["sender"] for c in certs if c["role"] == "server"}
+    assert servers == {"10.10.1.5:2443", "10.10.1.5:5061"}
+
+
 def test_scapy_accepts_the_license_it_reads(installed: None) -> None:
     # What ExtsManager.load reads. setuptools writes License-Expression only from version 77,
     # which pyproject's build-system asks for (build isolation fetches it if the venv's is older).
     metadata = importlib.metadata.metadata("capana")
     assert metadata["License-Expression"] in ExtsManager.GPLV2_LICENCES
     assert metadata["License-Expression"] == "GPL-2.0-or-later"
-    assert "dissectors" in importlib.metadata.distribution("capana").read_text("top_level.txt")
+    # The layers install as capana.dissectors: capana is the distribution's only top-level name.
+    top_level = importlib.metadata.distribution("capana").read_text("top_level.txt")
+    assert top_level is not None and top_level.split() == ["capana"]
     assert 'requires = ["setuptools>=77"]' in (PROJECT / "pyproject.toml").read_text()
 
 

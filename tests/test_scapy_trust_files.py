@@ -19,7 +19,7 @@ def test_loading_changes_no_binding(installed: None, tmp_path: Path) -> None:
                 for fields, guess in layer.payload_guess) for layer in list(conf.layers)}
 
     before = bindings()
-    import dissectors.cisco_trust_files
+    import capana.dissectors.cisco_trust_files
     after_import = bindings()
     conf.exts.load("capana")
     registered = "scapy.contrib.cisco_trust_files" in conf.exts.all_specs

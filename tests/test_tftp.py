@@ -8,9 +8,11 @@ import pytest
 from conftest import SAMPLE_PCAPS
 
 from capana.capture import CaptureReader
+from capana.decode import Datagram as Decoded
+from capana.decode import decode_frame
+from capana.model import FileTransfer
 from capana.packets import address_text, decode_udp
-from capana.tftp import MAX_OPEN, TftpTracker
-from capana.transfers import FileTransfer
+from capana.tftp import MAX_OPEN, TftpReader, TftpTracker
 
 Datagram = tuple[str, int, str, int, bytes, int]  # source, port, destination, port, payload, frame
 PHONE, CLUSTER = "127.13.0.21", "127.0.0.1"
@@ -116,7 +118,8 @@ def test_client_gives_up(captured: list[Datagram]) -> None:
     source, sport, destination, dport, _payload, frame = itl[4]  # the phone's ACK of block 1
     abort = (source, sport, destination, dport, b"\x00\x05\x00\x03Disk full\x00", frame + 1)
     (transfer,) = replay([*itl[:4], abort, *itl[5:]])
-    assert (transfer.status, transfer.response_code, transfer.size) == ("failed", 3, 1428)
+    assert (transfer.status, transfer.response_code, transfer.size) == ("incomplete", 3, 1428)
+    assert transfer.problems == ("refused",)
 
 
 def test_default_block_size_without_options() -> None:
@@ -158,3 +161,57 @@ def test_junk_is_ignored(payload: bytes) -> None:
     tracker = TftpTracker()
     assert tracker.feed(PHONE, 50000, CLUSTER, 69, payload, 1, 0.0) == []
     assert tracker.finish() == []
+
+
+# The reader the scan's UDP table takes (SEAMS.md: DatagramReader), on the sample's datagrams as
+# capana's frame decoder gives them, numbered over the whole file.
+
+
+def decoded_datagrams() -> list[tuple[Decoded, float, int]]:
+    """Every UDP datagram of the boot capture, as capana.decode gives it, with time and frame."""
+    found = []
+    with CaptureReader(SAMPLE_PCAPS / "phone-boot-files.pcap") as capture:
+        for number, (timestamp, linktype, frame, length) in enumerate(capture, start=1):
+            decoded = decode_frame(linktype, frame, length)
+            if isinstance(decoded, Decoded):
+                found.append((decoded, timestamp, number))
+    return found
+
+
+def test_reader_gives_the_boot_transfers_and_keeps_its_ports(captured: list[Datagram]) -> None:
+    ports = {1812}  # a port another reader of the table watches
+    reader = TftpReader("boot.pcap", ports)
+    assert ports == {1812, 69}
+    seen_ports = []
+    for datagram, timestamp, frame in decoded_datagrams():
+        if reader.claims(datagram):
+            reader.add(datagram, timestamp, frame)
+            seen_ports.append(set(ports))
+    reader.finish()
+    ctl, itl = reader.completed
+    assert isinstance(ctl, FileTransfer) and isinstance(itl, FileTransfer)
+    assert [(t.capture, t.name, t.status, t.request_frame, t.last_frame) for t in (ctl, itl)] == [
+        (t.capture, t.name, t.status, t.request_frame, t.last_frame)
+        for t in replay(captured, TftpTracker("boot.pcap"))
+    ]
+    assert itl.status == "ok" and itl.start is not None
+    phone_ports = {captured[0][1], captured[2][1]}  # the phone's port of each request
+    assert {p for found in seen_ports for p in found} == {1812, 69, *phone_ports}
+    assert ports == {1812, 69}  # each transfer's port went when it ended; 1812 stayed
+    assert all(
+        not reader.claims(d)
+        for d, _, _ in decoded_datagrams()
+        if 69 not in (d.source_port, d.destination_port)
+    )
+
+
+def test_reader_marks_a_block_cut_by_the_snaplen(captured: list[Datagram]) -> None:
+    reader = TftpReader("boot.pcap", set())
+    for datagram, timestamp, frame in decoded_datagrams():
+        if reader.claims(datagram):
+            data = int.from_bytes(datagram.payload[:2], "big") == 3
+            reader.add(datagram._replace(missing=100 if data else 0), timestamp, frame)
+    reader.finish()
+    itl = reader.completed[-1]
+    assert isinstance(itl, FileTransfer)
+    assert (itl.status, itl.problems) == ("incomplete", ("snaplen",))

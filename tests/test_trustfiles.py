@@ -334,7 +334,7 @@ def test_every_truncation_keeps_what_was_read(cluster: Cluster) -> None:
 
 
 def test_malformed_elements_are_named(cluster: Cluster) -> None:
-    from dissectors.cisco_trust_files import HeaderElement
+    from capana.dissectors.cisco_trust_files import HeaderElement
 
     data, _ = build_itl(cluster, "ITLFile.tlv")
     file = parse_file(data)
@@ -368,7 +368,7 @@ def test_unreadable_signer_certificate(cluster: Cluster) -> None:
 
 
 def test_too_many_records_are_cut_not_dissected() -> None:
-    from dissectors.cisco_trust_files import MAX_RECORDS, ITLFile
+    from capana.dissectors.cisco_trust_files import MAX_RECORDS, ITLFile
 
     header = bytes(ITLFile(header=[]))
     file = parse_file(header + b"\x01\x00\x02\x00\x05" * (MAX_RECORDS + 10), name="ITLFile.tlv")
@@ -431,7 +431,7 @@ def ec_signed_itl(signer: pki.Issued, folder: Path) -> bytes:
 
     The header length covers the signature, whose DER length varies: sign until it is 71 bytes.
     """
-    from dissectors import cisco_trust_files as layers
+    from capana.dissectors import cisco_trust_files as layers
 
     serial = signer.cert.serial_number.to_bytes(20, "big").lstrip(b"\x00")
     name = b"O=Example,CN=ITLRECOVERY_ec\x00"

@@ -21,10 +21,10 @@ from session_capture import by_client_port, service_port, tshark_tls_streams
 from tshark_oracle import TSHARK
 
 from capana import analyze
+from capana.dissectors.cisco_capf_tvs import TVS, TvsCertificate, TvsDeviceName
 from capana.model import HandshakeReport, Report
 from capana.tvs import TvsDecoder
 from capana.views.records import handshake_record
-from dissectors.cisco_capf_tvs import TVS, TvsCertificate, TvsDeviceName
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,9 @@ def report() -> Report:
 
 
 def test_reprs_are_one_short_line(report: Report) -> None:
-    assert repr(report) == "<Report 1 capture, 6 handshakes, 5 devices, 2 errors, 2 warnings>"
+    assert repr(report) == (
+        "<Report 1 capture, 6 handshakes, 5 file transfers, 5 devices, 2 errors, 2 warnings>"
+    )
     moved = report.devices[-1]
     assert repr(moved) == (
         "<Device SEP2C3124C9F80F CP-8865 at 10.20.1.25: LSC, 2 handshake(s), "

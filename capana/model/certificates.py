@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from capana.model.verdicts import Reason
+
 Kind = Literal["MIC", "LSC", "CAPF", "CA", "other"]
 
 
@@ -47,6 +49,9 @@ class Certificate:
     notes: tuple[str, ...] = ()
     extensions: frozenset[str] = frozenset()  # dotted OIDs of every extension, critical or not
     version: int = 3  # X.509 version: 1 or 3 (a v1 self-signed root is a CA without extensions)
+    # Why no path through this certificate can be trusted, found while parsing (an extension
+    # twice, keyUsage without a bit, explicit EC parameters): OpenSSL will not use it either.
+    defects: tuple[Reason, ...] = ()
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Certificate) and other.sha256 == self.sha256

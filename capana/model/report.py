@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from capana.model.certificates import Certificate, CertificateReport, Kind
+from capana.model.files import FileReport
 from capana.model.handshakes import HandshakeReport
 from capana.model.sessions import CapfReport, Registration, TvsQuery
 from capana.model.verdicts import SEVERITY_RANK, Finding, Severity
@@ -39,6 +40,18 @@ class Device:
     addresses: tuple[str, ...]
     handshakes: tuple[HandshakeReport, ...]
     certificates: tuple[CertificateReport, ...]
+    files: tuple[FileReport, ...] = ()  # the files it requested from the TFTP service
+
+    @property
+    def file_names(self) -> tuple[str, ...]:
+        """The files it downloaded whole, in order, each once."""
+        return tuple(dict.fromkeys(f.name for f in self.files if f.status == "ok"))
+
+    @property
+    def security_mode(self) -> str | None:
+        """The deviceSecurityMode of the last configuration it downloaded that says one."""
+        modes = [f.security_mode for f in self.files if f.security_mode]
+        return modes[-1] if modes else None
 
     @property
     def kinds(self) -> tuple[Kind, ...]:
@@ -56,7 +69,8 @@ class Device:
 
     @property
     def findings(self) -> tuple[Finding, ...]:
-        return tuple(f for record in self.handshakes for f in record.findings)
+        """Its handshakes' findings, then its files'."""
+        return _findings(self.handshakes, self.files)
 
     @property
     def registration(self) -> Registration | None:
@@ -105,19 +119,25 @@ class Report:
     warnings: tuple[str, ...] = ()
     # Every certificate of the stores given, so a path found can be shown by name.
     store_certificates: tuple[Certificate, ...] = ()
+    files: tuple[FileReport, ...] = ()  # every file transfer, per capture in request order
 
     @property
     def certificates(self) -> tuple[CertificateReport, ...]:
-        """Every distinct certificate seen, in order of first appearance."""
+        """Every distinct certificate seen (handshakes, then trust lists), first seen first."""
         seen: dict[str, CertificateReport] = {}
         for record in self.handshakes:
             for cert in record.client_chain + record.server_chain:
                 seen.setdefault(cert.sha256, cert)
+        for file in self.files:
+            for entry in file.records:
+                if entry.certificate is not None:
+                    seen.setdefault(entry.certificate.sha256, entry.certificate)
         return tuple(seen.values())
 
     @property
     def findings(self) -> tuple[Finding, ...]:
-        return tuple(f for record in self.handshakes for f in record.findings)
+        """The handshakes' findings, then the files'."""
+        return _findings(self.handshakes, self.files)
 
     def has_finding(self, severity: Severity) -> bool:
         """Is there a finding of ``severity`` or worse?"""
@@ -133,6 +153,7 @@ class Report:
         parts = [
             _count(len(self.captures), "capture"),
             _count(len(self.handshakes), "handshake"),
+            *([_count(len(self.files), "file transfer")] if self.files else []),
             _count(len(self.devices), "device"),
             *(_count(severities[s], s) for s in ("error", "warning") if severities[s]),
         ]
@@ -140,6 +161,13 @@ class Report:
         if unreadable:
             parts.append(_count(unreadable, "unreadable capture"))
         return f"<Report {', '.join(parts)}>"
+
+
+def _findings(
+    handshakes: tuple[HandshakeReport, ...], files: tuple[FileReport, ...]
+) -> tuple[Finding, ...]:
+    found = [f for record in handshakes for f in record.findings]
+    return (*found, *(f for file in files for f in file.findings))
 
 
 def _count(number: int, noun: str) -> str:

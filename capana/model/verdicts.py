@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal
 
-Status = Literal["trusted", "expired", "not_yet_valid", "untrusted", "invalid", "not_checked"]
+Status = Literal[
+    "trusted", "expired", "not_yet_valid", "revoked", "untrusted", "invalid", "not_checked"
+]
 Severity = Literal["info", "warning", "error"]
 SEVERITY_RANK: Mapping[Severity, int] = {"info": 0, "warning": 1, "error": 2}
 
@@ -30,8 +32,23 @@ class ReasonCode(str, Enum):
     NO_BASIC_CONSTRAINTS = "no-basic-constraints"
     NO_KEY_CERT_SIGN = "no-key-cert-sign"
     PATH_LENGTH_EXCEEDED = "path-length-exceeded"
-    NAME_CONSTRAINTS_UNSUPPORTED = "name-constraints-unsupported"
     UNSUPPORTED_CRITICAL_EXTENSION = "unsupported-critical-extension"
+    # Certificates no validator may use (OpenSSL flags them invalid): see Certificate.defects.
+    DUPLICATE_EXTENSION = "duplicate-extension"
+    EMPTY_KEY_USAGE = "empty-key-usage"
+    EXPLICIT_EC_PARAMETERS = "explicit-ec-parameters"
+    # Name constraints (RFC 5280 4.2.1.10) of a CA above, broken by a name below it.
+    NAME_NOT_PERMITTED = "name-not-permitted"
+    NAME_EXCLUDED = "name-excluded"
+    NAME_CONSTRAINT_UNSUPPORTED = "name-constraint-unsupported"
+    # Revocation (RFC 5280 6.3) by the CRLs the store holds.
+    REVOKED = "revoked"
+    CRL_EXPIRED = "crl-expired"
+    CRL_NOT_YET_VALID = "crl-not-yet-valid"
+    CRL_SIGNATURE_INVALID = "crl-signature-invalid"
+    CRL_ISSUER_NO_CRL_SIGN = "crl-issuer-no-crl-sign"
+    CRL_UNSUPPORTED_CRITICAL_EXTENSION = "crl-unsupported-critical-extension"
+    CRL_OUT_OF_SCOPE = "crl-out-of-scope"
     HASH_REFUSED = "hash-refused"
     WEAK_SIGNATURE = "weak-signature"
     EXPIRED = "expired"

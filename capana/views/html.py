@@ -49,6 +49,7 @@ TONES = {
     "not_yet_valid": "bad",
     "untrusted": "bad",
     "invalid": "bad",
+    "revoked": "bad",
     "rejected": "bad",
     "warning": "warn",
     "incomplete": "warn",

@@ -16,17 +16,30 @@ def certificate_files(report: Report) -> dict[str, str]:
 
     The role is where the certificate first appeared: the phone's leaf by its kind (``lsc``,
     ``mic``, ``client``), the server's leaf ``server``, a chain certificate by its kind
-    (``capf``, ``ca``, ``chain``). Unparsed certificates are written too.
+    (``capf``, ``ca``, ``chain``), a trust list's record by the list and its role
+    (``itl-sast``, ``ctl-ccm_tftp``). Unparsed certificates are written too.
     """
+    placed = [
+        (cert, role)
+        for record in report.handshakes
+        for chain, role_of in (
+            (record.client_chain, _client_role),
+            (record.server_chain, _server_role),
+        )
+        for cert, role in ((cert, role_of(cert, i)) for i, cert in enumerate(chain))
+    ]
+    placed += [
+        (entry.certificate, _UNSAFE.sub("_", f"{file.kind}-{entry.role.lower()}"))
+        for file in report.files
+        for entry in file.records
+        if entry.certificate is not None
+    ]
     files: dict[str, str] = {}
     seen: set[str] = set()
-    for record in report.handshakes:
-        placed = [(cert, _client_role(cert, i)) for i, cert in enumerate(record.client_chain)]
-        placed += [(cert, _server_role(cert, i)) for i, cert in enumerate(record.server_chain)]
-        for cert, role in placed:
-            if cert.sha256 not in seen:
-                seen.add(cert.sha256)
-                files[f"{_owner(cert)}_{role}_{cert.sha256[:12]}.pem"] = pem(cert.certificate.der)
+    for cert, role in placed:
+        if cert.sha256 not in seen:
+            seen.add(cert.sha256)
+            files[f"{_owner(cert)}_{role}_{cert.sha256[:12]}.pem"] = pem(cert.certificate.der)
     return files
 
 

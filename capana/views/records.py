@@ -15,9 +15,11 @@ from capana.model import (
     CertificateReport,
     ClientHelloFacts,
     Device,
+    FileReport,
     Finding,
     Frames,
     HandshakeReport,
+    PhoneConfig,
     Registration,
     Report,
     TvsQuery,
@@ -44,6 +46,7 @@ def report_record(report: Report) -> dict[str, Any]:
         "captures": [capture_record(capture) for capture in report.captures],
         "devices": [device_record(device) for device in report.devices],
         "handshakes": [handshake_record(record) for record in report.handshakes],
+        "files": [file_record(file) for file in report.files],
     }
 
 
@@ -98,6 +101,8 @@ def device_record(device: Device) -> dict[str, Any]:
             for r in device.handshakes
         ],
         "worst_finding": finding_record(worst) if worst else None,
+        "files": list(device.file_names),
+        "security_mode": device.security_mode,
         "registered": registered(device),
         "registration": registration_record(device.registration),
     }
@@ -238,6 +243,57 @@ def frames_record(frames: Frames) -> dict[str, int | None]:
         "client_certificate": frames.client_certificate,
         "alert": frames.alert,
         "cleartext": frames.cleartext,
+    }
+
+
+def file_record(report: FileReport) -> dict[str, Any]:
+    """One file transfer, what the file holds and the verdicts on it (the ``"files"`` list)."""
+    transfer = report.transfer
+    header = report.file.header if report.file else None
+    signer = report.signer
+    return {
+        "capture": transfer.capture,
+        "transport": transfer.transport,
+        "client": transfer.client,
+        "server": transfer.server,
+        "name": transfer.name,
+        "status": transfer.status,
+        "size": transfer.size,
+        "frames": {"request": transfer.request_frame, "last": transfer.last_frame},
+        "kind": report.kind,
+        "signer": None
+        if header is None
+        else {
+            "subject": header.signer_name,
+            "serial": header.signer_serial,
+            "sha256": signer.sha256 if signer else None,
+        },
+        "signature": report.signature.status if report.signature else None,
+        "records": [
+            {
+                "role": entry.role,
+                "certificate": certificate_record(entry.certificate) if entry.certificate else None,
+            }
+            for entry in report.records
+        ],
+        "config": config_record(report.config) if report.config else None,
+        "findings": [finding_record(finding) for finding in report.findings],
+        "device": report.device,
+        "start": iso(transfer.start),
+        "response_code": transfer.response_code,
+        "problems": [*transfer.problems, *(report.file.problems if report.file else ())],
+    }
+
+
+def config_record(config: PhoneConfig) -> dict[str, Any]:
+    return {
+        "device_security_mode": config.device_security_mode,
+        "transport": config.transport,
+        "tvs": [str(member) for member in config.tvs],
+        "capf": [str(member) for member in config.capf],
+        "capf_auth_mode": config.capf_auth_mode,
+        "cert_hash": config.cert_hash,
+        "encrypted": config.encrypted,
     }
 
 
@@ -423,6 +479,59 @@ def device_row(device: Device) -> dict[str, Any]:
         "registration": registration_text(device.registration) if device.registration else None,
         "capf": "; ".join(capf_text(report) for report in device.capf_sessions) or None,
         "tvs": "; ".join(tvs_text(query, cert) for query, cert in device.tvs_queries) or None,
+        "security_mode": data["security_mode"],
+        "files": ", ".join(data["files"]),
+    }
+
+
+# The keys of file_row, in order.
+FILE_COLUMNS = (
+    "capture",
+    "start",
+    "device",
+    "client",
+    "server",
+    "transport",
+    "name",
+    "status",
+    "response_code",
+    "size",
+    "request_frame",
+    "last_frame",
+    "kind",
+    "signature",
+    "signer",
+    "records",
+    "security_mode",
+    "worst_severity",
+    "findings",
+)
+
+
+def file_row(report: FileReport) -> dict[str, Any]:
+    """One file transfer: the file's kind, signature and signer, its records counted."""
+    data = file_record(report)
+    findings = data["findings"]  # most severe first
+    return {
+        "capture": data["capture"],
+        "start": data["start"],
+        "device": data["device"],
+        "client": data["client"],
+        "server": data["server"],
+        "transport": data["transport"],
+        "name": data["name"],
+        "status": data["status"],
+        "response_code": data["response_code"],
+        "size": data["size"],
+        "request_frame": data["frames"]["request"],
+        "last_frame": data["frames"]["last"],
+        "kind": data["kind"],
+        "signature": data["signature"],
+        "signer": data["signer"]["subject"] if data["signer"] else None,
+        "records": " ".join(record["role"] for record in data["records"]),
+        "security_mode": report.security_mode,
+        "worst_severity": findings[0]["severity"] if findings else None,
+        "findings": " ".join(finding["code"] for finding in findings),
     }
 
 
@@ -434,19 +543,37 @@ def certificate_row(report: CertificateReport) -> dict[str, Any]:
 
 
 def finding_rows(device: Device) -> list[dict[str, Any]]:
-    """Every finding of a device, one row per connection it was found on."""
-    return [
+    """Every finding of a device, one row per connection (or file) it was found on."""
+    rows = [
         {
             "device": device.name,
             "client": record.handshake.client,
             "server": record.handshake.server,
             "service": record.handshake.service,
+            "file": None,
             "start": iso(record.handshake.start),
-            **{key: value for key, value in finding_record(finding).items() if key != "evidence"},
+            **_finding_columns(finding),
         }
         for record in device.handshakes
         for finding in record.findings
     ]
+    return rows + [
+        {
+            "device": device.name,
+            "client": file.transfer.client,
+            "server": file.transfer.server,
+            "service": file.transfer.transport,
+            "file": file.name,
+            "start": iso(file.transfer.start),
+            **_finding_columns(finding),
+        }
+        for file in device.files
+        for finding in file.findings
+    ]
+
+
+def _finding_columns(finding: Finding) -> dict[str, Any]:
+    return {key: value for key, value in finding_record(finding).items() if key != "evidence"}
 
 
 def _alert_text(alert: dict[str, Any]) -> str:

@@ -6,7 +6,15 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Sequence
 
-from capana.model import SEVERITY_RANK, Device, HandshakeReport, Report, Severity
+from capana.model import (
+    SEVERITY_RANK,
+    Device,
+    FileReport,
+    Finding,
+    HandshakeReport,
+    Report,
+    Severity,
+)
 from capana.views.records import iso
 from capana.views.summary import (
     FindingGroup,
@@ -30,15 +38,19 @@ MAX_DEVICES_LISTED = 8
 _INDENT = "  "
 
 _DEVICE_HEADER = (
-    *("device", "model", "address", "services", "cert", "issuer", "verdict", "worst"),
-    "registered",
+    *("device", "model", "address", "services", "mode", "files", "cert", "issuer", "verdict"),
+    *("worst", "registered"),
 )
 _HANDSHAKE_HEADER = (
     *("time", "client", "server", "service", "tls", "client cert", "verdict", "outcome"),
 )
 # Columns that give way (cut with "…") when a table is wider than WIDTH, first to last, with the
 # narrowest each may become.
-_DEVICE_SHRINK = ((5, 16), (7, 16), (2, 12), (3, 8), (0, 12))
+_DEVICE_SHRINK = (("worst", 16), ("issuer", 16), ("address", 12), ("services", 8), ("device", 12))
+# Device columns shown only when some device has something to say in them.
+_DEVICE_OPTIONAL = frozenset({"mode", "files", "registered"})
+_FILE_HEADER = ("time", "phone", "server", "file", "status", "size", "kind", "signed")
+_FILE_SHRINK = ((6, 8), (3, 24), (2, 16))
 _SESSION_SHRINK = ((2, 40), (0, 12))
 _HANDSHAKE_SHRINK = ((7, 21), (5, 19), (1, 16), (2, 16))
 
@@ -73,6 +85,9 @@ def render_table(
             lines += [_INDENT + line for line in aligned]
         else:
             lines.append("  no TLS handshakes")
+        files = [_file_row(f) for f in report.files if f.transfer.capture == capture.path]
+        if files:
+            lines += [_INDENT + line for line in _aligned([_FILE_HEADER, *files], _FILE_SHRINK)]
         lines.append("")
     return "\n".join(lines)
 
@@ -85,10 +100,22 @@ def _device_block(devices: Sequence[Device]) -> list[str]:
         if not group:
             continue
         lines.append(title)
-        rows = [_DEVICE_HEADER, *(_device_row(device) for device in group)]
-        lines += [_INDENT + line for line in _aligned(rows, _DEVICE_SHRINK)]
+        lines += [_INDENT + line for line in _device_table(group)]
         lines.append("")
     return lines
+
+
+def _device_table(devices: Sequence[Device]) -> list[str]:
+    rows = [_device_row(device) for device in devices]
+    keep = [
+        i
+        for i, name in enumerate(_DEVICE_HEADER)
+        if name not in _DEVICE_OPTIONAL or any(row[i] != "-" for row in rows)
+    ]
+    header = tuple(_DEVICE_HEADER[i] for i in keep)
+    shrink = [(header.index(name), least) for name, least in _DEVICE_SHRINK if name in header]
+    table = [header, *(tuple(row[i] for i in keep) for row in rows)]
+    return _aligned(table, shrink)
 
 
 def _hosts(hosts: Sequence[Device]) -> str:
@@ -103,11 +130,36 @@ def _device_row(device: Device) -> tuple[str, ...]:
         device.model or "-",
         _capped(device.addresses),
         _capped(device.services),
+        device.security_mode or "-",
+        _files(device),
         presented(device).replace("none", "-"),
         _capped(issuers) if issuers else "-",
         device_verdict(device),
         worst.code if worst else "-",
         {True: "yes", False: "no", None: "-"}[registered(device)],
+    )
+
+
+def _files(device: Device) -> str:
+    """Files the device got of those it asked for (a CTL "not found" is normal)."""
+    if not device.files:
+        return "-"
+    got = sum(1 for file in device.files if file.status == "ok")
+    return f"{got}/{len(device.files)}"
+
+
+def _file_row(report: FileReport) -> tuple[str, ...]:
+    transfer = report.transfer
+    code = f" ({transfer.response_code})" if transfer.response_code is not None else ""
+    return (
+        transfer.start.strftime("%H:%M:%S") if transfer.start else "-",
+        report.device or transfer.client_host,
+        transfer.server,
+        transfer.name,
+        transfer.status.replace("_", " ") + code,
+        str(transfer.size),
+        report.kind,
+        report.signature.status if report.signature else "-",
     )
 
 
@@ -238,3 +290,14 @@ def _capped(items: Sequence[str]) -> str:
 
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def finding_lines(finding: Finding, times: int) -> list[str]:
+    """A finding, once (``times``: on how many connections it was found)."""
+    wrap = textwrap.TextWrapper(width=WIDTH, initial_indent="      ", subsequent_indent="        ")
+    count = f" (on {times} connections)" if times > 1 else ""
+    return [
+        f"    {finding.severity.upper()} {finding.code}{count}",
+        *wrap.wrap(finding.message),
+        *wrap.wrap("fix: " + finding.advice),
+    ]

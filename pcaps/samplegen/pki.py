@@ -16,7 +16,7 @@ print them (``C=MX,O=Cisco,OU=Voice``), via :func:`dn`.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -356,20 +356,50 @@ def _key_usage(names: Iterable[str] | None, ca: bool) -> x509.KeyUsage | None:
 def _resign_sha1(cert: x509.Certificate, signer: PrivateKey) -> x509.Certificate:
     """The same certificate with its signature algorithm switched to SHA-1 and re-signed."""
     algorithm = "sha1_rsa" if isinstance(signer, rsa.RSAPrivateKey) else "sha1_ecdsa"
+    identifier = asn1_algos.SignedDigestAlgorithm({"algorithm": algorithm})
+
+    def to_sha1(tbs: asn1_x509.TbsCertificate) -> None:
+        tbs["signature"] = identifier
+
+    return _rebuilt(cert, signer, to_sha1, identifier, hashes.SHA1())
+
+
+def rebuild(
+    item: Issued, signer: Issued | PrivateKey, change: Callable[[asn1_x509.TbsCertificate], None]
+) -> Issued:
+    """``item`` with its TBSCertificate changed by ``change``, signed again by ``signer``.
+
+    For what cryptography's builder refuses to make: an extension twice, explicit EC curve
+    parameters, an X.509 v1 root, another spelling of the issuer's name.
+    """
+    key = signer.key if isinstance(signer, Issued) else signer
+    hash_algorithm = item.cert.signature_hash_algorithm
+    algorithm = asn1_x509.Certificate.load(item.der)["signature_algorithm"]
+    cert = _rebuilt(item.cert, key, change, algorithm, hash_algorithm)
+    return Issued(cert, item.key)
+
+
+def _rebuilt(
+    cert: x509.Certificate,
+    signer: PrivateKey,
+    change: Callable[[asn1_x509.TbsCertificate], None],
+    algorithm: asn1_algos.SignedDigestAlgorithm,
+    digest: hashes.HashAlgorithm | None,
+) -> x509.Certificate:
     parsed = asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
     tbs = asn1_x509.TbsCertificate.load(parsed["tbs_certificate"].dump())
-    tbs["signature"] = asn1_algos.SignedDigestAlgorithm({"algorithm": algorithm})
+    change(tbs)
     tbs_der = tbs.dump(force=True)
     if isinstance(signer, rsa.RSAPrivateKey):
-        signature = signer.sign(tbs_der, padding.PKCS1v15(), hashes.SHA1())
+        assert digest is not None
+        signature = signer.sign(tbs_der, padding.PKCS1v15(), digest)
+    elif isinstance(signer, ec.EllipticCurvePrivateKey):
+        assert digest is not None
+        signature = signer.sign(tbs_der, ec.ECDSA(digest))
     else:
-        signature = signer.sign(tbs_der, ec.ECDSA(hashes.SHA1()))
+        signature = signer.sign(tbs_der)
     rebuilt = asn1_x509.Certificate(
-        {
-            "tbs_certificate": tbs,
-            "signature_algorithm": asn1_algos.SignedDigestAlgorithm({"algorithm": algorithm}),
-            "signature_value": signature,
-        }
+        {"tbs_certificate": tbs, "signature_algorithm": algorithm, "signature_value": signature}
     )
     return x509.load_der_x509_certificate(rebuilt.dump(force=True))
 
