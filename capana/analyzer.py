@@ -47,8 +47,9 @@ def analyze(
 ) -> Report:
     """Analyse capture files (folders are searched for captures) against trust stores.
 
-    ``keylog``, an NSS key log file (``SSLKEYLOGFILE``), lets TLS 1.3 handshakes be read; key
-    log lines in pcapng Decryption Secrets Blocks are always used. ``jobs`` analyses up to that
+    ``keylog``, an NSS key log file (``SSLKEYLOGFILE``), lets TLS 1.3 handshakes and what TLS
+    1.0-1.3 CAPF, TVS, SIP and SCCP sessions carry be read; key log lines in pcapng Decryption
+    Secrets Blocks are always used. ``jobs`` analyses up to that
     many files at once in processes of this machine (0: one per CPU); ``executor`` takes any
     :class:`concurrent.futures.Executor` instead (a Dask cluster's ``client.get_executor()``,
     say). The report is the same either way. Trust stores and the key log are loaded here,

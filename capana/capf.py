@@ -3,8 +3,8 @@ asked for, how it authenticated, what it was given, and how it ended.
 
 Sans-IO: feed each direction's decrypted bytes in order (split anywhere) to
 :class:`CapfDecoder`; ``session()`` folds the messages read so far into one frozen
-:class:`CapfSession`. Messages are dissected by the scapy layers in
-``capana.dissectors.cisco_capf_tvs``.
+:class:`~capana.model.CapfSession`. Messages are framed and dissected by
+:mod:`capana.tlv_sessions` with the scapy layers in ``capana.dissectors.cisco_capf_tvs``.
 
 What the bytes do not state is inferred, and left None when it cannot be known:
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar
 
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 from scapy.packet import Packet
@@ -46,65 +46,40 @@ from capana.dissectors.cisco_capf_tvs import (
     CapfKeySize,
     CapfKeyType,
     CapfString,
-    elements_fit,
 )
 from capana.dissectors.cisco_capf_tvs import (
     CapfReason as CapfReasonElement,
 )
-from capana.framing import MessageFramer
-from capana.model import Certificate
+from capana.model import (
+    CapfAuth,
+    CapfOperation,
+    CapfReason,
+    CapfResult,
+    CapfSession,
+    Certificate,
+    Party,
+    SessionMessage,
+)
+from capana.tlv_sessions import TlvDecoder, TlvProtocol
 
-Sender = Literal["phone", "capf"]
-Operation = Literal["install", "upgrade", "fetch", "delete", "troubleshoot", "none"]
-Auth = Literal["password", "none", "lsc", "mic"]
-Result = Literal["installed", "fetched", "deleted", "failed", "no_operation", "unknown"]
+PROTOCOL = TlvProtocol(
+    "CAPF",
+    CAPF,
+    CapfElement,
+    CAPF_PROTOCOL_ID,
+    CAPF_HEADER_LENGTH,
+    6,  # protocol(1) command(1) session_id(4) length(2)
+    CAPF_COMMANDS,
+    CAPF_ELEMENTS,
+)
 
-# Bounds: a CAPF message is at most 65535 bytes after its header (the length field's width);
-# a session keeps at most MAX_MESSAGES messages (an enrolment takes about eight).
-MAX_BODY = 0xFFFF
-MAX_MESSAGES = 256
-
-_AUTH_BY_TYPE: dict[int, Auth] = {1: "password", 2: "none", 3: "lsc", 4: "mic"}
+_AUTH_BY_TYPE: dict[int, CapfAuth] = {1: "password", 2: "none", 3: "lsc", 4: "mic"}
 _SUCCESS = 1  # reason "update certificate": the phone's response to an operation that worked
 _NOTHING_SCHEDULED = frozenset({0, 1})  # end session at once: no operation for this device
 _CURVE_KEYS = {0: "EC P-256", 1: "EC P-384", 2: "EC P-521"}
 _OPERATION_REQUESTS = frozenset(
     {"key_generate_request", "fetch_certificate_request", "delete_certificate_request"}
 )
-
-
-@dataclass(frozen=True)
-class CapfMessage:
-    """One CAPF message: who sent it, its command and the names of its elements."""
-
-    sender: Sender
-    command: str  # e.g. "auth_request"; "command_<n>" for a code no source names
-    session_id: int
-    elements: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class CapfReason:
-    code: int
-    text: str  # the daemons' name for the code ("unknown device"), or "reason <n>"
-    info: str | None = None  # a reason_info element's text, when sent
-
-
-@dataclass(frozen=True)
-class CapfSession:
-    """The facts of one phone <-> CAPF session."""
-
-    device: str | None
-    operation: Operation | None
-    auth: Auth | None
-    key: str | None  # "RSA 2048", "EC P-256", ...: the phone's new key, or the one asked for
-    issued_certificate: bytes | None  # DER of the LSC the CAPF stored on the phone
-    presented_certificate: bytes | None  # DER the phone authenticated with (or sent on fetch)
-    result: Result
-    reason: CapfReason | None
-    messages: tuple[CapfMessage, ...]
-    fetched_certificates: tuple[bytes, ...] = ()
-    problems: tuple[str, ...] = ()
 
 
 @dataclass
@@ -125,33 +100,23 @@ class _State:
     end: CapfReason | None = None
 
 
-class CapfDecoder:
+class CapfDecoder(TlvDecoder):
     """Reads both directions of one CAPF connection; ``session()`` gives the facts."""
 
-    def __init__(self) -> None:
-        self._framers = {sender: _framer() for sender in ("phone", "capf")}
-        self._messages: list[CapfMessage] = []
-        self._state = _State()
-        self._problems: list[str] = []
-        self._dropped = 0
+    protocol = PROTOCOL
+    roles: ClassVar[tuple[Party, Party]] = ("phone", "capf")
 
-    def feed(self, sender: Sender, data: bytes) -> list[CapfMessage]:
-        """The messages that ``data`` completed in this direction."""
-        framer = self._framers[sender]
-        was_failed = framer.failed
-        found = [self._message(sender, raw) for raw in framer.feed(data)]
-        if framer.failed and not was_failed:
-            self._problems.append(f"{sender}: {framer.failed}; the rest was not read")
-        return found
+    def __init__(self) -> None:
+        super().__init__()
+        self._state = _State()
+
+    @property
+    def complete(self) -> bool:
+        """The CAPF ended the session (or nothing more can be read): all is said."""
+        return self._state.end is not None or self.unreadable
 
     def session(self) -> CapfSession:
         state = self._state
-        problems = list(self._problems)
-        for sender, framer in self._framers.items():
-            if framer.pending and not framer.failed:
-                problems.append(f"{sender}: {framer.pending} bytes of an unfinished message")
-        if self._dropped:
-            problems.append(f"{self._dropped} messages past the first {MAX_MESSAGES} not listed")
         auth = _auth(state)
         operation = _operation(state, auth)
         result, reason = _result(state, operation)
@@ -166,43 +131,15 @@ class CapfDecoder:
             state.auth_certificate or (state.fetched[0] if state.fetched else None),
             result,
             reason,
-            tuple(self._messages),
+            self.messages,
             tuple(state.fetched),
-            tuple(problems),
         )
 
-    def _message(self, sender: Sender, raw: bytes) -> CapfMessage:
-        packet = CAPF(raw)
-        elements = [e for e in packet.elements if isinstance(e, CapfElement)]
-        if not elements_fit(packet):
-            self._problems.append(f"{sender}: a message's elements overrun its length")
-        command = CAPF_COMMANDS.get(packet.cmd, f"command_{packet.cmd}")
-        message = CapfMessage(
-            sender,
-            command,
-            packet.session_id,
-            tuple(CAPF_ELEMENTS.get(e.tag, f"element_{e.tag}") for e in elements),
-        )
-        if len(self._messages) < MAX_MESSAGES:
-            self._messages.append(message)
-        else:
-            self._dropped += 1
-        _record(self._state, sender, command, elements)
-        return message
+    def _fold(self, sender: Party, message: SessionMessage, elements: list[Packet]) -> None:
+        _record(self._state, sender, message.command, elements)
 
 
-def _framer() -> MessageFramer:
-    def check(header: bytes) -> str | None:
-        if header[0] != CAPF_PROTOCOL_ID:
-            return f"not CAPF (protocol id {header[0]}, expected {CAPF_PROTOCOL_ID})"
-        return None
-
-    return MessageFramer(
-        CAPF_HEADER_LENGTH, lambda header: int.from_bytes(header[6:8], "big"), MAX_BODY, check
-    )
-
-
-def _record(state: _State, sender: Sender, command: str, elements: Sequence[Packet]) -> None:
+def _record(state: _State, sender: Party, command: str, elements: Sequence[Packet]) -> None:
     """Fold one message's elements into the session state."""
     by_class: dict[type[Packet], Packet] = {}
     for element in elements:
@@ -251,7 +188,7 @@ def _text(raw: bytes) -> str:
     return bytes(raw).split(b"\x00", 1)[0].decode("utf-8", "replace")
 
 
-def _auth(state: _State) -> Auth | None:
+def _auth(state: _State) -> CapfAuth | None:
     if state.auth_certificate is not None:
         cert = parse_certificate(state.auth_certificate)
         kind = classify(cert).kind if isinstance(cert, Certificate) else None
@@ -269,7 +206,7 @@ def _auth(state: _State) -> Auth | None:
     return "none" if state.password is not None and accepted else None
 
 
-def _operation(state: _State, auth: Auth | None) -> Operation | None:
+def _operation(state: _State, auth: CapfAuth | None) -> CapfOperation | None:
     command = state.operation_command
     if command == "key_generate_request":
         return "upgrade" if auth == "lsc" else "install"
@@ -281,7 +218,7 @@ def _operation(state: _State, auth: Auth | None) -> Operation | None:
     return None
 
 
-_OUTCOME: dict[str, tuple[str, Result]] = {
+_OUTCOME: dict[str, tuple[str, CapfResult]] = {
     "install": ("store_certificate_response", "installed"),
     "upgrade": ("store_certificate_response", "installed"),
     "fetch": ("fetch_certificate_response", "fetched"),
@@ -290,8 +227,8 @@ _OUTCOME: dict[str, tuple[str, Result]] = {
 }
 
 
-def _result(state: _State, operation: Operation | None) -> tuple[Result, CapfReason | None]:
-    """How the session ended, and the reason that says so."""
+def _result(state: _State, operation: CapfOperation | None) -> tuple[CapfResult, CapfReason | None]:
+    """How the session ended, and why when it was refused or failed."""
     end = state.end
     if operation is None or operation == "none":
         if end is None:
@@ -304,7 +241,7 @@ def _result(state: _State, operation: Operation | None) -> tuple[Result, CapfRea
     if response in state.responses:
         code = state.responses[response]
         if code == _SUCCESS:
-            return success, end
+            return success, None
         return "failed", _reason(code) if code is not None else end
     return ("failed", end) if end is not None else ("unknown", None)
 

@@ -16,7 +16,7 @@ from capana.domain import (
     PID_PATTERN,
     is_manufacturing_ca,
 )
-from capana.model import Certificate, Classification
+from capana.model import Certificate, Classification, Handshake
 from capana.truststore import TrustStore
 
 
@@ -51,6 +51,18 @@ def phone_identity(
     if model is None and serial_number:
         pid = PID_PATTERN.search(serial_number)
         model = pid["model"] if pid else None
+    return device, model
+
+
+def claimed_identity(handshake: Handshake) -> tuple[str | None, str | None]:
+    """(device, model) a phone gave itself inside its sessions: the device name it sent CAPF,
+    TVS (``CP-8861-SEP…``) or the registrar. A claim, weaker than a certificate's name."""
+    names = [handshake.capf.device if handshake.capf else None]
+    names.append(handshake.registration.device if handshake.registration else None)
+    names += [query.device for query in handshake.tvs.queries] if handshake.tvs else []
+    identities = [phone_identity(name) for name in names if name]
+    device = next((device for device, _ in identities if device), None)
+    model = next((model for _, model in identities if model), None)
     return device, model
 
 

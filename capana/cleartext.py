@@ -1,8 +1,9 @@
 """Cleartext phone signalling: is a TCP session SCCP (2000) or SIP (5060) rather than TLS?
 
 A phone with a non-secure device profile registers in clear: SCCP on TCP 2000, SIP on TCP 5060.
-Only a session's first bytes are looked at (from either side: a capture may start mid-session);
-nothing is buffered or decoded. Decoding the registration itself is another stage's job.
+A session's first bytes (from either side: a capture may start mid-session) say which; then its
+bytes go to the registration reader (:mod:`capana.sessions`, at most ``MAX_BYTES`` per side)
+until it knows whether the phone registered.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 from capana.domain import CLEARTEXT_SERVICE_BY_PORT
 from capana.handshake import utc_from_epoch
 from capana.model import Frames, Handshake, Sender
+from capana.sessions import SessionReader, session_reader
 from capana.streams import Flow
 
 # A SIP request line ("REGISTER sip:...") or status line ("SIP/2.0 200 OK").
@@ -40,48 +42,58 @@ def looks_like_sccp(data: bytes) -> bool:
 
 
 class CleartextSession:
-    """The stream reader of a phone's clear-text SCCP/SIP session: it reads nothing more, and
-    reports the connection as one without TLS."""
+    """The stream reader of a phone's clear-text SCCP/SIP session: reports the connection as one
+    without TLS, with the registration its messages show."""
 
-    __slots__ = ("frame", "service", "timestamp")
+    __slots__ = ("frame", "last", "reader", "service", "timestamp")
 
-    done = True  # nothing is decoded: the flow table stops buffering at once
     hopeless = False
 
     def __init__(self, service: str, timestamp: float, frame: int) -> None:
         self.service = service
         self.timestamp = timestamp
         self.frame = frame
+        self.reader: SessionReader | None = session_reader(service)
+        self.last = timestamp  # the capture time of the last bytes read
+
+    @property
+    def done(self) -> bool:
+        """The registration is known (or the bound was reached): stop buffering."""
+        return self.reader is None or self.reader.complete
 
     def feed(self, sender: Sender, data: bytes, timestamp: float, frame: int) -> None:
-        """Nothing to read in the bytes."""
+        self.last = timestamp or self.last
+        if self.reader is not None:
+            self.reader.feed(sender, data)
 
     def after_gap(self, sender: Sender, data: bytes, timestamp: float, frame: int) -> None:
-        """Nothing to read in the bytes."""
+        """A message cut by the hole cannot be framed again: that side is read no more."""
+        if self.reader is not None:
+            self.reader.cut(sender)
 
     def facts(self, flow: Flow) -> tuple[Handshake, ...]:
-        return (
-            Handshake(
-                capture=flow.capture,
-                transport="tcp",
-                client=flow.client,
-                server=flow.server,
-                server_port=flow.server_port,
-                service=self.service,
-                start=utc_from_epoch(self.timestamp),
-                tls_version=None,
-                cipher_suite=None,
-                sni=None,
-                client_cert_status="not_requested",
-                client_chain=(),
-                server_chain=(),
-                requested_ca_names=None,
-                alerts=(),
-                outcome="established",
-                gaps=flow.gaps,
-                problems=flow.problems,
-                frames=Frames(cleartext=self.frame or None),
-                wireshark_filter=flow.wireshark_filter,
-                cleartext=True,
-            ),
+        handshake = Handshake(
+            capture=flow.capture,
+            transport="tcp",
+            client=flow.client,
+            server=flow.server,
+            server_port=flow.server_port,
+            service=self.service,
+            start=utc_from_epoch(self.timestamp),
+            tls_version=None,
+            cipher_suite=None,
+            sni=None,
+            client_cert_status="not_requested",
+            client_chain=(),
+            server_chain=(),
+            requested_ca_names=None,
+            alerts=(),
+            outcome="established",
+            gaps=flow.gaps,
+            problems=flow.problems,
+            frames=Frames(cleartext=self.frame or None),
+            wireshark_filter=flow.wireshark_filter,
+            cleartext=True,
+            end=utc_from_epoch(self.last),
         )
+        return (self.reader.apply(handshake) if self.reader else handshake,)

@@ -103,8 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument(
         "--keylog",
         metavar="FILE",
-        help="NSS key log (SSLKEYLOGFILE) to read TLS 1.3 certificates; pcapng files' own "
-        "decryption secrets are used too",
+        help="NSS key log (SSLKEYLOGFILE) to read TLS 1.3 certificates and inside TLS 1.0-1.3 "
+        "CAPF, TVS, SIP and SCCP sessions; pcapng files' own decryption secrets are used too",
     )
     scan.add_argument(
         "--format",

@@ -4,7 +4,8 @@ State is bounded: a connection seen from its SYN whose first bytes are not TLS i
 small :class:`Watch` and without reassembly, for a ClientHello that opens a later segment (the
 upgrades, STARTTLS and kin), within MAX_CLEAR_PREFIX bytes of each side; one whose TLS does not
 start is remembered as ``SKIPPED_FLOW`` (one dict entry per direction) and forgotten on FIN/RST;
-a TLS connection stops being buffered as soon as its handshake is over.
+a TLS connection stops being buffered as soon as its reader is done (its handshake is over, and
+what capana decodes inside it, bounded, was read).
 Past ``max_connections`` the oldest entries are evicted; an evicted TLS connection is reported
 with what it had shown and a note saying so. Every buffer takes its bytes from the capture's
 :class:`Budget`.
@@ -187,12 +188,13 @@ class Connection:
         """
         client_isn, server_isn = self.isns
         opens = sender == CLIENT and tls.looks_like_client_hello(first_bytes)
+        service = service_for(self.server_port)
         if self.upgraded:
-            return TlsStream(self.keys, self.budget, {SERVER: TlsStart(SERVER, "upgrade")})
+            return TlsStream(self.keys, self.budget, {SERVER: TlsStart(SERVER, "upgrade")}, service)
         if not opens:
-            service = cleartext_service(self.server_port, first_bytes)
-            if service is not None:
-                return CleartextSession(service, timestamp, frame)
+            clear = cleartext_service(self.server_port, first_bytes)
+            if clear is not None:
+                return CleartextSession(clear, timestamp, frame)
             if opens_file_transfer(sender, first_bytes, self.server_port):
                 return HttpFileStream(self.server_port)
         if client_isn is not None and server_isn is not None and not opens:
@@ -203,7 +205,7 @@ class Connection:
             for side, seen in from_start.items()
             if not (opens and seen)
         }
-        return TlsStream(self.keys, self.budget, starts)
+        return TlsStream(self.keys, self.budget, starts, service)
 
     def flush(self) -> None:
         """The connection is over: what waits behind a hole is read after the gap."""

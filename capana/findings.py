@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from capana.classify import claimed_identity
 from capana.domain import (
     CAPWAP_SERVICE,
     CERTIFICATE_ALERTS,
@@ -29,6 +30,7 @@ from capana.domain import (
 )
 from capana.model import (
     SEVERITY_RANK,
+    CapfReport,
     Certificate,
     CertificateReport,
     Finding,
@@ -78,6 +80,11 @@ CATALOGUE: dict[str, tuple[Severity, str]] = {
         "the server ended the handshake before the phone's certificate",
     ),
     "handshake-rejected": ("error", "the handshake was refused and no other finding says why"),
+    "capf-request-refused": ("error", "the CAPF refused the phone's LSC request, or it failed"),
+    "registration-rejected": (
+        "error",
+        "CUCM rejected the phone's registration after its handshake",
+    ),
     "verdict-disagrees-with-server": ("warning", "capana's verdict and the server's differ"),
     "no-client-certificate": (
         "warning",
@@ -171,6 +178,7 @@ class _Case:
     requested_ca_names: tuple[str, ...] = ()
     issuer_requested: bool | None = None
     tried_tls: bool = False
+    capf: CapfReport | None = None  # the CAPF session read inside the handshake, judged
 
     @property
     def leaf(self) -> Certificate | None:
@@ -182,12 +190,13 @@ class _Case:
 
     @property
     def phone(self) -> str:
-        """The device, else the client's address, else the certificate's name."""
+        """The device (by its certificate, else the name it gave inside the session), else the
+        client's address, else the certificate's name."""
         device = self.client_leaf.classification.device if self.client_leaf else None
         if device:
             return device
         if self.handshake is not None:
-            return self.handshake.client
+            return claimed_identity(self.handshake)[0] or self.handshake.client
         return self.client_leaf.name if self.client_leaf else "the certificate"
 
     @property
@@ -289,12 +298,14 @@ def diagnose(
     moment: datetime | None = None,
     expiry_days: int = DEFAULT_EXPIRY_DAYS,
     tried_tls: bool = False,
+    capf: CapfReport | None = None,
 ) -> tuple[Finding, ...]:
     """Every finding for one handshake, most severe first.
 
     ``moment``: when it happened (else the handshake's start); ``expiry_days``: how soon an
     expiry is worth a warning; ``tried_tls``: the same client also opened a TLS session to a
-    phone service in this capture (makes a cleartext registration a warning).
+    phone service in this capture (makes a cleartext registration a warning); ``capf``: the
+    CAPF session read inside it, judged.
     """
     case = _Case(
         validation,
@@ -306,6 +317,7 @@ def diagnose(
         requested_ca_names or (),
         issuer_requested,
         tried_tls,
+        capf,
     )
     found = [finding for rule in _CERTIFICATE_RULES for finding in rule(case)]
     found += [finding for rule in _HANDSHAKE_RULES for finding in rule(case, handshake)]
@@ -687,7 +699,11 @@ def _request_rules(case: _Case, handshake: Handshake) -> Iterator[Finding]:
             f"{case.phone}: the server asked for a certificate and {case.who} sent none",
             advice,
         )
-    elif status == "not_requested" and handshake.service in PHONE_SERVICES:
+    elif (
+        status == "not_requested"
+        and handshake.service in PHONE_SERVICES
+        and handshake.capf is None  # the phone proves itself inside the CAPF protocol
+    ):
         yield new_finding(
             "certificate-not-requested",
             f"{case.phone}: the server did not ask for a certificate on {handshake.service}",
@@ -831,6 +847,160 @@ def _unexplained_rejection(
 
 
 # The rules that need no handshake (certificate_findings runs them alone), then the others.
+def _capf_rules(case: _Case, handshake: Handshake) -> Iterator[Finding]:
+    """The CAPF turned the phone away (or the operation failed): why, and what to set in CUCM."""
+    report = case.capf
+    if report is None or not report.session.refused:
+        return
+    session = report.session
+    reason = session.reason
+    why = "no reason given"
+    if reason is not None:
+        why = f"reason {reason.code} '{reason.text}'" + (f": {reason.info}" if reason.info else "")
+    device = session.device or case.phone
+    asked = f"the {session.operation}" if session.operation not in (None, "none") else "its request"
+    yield new_finding(
+        "capf-request-refused",
+        f"{device}: the CAPF refused {asked} ({why})" + _capf_credential(report),
+        _capf_advice(report, device),
+        device=session.device,
+        operation=session.operation,
+        auth=session.auth,
+        result=session.result,
+        reason_code=reason.code if reason else None,
+        reason=reason.text if reason else None,
+        reason_info=reason.info if reason else None,
+    )
+
+
+_CAPF_PAGE = (
+    "Cisco Unified CM Administration > Device > Phone > {device} > Certificate Authority Proxy "
+    "Function (CAPF) Information"
+)
+
+
+def _capf_credential(report: CapfReport) -> str:
+    """What the phone authenticated with, when it was a certificate."""
+    presented = report.presented
+    if presented is None or report.session.auth not in ("lsc", "mic"):
+        return ""
+    issuer = presented.issuer_label or "an unreadable issuer"
+    verdict = report.presented_validation.status
+    checked = f", {verdict} against {store_label(report.presented_validation.store)}"
+    return f"; it authenticated with its {presented.kind} issued by '{issuer}'" + (
+        checked if verdict != "not_checked" else ""
+    )
+
+
+def _capf_advice(report: CapfReport, device: str) -> str:
+    """The fix in CUCM's words, by the reason the CAPF gave and how the phone authenticated."""
+    session = report.session
+    page = _CAPF_PAGE.format(device=device)
+    code = session.reason.code if session.reason else None
+    if session.result == "no_operation":
+        return (
+            f"No certificate operation was pending for {device}: in {page} set Certificate "
+            "Operation (Install/Upgrade, Delete or Troubleshoot) with an Operation Completes By "
+            "date in the future, Save and Apply Config, then reset the phone."
+        )
+    if code == 9:
+        return (
+            f"The CAPF does not know '{device}': check that the phone is added in CUCM under that "
+            f"device name (SEP and its MAC) and that Certificate Operation is set in {page}."
+        )
+    if session.auth == "lsc":
+        presented = report.presented
+        issuer = presented.issuer_label if presented and presented.issuer_label else "its CAPF"
+        other_key = {ReasonCode.SAME_NAME_OTHER_KEY, ReasonCode.SIGNATURE_INVALID}
+        if other_key & report.presented_validation.codes:
+            missing = f"CAPF-trust holds a '{issuer}' with another key: the CAPF was regenerated"
+        else:
+            missing = (
+                f"CAPF-trust lacks '{issuer}', typically after the CAPF certificate was "
+                "regenerated (same name, new key) or when the phone came from another cluster"
+            )
+        return (
+            f"The CAPF refused the phone's LSC ('invalid LSC'): {missing}. Put the old CAPF "
+            "certificate back in CAPF-trust (and restart the Cisco Certificate Authority Proxy "
+            "Function service) until every phone has a new LSC, or set the Authentication Mode "
+            f"in {page} to By Null String, By Authentication String or By Existing Certificate "
+            "(Precedence to MIC)."
+        )
+    if session.auth == "mic":
+        return (
+            "The CAPF refused the phone's MIC: CAPF-trust must hold the Cisco manufacturing CAs "
+            "(CUCM's default CA list, 'show cert default-ca-list'); restore them, or set the "
+            f"Authentication Mode in {page} to By Null String or By Authentication String."
+        )
+    if session.auth == "password":
+        return (
+            "The authentication string the phone sent is not the one set in CUCM: enter it again "
+            f"on the phone (Settings > Security > LSC), or set the Authentication Mode in {page} "
+            "to By Null String."
+        )
+    return (
+        f"Check {page}: Certificate Operation, Authentication Mode, Key Size / Key Order; the "
+        "CAPF service's trace (RTMT, Cisco Certificate Authority Proxy Function) says why."
+    )
+
+
+# What CUCM's answer to a REGISTER means, and what to check.
+_SIP_ADVICE = {
+    401: "The phone's digest credentials were refused: set the Digest User on the phone's page "
+    "and that end user's digest credentials, or turn digest authentication off in the phone's "
+    "security profile.",
+    403: "CUCM forbade the registration: check that the device exists under this name with this "
+    "line, that its Phone Security Profile's transport (TLS, TCP) and type match what the phone "
+    "uses, and the Cisco CallManager trace for the reason.",
+    404: "CUCM does not know this line on this device: check the directory number (and its "
+    "partition) on the phone's page, Save and Apply Config.",
+    407: "The phone's digest credentials were refused: set the Digest User on the phone's page "
+    "and that end user's digest credentials.",
+    503: "This CallManager would not take the registration: check that the node is in the "
+    "CallManager Group of the phone's Device Pool and that the Cisco CallManager service runs.",
+}
+
+
+def _registration_rules(case: _Case, handshake: Handshake) -> Iterator[Finding]:
+    """CUCM refused the registration itself: the certificate (if any) was not the problem."""
+    registration = handshake.registration
+    if registration is None or registration.result != "rejected":
+        return
+    protocol = registration.protocol.upper()
+    status = registration.status or "a rejection"
+    said = f"{status}: {registration.reason}" if registration.reason else status
+    line = f" for line {registration.line}" if registration.line else ""
+    if case.validation.status == "trusted":
+        context = (
+            f"; the certificate was not the problem: {case.kind} trusted by {case.store_name}, "
+            "and the TLS handshake completed"
+        )
+    elif handshake.client_cert_status == "present" and handshake.outcome == "established":
+        context = "; the certificate was not the problem: the server accepted it in the handshake"
+    elif handshake.cleartext:
+        context = " (in clear: no certificate involved)"
+    else:
+        context = "; the TLS handshake completed without the phone's certificate"
+    code = int(status.split()[0]) if status[:3].isdigit() else None
+    advice = _SIP_ADVICE.get(code or 0) if registration.protocol == "sip" else None
+    if advice is None:
+        advice = (
+            "CUCM refused the registration itself: check that the device is added under this "
+            "name, its Phone Security Profile (device security mode, transport) and its lines; "
+            "the Cisco CallManager trace (RTMT) gives the reason."
+        )
+    yield new_finding(
+        "registration-rejected",
+        f"{case.phone}: {protocol} registration rejected{line} ({said}){context}",
+        advice,
+        protocol=registration.protocol,
+        status=registration.status,
+        line=registration.line,
+        reason=registration.reason,
+        validation=case.validation.status,
+    )
+
+
 _CERTIFICATE_RULES: tuple[Callable[[_Case], Iterator[Finding]], ...] = (
     _trust_rules,
     _expiry_rules,
@@ -842,6 +1012,8 @@ _HANDSHAKE_RULES: tuple[Callable[[_Case, Handshake], Iterator[Finding]], ...] = 
     _cleartext_rules,
     _request_rules,
     _capture_rules,
+    _capf_rules,
+    _registration_rules,
 )
 
 

@@ -1,6 +1,9 @@
 """Fold the TLS events of both directions of one connection into the facts of its handshake.
 
 Certificates and CA names stay as the DER that was sent: parsing them is the judging stage's job.
+Once the handshake is settled (TLS <= 1.2: both peers sent protected records; TLS 1.3: the
+server's answer to the client's flight), later alerts belong to the session, not to it; a
+renegotiation (a new handshake inside the session) is folded apart, into its own facts.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ _TLS13_ENCRYPTED_ALERT_LENGTH = 19
 # After this many encrypted records from one side the handshake is long over (or unreadable).
 _ENCRYPTED_RECORDS_TO_WATCH = 16
 _RECORDS_BEFORE_HOPELESS = 4
+# Renegotiations folded into their own facts per connection; later ones are only counted.
+MAX_RENEGOTIATIONS = 4
 _ALERT_LEVELS: dict[int | None, AlertLevel] = {1: "warning", 2: "fatal"}
 _HELLOS = frozenset({tls.CLIENT_HELLO, tls.SERVER_HELLO})
 _RESUMED = Problem(
@@ -49,9 +54,12 @@ class _Side:
     certificates: tls.CertificateMessage | None = None
     message_types: set[int] = field(default_factory=set)
     changed_cipher: bool = False
+    # Records protected by the session's keys: encrypted ones, and (TLS <= 1.2, read with a key
+    # log or a NULL suite) the messages and data read after its ChangeCipherSpec.
     encrypted_records: int = 0
     lost_handshake_bytes: bool = False  # a gap before its ChangeCipherSpec
     truncated: set[int] = field(default_factory=set)  # messages the capture cut short
+    renegotiations: int = 0  # Renegotiation events it sent
 
 
 class HandshakeTracker:
@@ -66,6 +74,8 @@ class HandshakeTracker:
         self._tls13_verdict: Outcome | None = None
         self._records = 0
         self._frames: dict[str, int] = {}  # Frames field -> frame number, first seen kept
+        # Handshakes inside the session (the first MAX_RENEGOTIATIONS), each folded apart.
+        self.renegotiations: list[HandshakeTracker] = []
 
     @property
     def saw_any_hello(self) -> bool:
@@ -109,6 +119,19 @@ class HandshakeTracker:
             return False
         return client.encrypted_records > 0 and server.encrypted_records > 0
 
+    @property
+    def settled(self) -> bool:
+        """The handshake's outcome is known: what follows is the session's."""
+        if self.tls13:
+            return self._tls13_verdict is not None
+        client, server = self._sides[CLIENT], self._sides[SERVER]
+        return client.encrypted_records > 0 and server.encrypted_records > 0
+
+    @property
+    def renegotiation_count(self) -> int:
+        """Handshakes started inside the session (each peer signals each one once)."""
+        return max(side.renegotiations for side in self._sides.values())
+
     def lost_data(self, sender: Sender) -> None:
         """The capture lacks some of ``sender``'s bytes here: what they held is unknown."""
         side = self._sides[sender]
@@ -121,6 +144,23 @@ class HandshakeTracker:
         """One event of ``sender``'s; ``frame``: the capture's packet that completed it."""
         self._records += 1
         side = self._sides[sender]
+        if isinstance(event, tls.Renegotiation):
+            self._renegotiation(side)
+            return
+        if self.renegotiation_count and not isinstance(
+            event, tls.ProtocolError | tls.DecryptionFailed
+        ):  # a handshake inside the session: folded apart
+            if len(self.renegotiations) == self.renegotiation_count:
+                self.renegotiations[-1].on_event(sender, event, timestamp, frame)
+            return
+        if self.settled and isinstance(event, tls.Alert | tls.ApplicationData):
+            return  # the session's, not the handshake's (close_notify, say)
+        if (
+            side.changed_cipher
+            and not self.tls13
+            and isinstance(event, tls.OtherHandshake | tls.ApplicationData)
+        ):
+            side.encrypted_records += 1  # read with the keys (or a NULL suite): its Finished
         if isinstance(event, tls.ClientHello | tls.ServerHello):
             if sender == CLIENT and side.hello is None:
                 self._start = timestamp
@@ -178,6 +218,15 @@ class HandshakeTracker:
 
     def _problem(self, code: ProblemCode, text: str) -> None:
         self._problems.append(Problem(code, text))
+
+    def _renegotiation(self, side: _Side) -> None:
+        """A peer started a handshake inside the session (the other's signal of the same one
+        comes too): fold what follows into a tracker of its own."""
+        side.renegotiations += 1
+        if side.renegotiations <= len(self.renegotiations):
+            return  # the other peer's signal of one already started
+        if len(self.renegotiations) < MAX_RENEGOTIATIONS:
+            self.renegotiations.append(HandshakeTracker())
 
     def _frame(self, name: str, frame: int) -> None:
         if frame > 0:
@@ -254,12 +303,27 @@ class HandshakeTracker:
             alerts=tuple(self._alerts),
             outcome=self._outcome(),
             gaps=gaps,
-            problems=tuple(self._problems) + self._resumption_note() + problems,
+            problems=tuple(self._problems)
+            + self._resumption_note()
+            + self._renegotiation_note()
+            + problems,
             decryption=decryption,
             client_hello=client_hello_facts(client_hello) if client_hello else None,
             frames=Frames(**self._frames),
             wireshark_filter=wireshark_filter,
         )
+
+    def _renegotiation_note(self) -> tuple[Problem, ...]:
+        count = self.renegotiation_count
+        if not count:
+            return ()
+        read = sum(tracker.saw_handshake for tracker in self.renegotiations)
+        text = f"renegotiated {count} time(s) inside the session: "
+        if read:
+            text += f"{read} read and reported as handshakes of their own"
+        else:
+            text += "its messages are encrypted (a key log would show them)"
+        return (Problem(ProblemCode.RENEGOTIATED, text),)
 
     def _resumption_note(self) -> tuple[Problem, ...]:
         server = self._sides[SERVER]

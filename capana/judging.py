@@ -12,6 +12,7 @@ from capana.classify import classify
 from capana.findings import DEFAULT_EXPIRY_DAYS, diagnose
 from capana.model import (
     AnyCertificate,
+    CapfReport,
     Certificate,
     CertificateReport,
     Classification,
@@ -19,6 +20,7 @@ from capana.model import (
     HandshakeReport,
     Problem,
     ProblemCode,
+    TvsReport,
     Validation,
 )
 from capana.truststore import TrustStore, store_for
@@ -48,6 +50,7 @@ def judge(
     if unreadable:
         handshake = dataclasses.replace(handshake, problems=handshake.problems + unreadable)
     requested = issuer_requested(handshake, client_chain, validation, store)
+    capf = _capf_report(handshake, store, all_stores, handshake.end or moment)
     findings = diagnose(
         handshake,
         validation,
@@ -58,6 +61,7 @@ def judge(
         moment=moment,
         expiry_days=expiry_days,
         tried_tls=tried_tls,
+        capf=capf,
     )
     return HandshakeReport(
         handshake=handshake,
@@ -70,6 +74,8 @@ def judge(
         ),
         issuer_requested=requested,
         findings=findings,
+        capf=capf,
+        tvs=_tvs_report(handshake, all_stores),
     )
 
 
@@ -83,6 +89,50 @@ def classified(cert: AnyCertificate, stores: tuple[TrustStore, ...] = ()) -> Cer
     if isinstance(cert, Certificate):
         return CertificateReport(cert, classify(cert, stores))
     return CertificateReport(cert, Classification("other"))
+
+
+def _capf_report(
+    handshake: Handshake,
+    store: TrustStore | None,
+    stores: tuple[TrustStore, ...],
+    moment: datetime,
+) -> CapfReport | None:
+    """The CAPF session's certificates judged: the LSC it issued (what the phone presents
+    next) and the one the phone authenticated with, against the CAPF store (else the default),
+    when the session ended (a freshly issued LSC is valid from that second on)."""
+    session = handshake.capf
+    if session is None:
+        return None
+    issued, presented = (
+        certificate_report(der, stores) if der else None
+        for der in (session.issued_certificate, session.presented_certificate)
+    )
+    return CapfReport(
+        session=session,
+        issued=issued,
+        presented=presented,
+        issued_validation=_validate(issued, store, moment),
+        presented_validation=_validate(presented, store, moment),
+    )
+
+
+def _validate(
+    report: CertificateReport | None, store: TrustStore | None, moment: datetime
+) -> Validation:
+    chain = [report.certificate] if report is not None else []
+    return validate_chain(chain, store, moment, role="client")
+
+
+def _tvs_report(handshake: Handshake, stores: tuple[TrustStore, ...]) -> TvsReport | None:
+    """The certificates the phone asked TVS about, parsed and classified."""
+    session = handshake.tvs
+    if session is None:
+        return None
+    certificates = tuple(
+        certificate_report(query.certificate, stores) if query.certificate else None
+        for query in session.queries
+    )
+    return TvsReport(session=session, certificates=certificates)
 
 
 def issuer_requested(

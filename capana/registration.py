@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from capana.framing import MessageFramer
+from capana.model import Problem, ProblemCode, Registration, RegistrationResult
 
-Protocol = Literal["sip", "sccp"]
-Result = Literal["registered", "rejected", "unknown"]
 Sender = Literal["phone", "server"]
 
 # Bounds: a SIP message's header block is at most MAX_SIP_HEADER bytes and its body at most
@@ -40,20 +39,10 @@ SCCP_REGISTER_ACK = 0x0081
 SCCP_LINE_STAT_RES = 0x0092
 SCCP_REGISTER_REJECT = 0x009D
 _SCCP_HEADER = 12  # data length (LE, counts from the message id on), header version, message id
-
-
-@dataclass(frozen=True)
-class Registration:
-    """Whether a phone registered on this connection, as the signalling says."""
-
-    protocol: Protocol
-    result: Result
-    status: str | None  # "200 OK", "401 Unauthorized", "RegisterAck", "RegisterReject", ...
-    line: str | None  # the directory number, when the messages carry it
-    device: str | None = None  # SEP + MAC, when the messages carry it
-    reason: str | None = None  # SCCP RegisterReject's text
-    attempts: int = 0  # REGISTER / RegisterMessage seen
-    problems: tuple[str, ...] = ()
+_SCCP_RESULTS: dict[str, RegistrationResult] = {
+    "RegisterAck": "registered",
+    "RegisterReject": "rejected",
+}
 
 
 # --- SIP -------------------------------------------------------------------------------------
@@ -77,6 +66,8 @@ _STATUS_LINE = re.compile(r"SIP/2\.0 (\d{3}) ?(.*)")
 _REQUEST_LINE = re.compile(r"([A-Z]+) \S+ SIP/2\.0")
 _URI_USER = re.compile(r"<?sips?:([^@;>]+)@")
 _INSTANCE_MAC = re.compile(r"urn:uuid:00000000-0000-0000-0000-([0-9a-fA-F]{12})")
+# Final answers that ask the phone to try again with credentials: not the end of it.
+_CHALLENGES = frozenset({401, 407})
 
 
 class SipReader:
@@ -160,7 +151,7 @@ class SipRegistration:
         self._last_register: SipMessage | None = None
         self._attempts = 0
         self._seen = 0
-        self._problems: list[str] = []
+        self._problems: list[Problem] = []
 
     def feed(self, sender: Sender, data: bytes) -> None:
         reader = self._readers[sender]
@@ -170,14 +161,34 @@ class SipRegistration:
             if self._seen <= MAX_MESSAGES:
                 self._message(message)
         if reader.failed and not was_failed:
-            self._problems.append(f"{sender}: {reader.failed}; the rest was not read")
+            text = f"{sender}: {reader.failed}; the rest was not read"
+            self._problems.append(Problem(ProblemCode.SESSION_MESSAGES, text))
+
+    @property
+    def complete(self) -> bool:
+        """The registrar gave its last word (a 2xx, or a refusal that is not a challenge), or
+        nothing more can be read."""
+        if all(reader.failed for reader in self._readers.values()):
+            return True
+        answer = self._final[1] if self._final else None
+        return answer is not None and answer.status not in _CHALLENGES
+
+    @property
+    def problems(self) -> tuple[Problem, ...]:
+        problems = list(self._problems)
+        if self._seen > MAX_MESSAGES:
+            text = (
+                f"{self._seen - MAX_MESSAGES} SIP messages past the first {MAX_MESSAGES} not read"
+            )
+            problems.append(Problem(ProblemCode.LIMIT, text))
+        return tuple(problems)
 
     def registration(self) -> Registration | None:
         """None when no REGISTER (nor an answer to one) was seen."""
         register = self._final[0] if self._final else self._last_register
         if register is None:
             return None
-        result: Result = "unknown"
+        result: RegistrationResult = "unknown"
         status = None
         if self._final is not None:
             answer = self._final[1]
@@ -194,7 +205,6 @@ class SipRegistration:
             f"SEP{mac[1].upper()}" if mac else None,
             None,
             self._attempts,
-            tuple(self._problems),
         )
 
     def _message(self, message: SipMessage) -> None:
@@ -225,7 +235,7 @@ class SccpRegistration:
         self._status: str | None = None
         self._reason: str | None = None
         self._attempts = 0
-        self._problems: list[str] = []
+        self._problems: list[Problem] = []
         self.message_ids: list[tuple[Sender, int]] = []  # the first MAX_MESSAGES, in order
 
     def feed(self, sender: Sender, data: bytes) -> None:
@@ -237,15 +247,28 @@ class SccpRegistration:
                 self.message_ids.append((sender, message_id))
             self._message(message_id, raw[_SCCP_HEADER:])
         if framer.failed and not was_failed:
-            self._problems.append(f"{sender}: {framer.failed}; the rest was not read")
+            text = f"{sender}: {framer.failed}; the rest was not read"
+            self._problems.append(Problem(ProblemCode.SESSION_MESSAGES, text))
+
+    @property
+    def complete(self) -> bool:
+        """Rejected, or acknowledged with the line known (the phone asks for it right after),
+        or nothing more can be read."""
+        if all(framer.failed for framer in self._framers.values()):
+            return True
+        return self._status == "RegisterReject" or (
+            self._status == "RegisterAck" and self._line is not None
+        )
+
+    @property
+    def problems(self) -> tuple[Problem, ...]:
+        return tuple(self._problems)
 
     def registration(self) -> Registration | None:
         """None when neither a Register nor an answer to one was seen."""
         if not self._attempts and self._status is None:
             return None
-        result: Result = {"RegisterAck": "registered", "RegisterReject": "rejected"}.get(
-            self._status or "", "unknown"
-        )  # type: ignore[assignment]
+        result = _SCCP_RESULTS.get(self._status or "", "unknown")
         return Registration(
             "sccp",
             result,
@@ -254,7 +277,6 @@ class SccpRegistration:
             self._device,
             self._reason,
             self._attempts,
-            tuple(self._problems),
         )
 
     def _message(self, message_id: int, data: bytes) -> None:
@@ -271,8 +293,10 @@ class SccpRegistration:
 
 def _sccp_framer() -> MessageFramer:
     def check(header: bytes) -> str | None:
-        length = int.from_bytes(header[:4], "little")
-        return None if length >= 4 else f"not SCCP (data length {length})"
+        # The data length counts the message id; the header version is a small number.
+        if int.from_bytes(header[:4], "little") >= 4 and header[5:8] == b"\0\0\0":
+            return None
+        return f"not SCCP (header {header.hex()})"
 
     # The header is the length and version; the body (message id and data) follows.
     return MessageFramer(

@@ -70,7 +70,7 @@ def read_capture(
     """Every fact in one capture file. Never raises on bad input.
 
     ``keylog`` (a key log file or a loaded :class:`KeyLog`) adds to the key log lines of the
-    capture's own Decryption Secrets Blocks, which are always used to read TLS 1.3 handshakes.
+    capture's own Decryption Secrets Blocks, which are always used to read encrypted sessions.
     """
     name = str(path)
     keylog, key_errors = _load_keylog(keylog)

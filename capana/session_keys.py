@@ -1,5 +1,7 @@
 """Hands a connection's two TLS directions their TLS 1.3 handshake keys from a key log.
 
+TLS 1.0-1.2 sessions are :class:`capana.tls12_keys.Tls12Keys`'s.
+
 Sans-IO glue between :mod:`capana.keylog`, :mod:`capana.tls13` and :mod:`capana.tls`: the
 ClientHello names the session (its random), the ServerHello picks the version and cipher suite;
 when the key log holds that session's handshake secrets, both directions open their protected
@@ -16,24 +18,20 @@ from capana.model import Decryption
 
 SecretsLookup = Callable[[bytes], keylog.SessionSecrets | None]
 
-# What ``Handshake.decryption`` says.
+# What ``Handshake.decryption`` says of a TLS 1.3 session.
 DECRYPTED: Final[Decryption] = "decrypted"  # TLS 1.3 handshake records were opened with the key log
 FAILED: Final[Decryption] = "failed"  # the key log had secrets, but records did not open with them
-NOT_NEEDED: Final[Decryption] = (
-    "not_needed"  # TLS <= 1.2 session in the key log: its certificates are in clear
-)
 
 
 class SessionKeys:
     """Watches one connection's hellos; installs decryptors when the key log knows the session."""
 
-    __slots__ = ("_client_random", "_decryptors", "_lookup", "_tls12_keys", "problems")
+    __slots__ = ("_client_random", "_decryptors", "_lookup", "problems")
 
     def __init__(self, lookup: SecretsLookup) -> None:
         self._lookup = lookup
         self._client_random: bytes | None = None
         self._decryptors: list[tls13.HandshakeDecryptor] = []
-        self._tls12_keys = False
         self.problems: list[str] = []
 
     def attach(self, client: tls.TlsDirection, server: tls.TlsDirection) -> None:
@@ -44,7 +42,7 @@ class SessionKeys:
     def status(self) -> Decryption | None:
         if self._decryptors:
             return FAILED if any(d.failed for d in self._decryptors) else DECRYPTED
-        return NOT_NEEDED if self._tls12_keys else None
+        return None
 
     def _client_hello(self, hello: tls.ClientHello | tls.ServerHello) -> None:
         if isinstance(hello, tls.ClientHello) and hello.random:
@@ -58,13 +56,12 @@ class SessionKeys:
     ) -> None:
         if not isinstance(hello, tls.ServerHello) or hello.hello_retry:
             return
+        if hello.selected_version != tls.TLS13:
+            return
         if self._client_random is None or self._decryptors:
             return
         secrets = self._lookup(self._client_random)
         if secrets is None:
-            return
-        if hello.selected_version != tls.TLS13:
-            self._tls12_keys = secrets.master_secret is not None
             return
         client_secret = secrets.get(keylog.CLIENT_HANDSHAKE)
         server_secret = secrets.get(keylog.SERVER_HANDSHAKE)

@@ -96,10 +96,9 @@ class Tls12Keys:
     ) -> None:
         if hello.hello_retry or hello.selected_version is not None or not hello.random:
             return  # TLS 1.3 (or a hello too short to derive keys from)
-        if self._client_random is None:
+        if self._client_random is None:  # no ClientHello seen: the session cannot be named
             if self._hello is None:
                 self._hello, self._status = hello, "no_keys"
-                self.problems.append("no ClientHello seen: the session cannot be named")
             return
         secrets = self._lookup(self._client_random) if self._lookup else None
         master = secrets.master_secret if secrets else None

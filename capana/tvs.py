@@ -3,15 +3,16 @@ the phone asked about, and whether the Trust Verification Service vouched for it
 roles and for how long.
 
 Sans-IO: feed each direction's decrypted bytes in order (split anywhere) to
-:class:`TvsDecoder`; ``session()`` gives one frozen :class:`TvsSession`. Messages are dissected
-by the scapy layers in ``capana.dissectors.cisco_capf_tvs``; a request and its answer share a
-session id.
+:class:`TvsDecoder`; ``session()`` gives one frozen :class:`~capana.model.TvsSession`. Messages
+are framed and dissected by :mod:`capana.tlv_sessions` with the scapy layers in
+``capana.dissectors.cisco_capf_tvs``; a request and its answer share a session id.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar
+
+from scapy.packet import Packet
 
 from capana.dissectors.cisco_capf_tvs import (
     TVS,
@@ -24,103 +25,64 @@ from capana.dissectors.cisco_capf_tvs import (
     TvsDeviceName,
     TvsElement,
     TvsRoles,
-    TvsStatus,
     TvsTtl,
-    elements_fit,
 )
-from capana.framing import MessageFramer
+from capana.dissectors.cisco_capf_tvs import (
+    TvsStatus as TvsStatusElement,
+)
+from capana.model import Party, ProblemCode, SessionMessage, TvsQuery, TvsSession, TvsStatus
+from capana.tlv_sessions import TlvDecoder, TlvProtocol
 
-Sender = Literal["phone", "tvs"]
-Status = Literal["trusted", "untrusted", "unknown"]
-
-# Bounds: a TVS message is at most 65535 bytes after its header (the length field's width); a
-# session keeps at most MAX_QUERIES queries and MAX_MESSAGES messages (a phone asks one or two).
-MAX_BODY = 0xFFFF
+PROTOCOL = TlvProtocol(
+    "TVS",
+    TVS,
+    TvsElement,
+    TVS_PROTOCOL_ID,
+    TVS_HEADER_LENGTH,
+    8,  # protocol(1) version(1) command(1) reserved(1) session_id(4) length(2)
+    TVS_COMMANDS,
+    TVS_ELEMENTS,
+)
+# Bound: a connection keeps at most MAX_QUERIES queries (a phone asks one or two).
 MAX_QUERIES = 128
-MAX_MESSAGES = 256
 
 _REQUESTS = frozenset({"verify_request", "query_request"})
 _RESPONSES = frozenset({"verify_response", "query_response"})
-_STATUS: dict[int, Status] = {0: "trusted", 1: "untrusted"}
+_STATUS: dict[int, TvsStatus] = {0: "trusted", 1: "untrusted"}
 
 
-@dataclass(frozen=True)
-class TvsMessage:
-    sender: Sender
-    command: str  # e.g. "verify_request"; "command_<n>" for a code no source names
-    session_id: int
-    elements: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class TvsQuery:
-    """One question and its answer ("unknown" and no roles when no answer was read)."""
-
-    device: str | None
-    certificate: bytes | None  # DER
-    status: Status
-    roles: tuple[str, ...]  # "CCM", "CCM+TFTP", "TVS", ...; "role_<n>" for another code
-    ttl: int | None  # seconds the phone may cache the answer
-
-
-@dataclass(frozen=True)
-class TvsSession:
-    queries: tuple[TvsQuery, ...]
-    messages: tuple[TvsMessage, ...]
-    problems: tuple[str, ...] = ()
-
-
-class TvsDecoder:
+class TvsDecoder(TlvDecoder):
     """Reads both directions of one TVS connection; ``session()`` gives the facts."""
 
+    protocol = PROTOCOL
+    roles: ClassVar[tuple[Party, Party]] = ("phone", "tvs")
+
     def __init__(self) -> None:
-        self._framers = {sender: _framer() for sender in ("phone", "tvs")}
-        self._messages: list[TvsMessage] = []
+        super().__init__()
         self._queries: list[TvsQuery] = []
         self._open: dict[int, int] = {}  # session id -> index in _queries awaiting an answer
-        self._problems: list[str] = []
 
-    def feed(self, sender: Sender, data: bytes) -> list[TvsMessage]:
-        """The messages that ``data`` completed in this direction."""
-        framer = self._framers[sender]
-        was_failed = framer.failed
-        found = [self._message(sender, raw) for raw in framer.feed(data)]
-        if framer.failed and not was_failed:
-            self._problems.append(f"{sender}: {framer.failed}; the rest was not read")
-        return found
+    @property
+    def complete(self) -> bool:
+        """Nothing more can be read. (A phone may ask again on the same connection, so an
+        answered question does not end it.)"""
+        return self.unreadable
 
     def session(self) -> TvsSession:
-        problems = list(self._problems)
-        for sender, framer in self._framers.items():
-            if framer.pending and not framer.failed:
-                problems.append(f"{sender}: {framer.pending} bytes of an unfinished message")
-        return TvsSession(tuple(self._queries), tuple(self._messages), tuple(problems))
+        return TvsSession(tuple(self._queries), self.messages)
 
-    def _message(self, sender: Sender, raw: bytes) -> TvsMessage:
-        packet = TVS(raw)
-        elements = [e for e in packet.elements if isinstance(e, TvsElement)]
-        if not elements_fit(packet):
-            self._problems.append(f"{sender}: a message's elements overrun its length")
-        command = TVS_COMMANDS.get(packet.cmd, f"command_{packet.cmd}")
-        session_id = int(packet.session_id)
-        message = TvsMessage(
-            sender,
-            command,
-            session_id,
-            tuple(TVS_ELEMENTS.get(e.tag, f"element_{e.tag}") for e in elements),
-        )
-        if len(self._messages) < MAX_MESSAGES:
-            self._messages.append(message)
+    def _fold(self, sender: Party, message: SessionMessage, elements: list[Packet]) -> None:
         first = {type(e): e for e in reversed(elements)}
-        if sender == "phone" and command in _REQUESTS:
-            self._question(session_id, first)
-        elif sender == "tvs" and command in _RESPONSES:
-            self._answer(session_id, first)
-        return message
+        if sender == "phone" and message.command in _REQUESTS:
+            self._question(message.session_id, first)
+        elif sender == "tvs" and message.command in _RESPONSES:
+            self._answer(message.session_id, first)
 
-    def _question(self, session_id: int, first: dict[type, TvsElement]) -> None:
+    def _question(self, session_id: int, first: dict[type[Packet], Packet]) -> None:
         if len(self._queries) >= MAX_QUERIES:
-            self._problems.append(f"more than {MAX_QUERIES} queries; later ones not listed")
+            self._problem(
+                f"more than {MAX_QUERIES} queries; later ones not listed", ProblemCode.LIMIT
+            )
             return
         name = first.get(TvsDeviceName)
         certificate = first.get(TvsCertificate)
@@ -129,12 +91,12 @@ class TvsDecoder:
         self._open[session_id] = len(self._queries)
         self._queries.append(TvsQuery(device or None, der or None, "unknown", (), None))
 
-    def _answer(self, session_id: int, first: dict[type, TvsElement]) -> None:
+    def _answer(self, session_id: int, first: dict[type[Packet], Packet]) -> None:
         index = self._open.pop(session_id, None)
         if index is None:
-            self._problems.append(f"an answer for session {session_id}, which asked nothing")
+            self._problem(f"an answer for session {session_id}, which asked nothing")
             return
-        status, roles, ttl = first.get(TvsStatus), first.get(TvsRoles), first.get(TvsTtl)
+        status, roles, ttl = first.get(TvsStatusElement), first.get(TvsRoles), first.get(TvsTtl)
         question = self._queries[index]
         self._queries[index] = TvsQuery(
             question.device,
@@ -145,14 +107,3 @@ class TvsDecoder:
             else (),
             int(ttl.ttl) if ttl is not None else None,
         )
-
-
-def _framer() -> MessageFramer:
-    def check(header: bytes) -> str | None:
-        if header[0] != TVS_PROTOCOL_ID:
-            return f"not TVS (protocol id {header[0]}, expected {TVS_PROTOCOL_ID})"
-        return None
-
-    return MessageFramer(
-        TVS_HEADER_LENGTH, lambda header: int.from_bytes(header[8:10], "big"), MAX_BODY, check
-    )

@@ -174,7 +174,8 @@ TVS_ROLES = {0: "SAST", 1: "CCM", 2: "CCM+TFTP", 3: "TFTP", 4: "CAPF", 7: "APP-S
 class _Element(Packet):
     """A TLV element: tag (1 byte), length of the value (2 bytes), value.
 
-    Subclasses give the value its fields; ``length`` is computed when left unset.
+    Subclasses give the value its fields; ``length`` is computed when left unset. Dissected,
+    an element becomes the class its family registers for its tag (``_CLASSES``).
     """
 
     _CLASSES: ClassVar[dict[int, type[Packet]]] = {}
@@ -187,9 +188,25 @@ class _Element(Packet):
     def extract_padding(self, s: bytes) -> tuple[bytes, bytes]:
         return b"", s
 
-    @classmethod
-    def _by_tag(cls, data: bytes | None) -> type[Packet]:
-        return cls._CLASSES.get(data[0], cls) if data else cls
+
+# scapy calls a dispatch_hook only where a class defines it (not inherited): each family's base
+# class names one of these.
+
+
+def _by_tag(
+    cls: type[_Element], _pkt: bytes | None = None, *args: Any, **kargs: Any
+) -> type[Packet]:
+    """An element's class, by its tag."""
+    return cls._CLASSES.get(_pkt[0], cls) if _pkt else cls
+
+
+def _tls_or(cls: type[Packet], _pkt: bytes | None = None, *args: Any, **kargs: Any) -> type[Packet]:
+    """TLS for bytes that open a TLS record (the usual case on these ports), else ``cls``."""
+    if _pkt and len(_pkt) >= 3 and 20 <= _pkt[0] <= 24 and _pkt[1] == 3:
+        from scapy.layers.tls.record import TLS
+
+        return TLS
+    return cls
 
 
 def _header(tags: dict[int, str], tag: int) -> list[Any]:
@@ -200,16 +217,15 @@ def _value_length(pkt: Packet) -> int:
     return int(pkt.length or 0)
 
 
+def _opaque(tags: dict[int, str], tag: int, name: str = "value") -> list[Any]:
+    """An element whose value is bytes as they came (a certificate, an unknown element)."""
+    return [*_header(tags, tag), XStrLenField(name, b"", length_from=_value_length)]
+
+
 class CapfElement(_Element):
     name = "CAPF element"
-    fields_desc = [  # noqa: RUF012 (scapy's declaration style)
-        *_header(CAPF_ELEMENTS, 0),
-        XStrLenField("value", b"", length_from=_value_length),
-    ]
-
-    @classmethod
-    def dispatch_hook(cls, _pkt: bytes | None = None, *args: Any, **kargs: Any) -> type[Packet]:
-        return cls._by_tag(_pkt)
+    fields_desc = _opaque(CAPF_ELEMENTS, 0)
+    dispatch_hook = classmethod(_by_tag)
 
 
 class CapfByte(CapfElement):
@@ -300,36 +316,37 @@ CapfElement._CLASSES = {
 }
 
 
-class CAPF(Packet):
+class _Message(Packet):
+    """A CAPF or TVS message: a header, then its elements (``length`` bytes of them)."""
+
+    def mysummary(self) -> str:
+        return str(self.sprintf(f"{self.name} %cmd% session %session_id%"))
+
+
+def _elements(element: type[Packet]) -> list[Any]:
+    return [
+        FieldLenField("length", None, length_of="elements", fmt="!H"),
+        PacketListField("elements", [], element, length_from=lambda p: int(p.length or 0)),
+    ]
+
+
+class CAPF(_Message):
     """One CAPF message."""
 
     name = "CAPF"
-    fields_desc = [  # noqa: RUF012
+    fields_desc = [  # noqa: RUF012 (scapy's declaration style)
         ByteField("protocol", CAPF_PROTOCOL_ID),
         ByteEnumField("cmd", 1, CAPF_COMMANDS),
         IntField("session_id", 0),
-        FieldLenField("length", None, length_of="elements", fmt="!H"),
-        PacketListField("elements", [], CapfElement, length_from=lambda p: int(p.length or 0)),
+        *_elements(CapfElement),
     ]
-
-    @classmethod
-    def dispatch_hook(cls, _pkt: bytes | None = None, *args: Any, **kargs: Any) -> type[Packet]:
-        return _tls_or(cls, _pkt)
-
-    def mysummary(self) -> str:
-        return str(self.sprintf("CAPF %cmd% session %session_id%"))
+    dispatch_hook = classmethod(_tls_or)
 
 
 class TvsElement(_Element):
     name = "TVS element"
-    fields_desc = [  # noqa: RUF012
-        *_header(TVS_ELEMENTS, 0),
-        XStrLenField("value", b"", length_from=_value_length),
-    ]
-
-    @classmethod
-    def dispatch_hook(cls, _pkt: bytes | None = None, *args: Any, **kargs: Any) -> type[Packet]:
-        return cls._by_tag(_pkt)
+    fields_desc = _opaque(TVS_ELEMENTS, 0)
+    dispatch_hook = classmethod(_by_tag)
 
 
 class TvsDeviceName(TvsElement):
@@ -345,10 +362,7 @@ class TvsDeviceName(TvsElement):
 
 class TvsCertificate(TvsElement):
     name = "TVS certificate"
-    fields_desc = [  # noqa: RUF012
-        *_header(TVS_ELEMENTS, 2),
-        XStrLenField("der", b"", length_from=_value_length),
-    ]
+    fields_desc = _opaque(TVS_ELEMENTS, 2, "der")
 
 
 class TvsStatus(TvsElement):
@@ -378,7 +392,7 @@ TvsElement._CLASSES = {
 }
 
 
-class TVS(Packet):
+class TVS(_Message):
     """One TVS message."""
 
     name = "TVS"
@@ -388,16 +402,9 @@ class TVS(Packet):
         ByteEnumField("cmd", 1, TVS_COMMANDS),
         ByteField("reserved", 0),
         IntField("session_id", 0),
-        FieldLenField("length", None, length_of="elements", fmt="!H"),
-        PacketListField("elements", [], TvsElement, length_from=lambda p: int(p.length or 0)),
+        *_elements(TvsElement),
     ]
-
-    @classmethod
-    def dispatch_hook(cls, _pkt: bytes | None = None, *args: Any, **kargs: Any) -> type[Packet]:
-        return _tls_or(cls, _pkt)
-
-    def mysummary(self) -> str:
-        return str(self.sprintf("TVS %cmd% session %session_id%"))
+    dispatch_hook = classmethod(_tls_or)
 
 
 def elements_fit(message: Packet) -> bool:
@@ -410,15 +417,6 @@ def elements_fit(message: Packet) -> bool:
     return len(elements) == sum(isinstance(e, _Element) for e in elements) and claimed == int(
         message.length or 0
     )
-
-
-def _tls_or(cls: type[Packet], data: bytes | None) -> type[Packet]:
-    """TLS for bytes that open a TLS record (the usual case on these ports), else ``cls``."""
-    if data and len(data) >= 3 and 20 <= data[0] <= 24 and data[1] == 3:
-        from scapy.layers.tls.record import TLS
-
-        return TLS
-    return cls
 
 
 def _bind_ports() -> None:

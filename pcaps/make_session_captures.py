@@ -10,7 +10,9 @@ runs as its own process (the SIP registrar and phone as threads of this one) on 
 certificates come from ``samplegen.pki`` (synthetic, fresh keys, valid around the time of the run).
 
 - ``capf-lsc-install.pcap`` + ``.keys``: a CP-8861 (``capfc``) authenticates to the CAPF
-  (``capfd``) with its MIC and is issued an LSC (RSA 2048) signed by ``CAPF-0992727f``.
+  (``capfd``) with its MIC and is issued an LSC (RSA 2048) signed by ``CAPF-0992727f``;
+  ``capf-lsc-install-trust/`` is that CAPF's CAPF-trust (the CAPF, the manufacturing CA and its
+  root: what ``capfd`` verified the MIC with).
 - ``tvs-query.pcap`` + ``.keys``: a CP-8861 (``tvsc``) asks TVS (``tvsd``) about the CallManager
   certificate (trusted, role CCM+TFTP, TTL 86400) and about an unknown web server (untrusted).
 - ``sip-tls-null-register.pcap``: an authenticated-mode phone registers line 1001 over SIP-TLS
@@ -48,7 +50,7 @@ def main() -> int:
             print(f"no Python with {daemons.ORACLE_CRYPTOGRAPHY} for the daemons", file=sys.stderr)
             return 1
         capf = pki.capf("CAPF-0992727f", **window)
-        _root, manufacturing = pki.cisco_manufacturing_pki()
+        root, manufacturing = pki.cisco_manufacturing_pki()
         mic = pki.phone_mic(manufacturing, model="CP-8861", mac=PHONE_MAC)
         (work / "capf").mkdir()
         (work / "capf" / "mic.pem").write_bytes(mic.pem + mic.key_pem)
@@ -65,6 +67,15 @@ def main() -> int:
             port=3804,
         )
         _keep(capf_run.capture, capf_run.keylog, options.out, "capf-lsc-install")
+        trust = options.out / "capf-lsc-install-trust"
+        shutil.rmtree(trust, ignore_errors=True)
+        trust.mkdir()
+        for name, issued in (
+            ("CAPF-0992727f", capf),
+            ("Cisco_Manufacturing_CA_SHA2", manufacturing),
+            ("Cisco_Root_CA_M2", root),
+        ):
+            (trust / f"{name}.pem").write_bytes(issued.pem)
         print("capfd:", *capf_run.sessions[0].log, sep="\n  ")
 
         tvs = pki.server_cert(None, "tvs.example.com", **window)

@@ -10,16 +10,19 @@ stream" of the same capture: the decrypted application bytes of each direction.
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from decoded import tcp_segment
 from tshark_oracle import TSHARK
 
 from capana import tls, tls12
 from capana.capture import CaptureReader
 from capana.keylog import KeyLog
+from capana.model import HandshakeReport, Report
 from capana.packets import FLAG_ACK, FLAG_SYN
 from capana.tcp import TcpStream
 from capana.tls12_keys import Tls12Keys
@@ -174,3 +177,24 @@ def tcp_conversations(
                 if ready:
                     conversations.setdefault((phone_port, server_port), []).append((sender, ready))
     return conversations
+
+
+def service_port(port: int) -> int:
+    """``port`` on 127.0.0.1 if nothing listens there now, else skip: capana decodes CAPF,
+    TVS, SIP and SCCP on their own ports only, so end-to-end runs use those."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            pytest.skip(f"127.0.0.1:{port} is in use: capana decodes that service there only")
+    return port
+
+
+def by_client_port(report: Report, server_port: int) -> dict[int, HandshakeReport]:
+    """The report's handshakes to ``server_port``, by the client's port."""
+    return {
+        int(record.handshake.client.rsplit(":", 1)[1]): record
+        for record in report.handshakes
+        if record.handshake.server_port == server_port
+    }

@@ -19,7 +19,7 @@ from capana import analyze
 from capana.certificates import parse_certificate
 from capana.findings import certificate_findings
 from capana.judging import certificate_report, judge
-from capana.model import AlertSeen, ReasonCode, Report
+from capana.model import AlertSeen, CapfReason, CapfSession, ReasonCode, Registration, Report
 from capana.revocation import parse_crl
 from capana.truststore import TrustStore, with_crls
 from capana.validation import validate_chain
@@ -414,3 +414,76 @@ def test_scan_with_a_crl_in_the_trust_folder(tmp_path: Path, keys: KeyRing) -> N
     assert record.validation.status == "invalid"
     assert ReasonCode.CRL_ISSUER_NO_CRL_SIGN in record.validation.codes
     assert "crl-unusable" in {f.code for f in record.findings}
+
+
+# --- inside the sessions: what the real peers in test_capf / test_registration cannot show -----
+
+
+def test_a_capf_refusal_quotes_its_reason_info_and_fits_the_authentication() -> None:
+    """capfd never sends reason_info; CUCM's CAPF does ("invalid LSC" after a regeneration)."""
+    _root, manufacturing = pki.cisco_manufacturing_pki()
+    lsc = pki.phone_lsc(pki.capf("CAPF-0992727f"))
+    session = CapfSession(
+        device="SEP2C3124C9F8E1",
+        operation=None,
+        auth="lsc",
+        key=None,
+        issued_certificate=None,
+        presented_certificate=lsc.der,
+        result="failed",
+        reason=CapfReason(7, "invalid element", "invalid LSC"),
+        messages=(),
+    )
+    handshake = replace(
+        phone_handshake("10.20.1.21:50001", pki.phone_mic(manufacturing).der),
+        server="10.1.1.5:3804",
+        server_port=3804,
+        service="capf",
+        client_chain=(),
+        client_cert_status="not_requested",
+        capf=session,
+    )
+    record = judge(handshake, {}, None)
+    (finding,) = [f for f in record.findings if f.code == "capf-request-refused"]
+    assert finding.message.startswith("SEP2C3124C9F8E1: the CAPF refused its request")
+    assert "reason 7 'invalid element': invalid LSC" in finding.message
+    assert "its LSC issued by 'CAPF-0992727f'" in finding.message
+    assert "CAPF-trust lacks 'CAPF-0992727f'" in finding.advice
+    assert finding.evidence["reason_info"] == "invalid LSC"
+    # The phone proved itself inside CAPF: "the server did not ask for a certificate" is moot.
+    assert "certificate-not-requested" not in {f.code for f in record.findings}
+    assert record.capf is not None and record.capf.presented.kind == "LSC"
+    assert record.capf.presented_validation.status == "not_checked"  # no store given
+
+
+@pytest.mark.parametrize(
+    ("cleartext", "context"),
+    [(False, "the server accepted it in the handshake"), (True, "in clear: no certificate")],
+)
+def test_a_rejected_registration_says_the_certificate_was_not_the_problem(
+    cleartext: bool, context: str
+) -> None:
+    """No store given (a trusted one: test_registration's real SIP exchange)."""
+    lsc = pki.phone_lsc(pki.capf("CAPF-0992727f"))
+    handshake = replace(
+        phone_handshake("10.20.1.21:50001", lsc.der),
+        registration=Registration(
+            "sccp", "rejected", "RegisterReject", None, "SEP2C3124C9F8E1", "Device not found", 1
+        ),
+    )
+    if cleartext:
+        handshake = replace(
+            handshake,
+            cleartext=True,
+            client_chain=(),
+            client_cert_status="not_requested",
+            service="sccp",
+            server_port=2000,
+        )
+    record = judge(handshake, {}, None)
+    (finding,) = [f for f in record.findings if f.code == "registration-rejected"]
+    assert finding.severity == "error"
+    assert "SCCP registration rejected (RegisterReject: Device not found)" in finding.message
+    assert context in finding.message
+    accepted = replace(handshake, registration=replace(handshake.registration, result="unknown"))
+    assert "registration-rejected" not in {f.code for f in judge(accepted, {}, None).findings}

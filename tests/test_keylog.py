@@ -102,14 +102,14 @@ def test_capture_keys_merge_blocks_read_later_with_the_file():
     assert len(keys.problems) == 1 and "block" in keys.problems[0]
 
 
-def test_tls12_session_in_the_key_log_is_noted_and_read_as_before(tmp_path):
+def test_tls12_session_in_the_key_log_is_decrypted_and_its_handshake_read_as_before(tmp_path):
     result = real_handshake()
     path = wire.write_pcap(tmp_path / "tls12.pcap", tls_packets(result))
     keys = tmp_path / "keys.log"
     keys.write_text(result.keylog_text())
     (plain,) = scan_capture(path)[1]
     (noted,) = scan_capture(path, keylog=keys)[1]
-    assert plain.decryption is None and noted.decryption == "not_needed"
+    assert plain.decryption is None and noted.decryption == "decrypted"
     assert noted.client_chain == plain.client_chain and noted.client_cert_status == "present"
     assert noted.outcome == plain.outcome == "established"
 

@@ -11,23 +11,26 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from samplegen import loopback, pki, sip, wire
-from session_capture import CLIENT, read_sessions, tcp_conversations
+from session_capture import CLIENT, by_client_port, service_port, tcp_conversations
 from tshark_oracle import TSHARK
 
+from capana import analyze
+from capana.model import Registration
 from capana.registration import (
     MAX_SIP_HEADER,
     SCCP_LINE_STAT_RES,
     SCCP_REGISTER,
     SCCP_REGISTER_ACK,
     SCCP_REGISTER_REJECT,
-    Registration,
     SccpRegistration,
     SipReader,
     SipRegistration,
 )
+from capana.views.records import device_record
 
 needs_loopback = pytest.mark.skipif(
     not (loopback.TCPDUMP and os.geteuid() == 0) or TSHARK is None,
@@ -80,20 +83,56 @@ def registrar_certificate():
     return pki.server_cert(None, **WINDOW)
 
 
+@pytest.fixture(scope="module")
+def phone_pki():
+    """A CAPF and the phone's LSC from it: the registrar requires and verifies the LSC."""
+    both = (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH)
+    capf = pki.capf(**WINDOW, extended_key_usage=both)
+    return capf, pki.phone_lsc(capf, **WINDOW)
+
+
+def ordered(report, port: int) -> list:
+    """The report's connections to ``port`` in the order they were opened."""
+    records = by_client_port(report, port).values()
+    return sorted(records, key=lambda record: record.handshake.start)
+
+
 @needs_loopback
 @pytest.mark.parametrize("ciphers", ["NULL-SHA", "ECDHE-RSA-AES128-GCM-SHA256"])
-def test_sip_over_tls(tmp_path, registrar_certificate, ciphers):
-    run = sip.sip_register(tmp_path, registrar_certificate, LINES, KNOWN, ciphers=ciphers)
+def test_sip_over_tls_end_to_end(tmp_path, registrar_certificate, phone_pki, ciphers):
+    """Three phones' REGISTERs on 5061 through ``capana.analyze``: with the key log, and without
+    (a NULL cipher is read anyway), held to what the phones received and to tshark."""
+    port = service_port(5061)
+    capf, lsc = phone_pki
+    run = sip.sip_register(
+        tmp_path,
+        registrar_certificate,
+        LINES,
+        KNOWN,
+        ciphers=ciphers,
+        port=port,
+        phone=lsc,
+        phone_ca=capf,
+    )
+    trust = tmp_path / "callmanager-trust.pem"
+    trust.write_bytes(capf.pem)
     null = ciphers.startswith("NULL")
     for keylog in (run.keylog, None):
-        sessions = read_sessions(run.capture, keylog)
+        report = analyze(run.capture, trust={"callmanager": trust}, keylog=keylog)
         oracle = tshark_sip(run.capture, run.port, keylog, tls=True)
-        for session, expected, answers in zip(sessions, EXPECTED, run.answers, strict=True):
-            registration = sip_facts(session.conversation)
-            if keylog is None and not null:  # encrypted, no keys: nothing to say
-                assert registration is None and session.client_port not in oracle
+        records = ordered(report, port)
+        assert len(records) == len(LINES)
+        for record, expected, answers in zip(records, EXPECTED, run.answers, strict=True):
+            handshake = record.handshake
+            # The LSC was sent and verified either way: the TLS handshake is in clear.
+            assert (record.validation.status, handshake.outcome) == ("trusted", "established")
+            codes = [f.code for f in record.findings]
+            if keylog is None and not null:  # encrypted, no keys: nothing to say inside
+                assert handshake.registration is None and handshake.decryption is None
+                assert "registration-rejected" not in codes
                 continue
-            assert registration is not None
+            assert handshake.decryption == ("plaintext" if null and keylog is None else "decrypted")
+            registration = handshake.registration
             facts = (
                 registration.result,
                 registration.status,
@@ -104,25 +143,45 @@ def test_sip_over_tls(tmp_path, registrar_certificate, ciphers):
             assert facts == expected
             assert registration.status == answers[-1].removeprefix("SIP/2.0 ")
             # tshark saw the same exchange, ending with the same answer for the same line.
-            said = oracle[session.client_port]
+            said = oracle[int(handshake.client.rsplit(":", 1)[1])]
             assert said[-1] == f"{registration.status.split()[0]} {registration.line}"
             assert said.count(f"REGISTER {registration.line}") == registration.attempts
+            if registration.result == "rejected":
+                (finding,) = [f for f in record.findings if f.code == "registration-rejected"]
+                assert finding.severity == "error"
+                assert "the certificate was not the problem: LSC trusted by CallManager-trust" in (
+                    finding.message
+                )
+                assert "403 Forbidden" in finding.message
+            else:
+                assert "registration-rejected" not in codes
+        # One phone by its LSC; its last answer (when read) is a refusal.
+        (device,) = report.devices
+        read = keylog is not None or null
+        assert device_record(device)["registered"] is (False if read else None)
 
 
 @needs_loopback
-def test_clear_sip_over_tcp(tmp_path):
-    run = sip.sip_register(tmp_path, None, LINES, KNOWN)
-    conversations = tcp_conversations(run.capture, run.port)
+def test_clear_sip_over_tcp_end_to_end(tmp_path):
+    port = service_port(5060)
+    run = sip.sip_register(tmp_path, None, LINES, KNOWN, port=port)
+    report = analyze(run.capture)
     oracle = tshark_sip(run.capture, run.port, None, tls=False)
-    assert len(conversations) == len(LINES)
-    for ((phone_port, _server), conversation), expected in zip(
-        conversations.items(), EXPECTED, strict=True
-    ):
-        registration = sip_facts(conversation)
-        assert registration is not None
-        facts = registration.result, registration.status, registration.line
-        assert facts == expected[:3]
+    records = ordered(report, port)
+    assert len(records) == len(LINES)
+    for record, expected in zip(records, EXPECTED, strict=True):
+        handshake = record.handshake
+        assert (handshake.cleartext, handshake.service) == (True, "sip")
+        registration = handshake.registration
+        assert (registration.result, registration.status, registration.line) == expected[:3]
+        phone_port = int(handshake.client.rsplit(":", 1)[1])
         assert oracle[phone_port][-1] == f"{registration.status.split()[0]} {registration.line}"
+        codes = {f.code for f in record.findings}
+        assert "registered-non-secure" in codes
+        assert ("registration-rejected" in codes) == (registration.result == "rejected")
+    # Each phone is named by the MAC in its Contact (no certificate in clear).
+    names = {device.name: device_record(device)["registered"] for device in report.devices}
+    assert names == {"SEP2C3124C9F8E1": True, "SEP2C3124C9F80C": False, "SEP2C3124C9F80D": False}
 
 
 # --- SCCP --------------------------------------------------------------------------------------
@@ -199,15 +258,20 @@ def sccp_capture(folder: Path, answer: bytes) -> Path:
     ],
 )
 def test_sccp_register_and_its_answer(tmp_path, answer, expected):
+    """Clear SCCP on 2000 through ``capana.analyze``: the phone's session carries its
+    registration (the Register cut across two segments)."""
     path = sccp_capture(tmp_path, answer)
-    ((_key, conversation),) = tcp_conversations(path, 2000).items()
-    registration = SccpRegistration()
-    for sender, data in conversation:
-        registration.feed(sender, data)
-    facts = registration.registration()
+    (record,) = analyze(path).handshakes
+    assert (record.handshake.cleartext, record.handshake.service) == (True, "sccp")
+    facts = record.handshake.registration
     assert facts is not None
     assert (facts.result, facts.status, facts.reason) == expected
     assert (facts.device, facts.line, facts.attempts) == ("SEP2C3124C9F80B", "1001", 1)
+    rejected = [f for f in record.findings if f.code == "registration-rejected"]
+    if facts.result == "rejected":
+        assert "RegisterReject: Device not found" in rejected[0].message
+    else:
+        assert rejected == []
     if TSHARK is not None:  # tshark reads the same names from these bytes
         command = [TSHARK, "-r", str(path), "-Y", "skinny", "-T", "fields", "-E", "occurrence=a"]
         command += ["-e", "skinny.messageId", "-e", "skinny.DeviceName", "-e", "skinny.text"]
@@ -272,7 +336,9 @@ def test_sccp_bad_length_and_a_cut_message():
     registration.feed("server", ACK[:10])
     facts = registration.registration()
     assert facts is None
-    assert registration._problems == ["phone: not SCCP (data length 2); the rest was not read"]
+    assert [problem.text for problem in registration.problems] == [
+        "phone: not SCCP (header 0200000000000000); the rest was not read"
+    ]
 
 
 @settings(max_examples=300, deadline=None)

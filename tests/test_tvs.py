@@ -1,51 +1,52 @@
-"""TVS queries decoded from real daemons' bytes, held to what tvsd logged and tvsc printed.
+"""TVS queries from real daemons, read end to end by ``capana.analyze`` with the key log, held
+to what tvsd logged, what tvsc printed, and tshark's decryption of the same capture.
 
-``tvsd`` (the Trust Verification Service) and ``tvsc`` (the phone) run as separate processes
-on 127.0.0.1 (``samplegen.daemons``), captured by tcpdump with the server's key log.
+``tvsd`` (the Trust Verification Service, on 127.0.0.1:2445) and ``tvsc`` (the phone) run as
+separate processes on 127.0.0.1 (``samplegen.daemons``), captured by tcpdump with the server's
+key log.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import struct
 import subprocess
 import sys
 import textwrap
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass
 
 import pytest
-from conftest import PROJECT
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from samplegen import daemons, loopback, pki
-from session_capture import CLIENT, read_sessions
+from daemon_runs import DAEMONS, WINDOW, daemon_python
+from samplegen import daemons, pki
+from session_capture import by_client_port, service_port, tshark_tls_streams
+from tshark_oracle import TSHARK
 
+from capana import analyze
 from capana.dissectors.cisco_capf_tvs import TVS, TvsCertificate, TvsDeviceName
-from capana.tvs import TvsDecoder, TvsSession
+from capana.model import HandshakeReport, Report
+from capana.tvs import TvsDecoder
+from capana.views.records import handshake_record
 
-DAEMONS = PROJECT.parent / "shared" / "oracles" / "usecallmanager-daemons"
-NOW = datetime.now(timezone.utc)
-WINDOW = {"not_before": NOW - timedelta(days=1), "not_after": NOW + timedelta(days=365)}
+
+@dataclass(frozen=True)
+class TvsRun:
+    run: daemons.DaemonRun
+    steps: tuple[daemons.TvsStep, ...]
+    report: Report  # capana.analyze of the capture with the key log
+    records: tuple[HandshakeReport, ...]  # one per step, in order
 
 
 @pytest.fixture(scope="module")
-def tvs_capture(tmp_path_factory):
-    if not DAEMONS.is_dir():
-        pytest.skip(f"the CAPF/TVS daemons are not at {DAEMONS}")
-    if not (loopback.TCPDUMP and os.geteuid() == 0):
-        pytest.skip("needs root and tcpdump to capture on lo")
-    python = daemons.oracle_python(tmp_path_factory.getbasetemp())
-    if python is None:
-        pytest.skip(f"no Python with {daemons.ORACLE_CRYPTOGRAPHY} for the daemons")
+def tvs(tmp_path_factory) -> TvsRun:
+    python = daemon_python(tmp_path_factory)
+    port = service_port(2445)
     tvs = pki.server_cert(None, "tvs.example.com", **WINDOW)
     callmanager = pki.server_cert(None, "cucm-pub.example.com", **WINDOW)
     stranger = pki.server_cert(None, "web.example.com", **WINDOW)
-    steps = [
+    steps = (
         daemons.TvsStep("CP-8861-SEP001122334455", callmanager),
         daemons.TvsStep("CP-8861-SEP001122334455", stranger),
         daemons.TvsStep("CP-7841-SEP00AABBCC0011", tvs),
-    ]
+    )
     run = daemons.tvs_run(
         tmp_path_factory.mktemp("tvs"),
         DAEMONS,
@@ -53,45 +54,66 @@ def tvs_capture(tmp_path_factory):
         tvs=tvs,
         trusted=[(callmanager, ("--ccm-tftp",), 86400), (tvs, ("--ccm", "--tvs"), 3600)],
         steps=steps,
+        port=port,
     )
-    sessions = read_sessions(run.capture, run.keylog)
-    assert len(sessions) == len(steps)
-    return run, steps, [decode(s) for s in sessions]
-
-
-def decode(session) -> TvsSession:
-    decoder = TvsDecoder()
-    for sender, data in session.conversation:
-        decoder.feed("phone" if sender == CLIENT else "tvs", data)
-    return decoder.session()
+    report = analyze(run.capture, keylog=run.keylog)
+    records = by_client_port(report, port)
+    assert len(records) == len(steps) == len(run.sessions)
+    return TvsRun(run, steps, report, tuple(records[s.client_port] for s in run.sessions))
 
 
 @pytest.mark.parametrize("index", range(3))
-def test_each_query_agrees_with_tvsd_and_tvsc(tvs_capture, index):
-    run, steps, facts = tvs_capture
-    log = dict(line.split(": ", 1) for line in run.sessions[index].log)
-    printed = [line.split(":", 1) for line in run.sessions[index].client_output.splitlines()]
-    (query,) = facts[index].queries
-    assert facts[index].problems == ()
-    assert query.device == log["Device Name"] == steps[index].device
-    assert query.certificate == steps[index].certificate.der
-    assert hashlib.sha256(query.certificate).hexdigest() == log["Certificate Hash"]
-    assert query.status == {"Valid": "trusted", "Invalid": "untrusted"}[log["Status"]]
+def test_each_query_agrees_with_tvsd_and_tvsc(tvs, index):
+    log = dict(line.split(": ", 1) for line in tvs.run.sessions[index].log)
+    printed = [line.split(":", 1) for line in tvs.run.sessions[index].client_output.splitlines()]
+    record = handshake_record(tvs.records[index])
+    assert (record["service"], record["decryption"], record["problems"]) == (
+        "tvs",
+        "decrypted",
+        [],
+    )
+    (query,) = record["tvs"]["queries"]
+    step = tvs.steps[index]
+    assert query["device"] == log["Device Name"] == step.device
+    assert query["certificate"]["sha256"] == log["Certificate Hash"]
+    assert query["certificate"]["sha256"] == hashlib.sha256(step.certificate.der).hexdigest()
+    # RFC 4514 writes the name last RDN first; tvsd logs it in the certificate's order.
+    assert ",".join(reversed(query["certificate"]["subject"].split(","))) == log["Subject Name"]
+    assert query["status"] == {"Valid": "trusted", "Invalid": "untrusted"}[log["Status"]]
     roles = [value.strip() for key, value in printed if key == "Role"]
-    assert list(query.roles) == roles
+    assert query["roles"] == roles
     if "Roles" in log:
-        assert ",".join(query.roles) == log["Roles"]
-        assert query.ttl == int(log["TTL"])
+        assert ",".join(query["roles"]) == log["Roles"]
+        assert query["ttl"] == int(log["TTL"])
     else:
-        assert (query.roles, query.ttl) == ((), None)
-    assert [(m.sender, m.command) for m in facts[index].messages] == [
+        assert (query["roles"], query["ttl"]) == ([], None)
+    messages = tvs.records[index].tvs.session.messages
+    assert [(m.sender, m.command) for m in messages] == [
         ("phone", "verify_request"),
         ("tvs", "verify_response"),
     ]
 
 
-def header(command: int, body: bytes, session: int = 1) -> bytes:
-    return struct.pack(">BBBBIH", 0x57, 1, command, 0, session, len(body)) + body
+def test_each_phone_is_a_device_named_as_it_asked(tvs):
+    addresses = {record.handshake.client_host for record in tvs.records}
+    assert addresses == {"127.0.0.1"}  # one address: the names still tell the phones apart
+    devices = {(d.name, d.model) for d in tvs.report.devices}
+    assert devices == {("SEP001122334455", "CP-8861"), ("SEP00AABBCC0011", "CP-7841")}
+
+
+@pytest.mark.skipif(TSHARK is None, reason="tshark is not installed")
+def test_capana_reads_what_tshark_decrypts(tvs):
+    streams = tshark_tls_streams(tvs.run.capture, tvs.run.keylog, tls_ports=(2445,))
+    for session, record in zip(tvs.run.sessions, tvs.records, strict=True):
+        client, server = streams[session.client_port]
+        decoder = TvsDecoder()
+        decoder.feed("phone", client)
+        decoder.feed("tvs", server)
+        assert decoder.session() == record.tvs.session
+        assert decoder.problems == ()
+
+
+# --- hand-made messages -------------------------------------------------------------------------
 
 
 def test_a_question_without_an_answer_is_unknown():
@@ -109,25 +131,11 @@ def test_a_question_without_an_answer_is_unknown():
     )
 
 
-def test_an_answer_to_nothing_and_a_wrong_protocol_are_reported():
+def test_an_answer_to_nothing_is_reported():
     decoder = TvsDecoder()
-    decoder.feed("tvs", header(2, bytes([7, 0, 1, 0]), session=9))
-    decoder.feed("phone", b"\x55" + bytes(20))
-    session = decoder.session()
-    assert session.queries == ()
-    assert session.problems == (
-        "an answer for session 9, which asked nothing",
-        "phone: not TVS (protocol id 85, expected 87); the rest was not read",
-    )
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=300), st.integers(min_value=0, max_value=10))
-def test_random_bodies_never_crash(body, command):
-    decoder = TvsDecoder()
-    decoder.feed("phone", header(command, body))
-    decoder.feed("tvs", header(command + 1, body[::-1]))
-    assert isinstance(decoder.session(), TvsSession)
+    decoder.feed("tvs", bytes(TVS(cmd=2, session_id=9)))
+    assert decoder.session().queries == ()
+    assert [p.text for p in decoder.problems] == ["an answer for session 9, which asked nothing"]
 
 
 def test_the_layers_bind_to_their_ports_only_after_load_contrib(tmp_path):

@@ -162,6 +162,8 @@ def test_json_summary_version_and_connection_facts(report: Report) -> None:
     assert moved["server_hello"] == {
         "version": "TLS 1.2",
         "cipher_suite": "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+        "extended_master_secret": True,  # OpenSSL's ServerHello carries it
+        "encrypt_then_mac": False,  # an AEAD suite: OpenSSL leaves it out
     }
     assert moved["frames"] == {
         "client_hello": 316,

@@ -8,6 +8,7 @@ from enum import Enum
 from typing import Literal
 
 from capana.model.certificates import CertificateReport
+from capana.model.sessions import CapfReport, CapfSession, Registration, TvsReport, TvsSession
 from capana.model.verdicts import Finding, Validation
 
 Transport = Literal["tcp", "udp", "eapol", "radius"]
@@ -17,9 +18,11 @@ Outcome = Literal["established", "rejected", "incomplete"]
 ClientCertStatus = Literal[
     "present", "absent", "encrypted", "not_requested", "unknown", "truncated"
 ]
-# With a key log: "decrypted" (a TLS 1.3 handshake read), "failed" (its records did not open),
-# "not_needed" (a TLS <= 1.2 session, certificates in clear).
-Decryption = Literal["decrypted", "failed", "not_needed"]
+# "decrypted": read with the key log (a TLS 1.3 handshake, a TLS <= 1.2 session's records);
+# "failed": its records did not open with the key log's secret; "not_needed": a TLS <= 1.2
+# session in the key log whose suite capana does not decrypt (its certificates are in clear);
+# "plaintext": a NULL-cipher session (authenticated mode), read without any key.
+Decryption = Literal["decrypted", "failed", "not_needed", "plaintext"]
 AlertLevel = Literal["warning", "fatal", "encrypted"]
 
 
@@ -41,6 +44,8 @@ class ProblemCode(str, Enum):
     KEYLOG = "keylog"
     DECRYPTION_FAILED = "decryption-failed"
     LIMIT = "limit"  # a stated bound (buffers, counts) cut the reading short
+    RENEGOTIATED = "renegotiated"  # a new handshake inside the session (TLS <= 1.2)
+    SESSION_MESSAGES = "session-messages"  # CAPF/TVS/SIP/SCCP inside could not all be read
     EAP_REPEATED = "eap-repeated"
     NO_CALLING_STATION = "no-calling-station"
     RESYNC = "resync"  # a side read from a record boundary after bytes that were not one
@@ -118,6 +123,18 @@ class Handshake:
     # A phone's session that never started TLS (SCCP on 2000, SIP on 5060): no handshake,
     # no certificate; reported so that a phone registering non-secure is seen.
     cleartext: bool = False
+    # The TLS <= 1.2 ServerHello's extended_master_secret (RFC 7627) and encrypt_then_mac
+    # (RFC 7366); None without such a ServerHello.
+    extended_master_secret: bool | None = None
+    encrypt_then_mac: bool | None = None
+    # What was said inside, where capana decodes the service and could read it (keys, NULL
+    # cipher or clear text): CAPF on 3804, TVS on 2445, registration on 5061/2443/5060/2000.
+    capf: CapfSession | None = None
+    tvs: TvsSession | None = None
+    registration: Registration | None = None
+    # When the last bytes capana read of the connection were captured (the handshake's, or the
+    # session's read inside it); None when unknown.
+    end: datetime | None = None
 
     @property
     def client_host(self) -> str:
@@ -149,6 +166,8 @@ class HandshakeReport:
     server_validation: Validation
     issuer_requested: bool | None
     findings: tuple[Finding, ...] = ()
+    capf: CapfReport | None = None  # the CAPF session with its certificates judged
+    tvs: TvsReport | None = None  # the TVS questions with their certificates judged
 
     @property
     def client_leaf(self) -> CertificateReport | None:

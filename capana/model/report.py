@@ -9,6 +9,7 @@ from datetime import datetime
 from capana.model.certificates import Certificate, CertificateReport, Kind
 from capana.model.files import FileReport
 from capana.model.handshakes import HandshakeReport
+from capana.model.sessions import CapfReport, Registration, TvsQuery
 from capana.model.verdicts import SEVERITY_RANK, Finding, Severity
 
 
@@ -70,6 +71,28 @@ class Device:
     def findings(self) -> tuple[Finding, ...]:
         """Its handshakes' findings, then its files'."""
         return _findings(self.handshakes, self.files)
+
+    @property
+    def registration(self) -> Registration | None:
+        """The phone's last registration read in the capture (an answered one before one
+        without an answer); None when none was read."""
+        found = [r.handshake.registration for r in self.handshakes if r.handshake.registration]
+        answered = [registration for registration in found if registration.result != "unknown"]
+        return (answered or found)[-1] if found else None
+
+    @property
+    def capf_sessions(self) -> tuple[CapfReport, ...]:
+        return tuple(r.capf for r in self.handshakes if r.capf is not None)
+
+    @property
+    def tvs_queries(self) -> tuple[tuple[TvsQuery, CertificateReport | None], ...]:
+        """Every question the phone asked TVS, with the certificate asked about."""
+        return tuple(
+            pair
+            for r in self.handshakes
+            if r.tvs is not None
+            for pair in zip(r.tvs.session.queries, r.tvs.certificates, strict=True)
+        )
 
     @property
     def worst(self) -> Finding | None:

@@ -34,6 +34,7 @@ from capana.views.summary import (
     is_phone,
     ordered_devices,
     presented,
+    registered,
     summarize,
     summary_line,
 )
@@ -58,6 +59,12 @@ TONES = {
     "LSC": "lsc",
     "MIC": "mic",
     "LSC+MIC": "lsc",
+    "registered": "ok",
+    "installed": "ok",
+    "fetched": "ok",
+    "deleted": "ok",
+    "failed": "bad",
+    "no_operation": "bad",
 }
 # The timeline: width of the drawing (SVG units), height of one device's row, the label column.
 TIMELINE_WIDTH = 1000
@@ -123,6 +130,7 @@ def _environment() -> Environment:
         first_per_code=_first_per_code,
     )
     env.globals["certificate_fields"] = certificate_fields
+    env.globals["zip"] = zip
     return env
 
 
@@ -183,6 +191,8 @@ class DeviceView:
     issuers: tuple[str, ...]
     codes: tuple[str, ...]
     certificates: tuple[CertificateReport, ...]  # every client certificate it sent, distinct
+    registered: bool | None  # its last answered registration; None: none read
+    sessions: tuple[HandshakeReport, ...]  # its connections whose insides were read
 
     @property
     def anchor(self) -> str:
@@ -291,6 +301,8 @@ def _device_view(number: int, device: Device) -> DeviceView:
         issuers=tuple(sorted({c.issuer_label for c in device.certificates if c.issuer_label})),
         codes=tuple(dict.fromkeys(f.code for f in device.findings)),
         certificates=tuple(certificates.values()),
+        registered=registered(device),
+        sessions=tuple(r for r in device.handshakes if r.capf or r.tvs or r.handshake.registration),
     )
 
 

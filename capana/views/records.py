@@ -9,6 +9,7 @@ from typing import Any
 
 from capana.model import (
     AlertSeen,
+    CapfReport,
     CaptureSummary,
     Certificate,
     CertificateReport,
@@ -19,10 +20,22 @@ from capana.model import (
     Frames,
     HandshakeReport,
     PhoneConfig,
+    Registration,
     Report,
+    TvsQuery,
+    TvsReport,
     Validation,
 )
-from capana.views.summary import Summary, device_verdict, is_phone, summarize
+from capana.views.summary import (
+    Summary,
+    capf_text,
+    device_verdict,
+    is_phone,
+    registered,
+    registration_text,
+    summarize,
+    tvs_text,
+)
 
 
 def report_record(report: Report) -> dict[str, Any]:
@@ -90,6 +103,8 @@ def device_record(device: Device) -> dict[str, Any]:
         "worst_finding": finding_record(worst) if worst else None,
         "files": list(device.file_names),
         "security_mode": device.security_mode,
+        "registered": registered(device),
+        "registration": registration_record(device.registration),
     }
 
 
@@ -143,9 +158,70 @@ def handshake_record(record: HandshakeReport) -> dict[str, Any]:
         "client_hello": client_hello_record(handshake.client_hello),
         "server_hello": None
         if handshake.tls_version is None
-        else {"version": handshake.tls_version, "cipher_suite": handshake.cipher_suite},
+        else {
+            "version": handshake.tls_version,
+            "cipher_suite": handshake.cipher_suite,
+            "extended_master_secret": handshake.extended_master_secret,
+            "encrypt_then_mac": handshake.encrypt_then_mac,
+        },
         "frames": frames_record(handshake.frames),
         "wireshark_filter": handshake.wireshark_filter,
+        "end": iso(handshake.end),
+        "capf": capf_record(record.capf),
+        "tvs": tvs_record(record.tvs),
+        "registration": registration_record(handshake.registration),
+    }
+
+
+def capf_record(report: CapfReport | None) -> dict[str, Any] | None:
+    """The ``"capf"`` object of a handshake on 3804 whose session was read."""
+    if report is None:
+        return None
+    session = report.session
+    reason = session.reason
+    return {
+        "device": session.device,
+        "operation": session.operation,
+        "auth": session.auth,
+        "key": session.key,
+        "issued_certificate": certificate_record(report.issued) if report.issued else None,
+        "presented_certificate": certificate_record(report.presented) if report.presented else None,
+        "result": session.result,
+        "reason": None
+        if reason is None
+        else reason.text + (f": {reason.info}" if reason.info else ""),
+        "messages": [{"from": m.sender, "command": m.command} for m in session.messages],
+        # The issued LSC against the CAPF store (else the default), when the session ended.
+        "issued_validation": validation_record(report.issued_validation),
+    }
+
+
+def tvs_record(report: TvsReport | None) -> dict[str, Any] | None:
+    """The ``"tvs"`` object of a handshake on 2445 whose session was read."""
+    if report is None:
+        return None
+    return {
+        "queries": [
+            {
+                "device": query.device,
+                "certificate": certificate_record(cert) if cert else None,
+                "status": query.status,
+                "roles": list(query.roles),
+                "ttl": query.ttl,
+            }
+            for query, cert in zip(report.session.queries, report.certificates, strict=True)
+        ]
+    }
+
+
+def registration_record(registration: Registration | None) -> dict[str, Any] | None:
+    if registration is None:
+        return None
+    return {
+        "protocol": registration.protocol,
+        "result": registration.result,
+        "status": registration.status,
+        "line": registration.line,
     }
 
 
@@ -323,6 +399,13 @@ HANDSHAKE_COLUMNS = (
     "gaps",
     "worst_severity",
     "findings",
+    "registration",
+    "registration_status",
+    "registration_line",
+    "capf_operation",
+    "capf_result",
+    "capf_reason",
+    "tvs",
 )
 
 
@@ -334,6 +417,7 @@ def handshake_row(record: HandshakeReport) -> dict[str, Any]:
     server = data["server_chain"][0] if data["server_chain"] else {}
     validation = data["validation"]
     findings = data["findings"]
+    registration, capf = data["registration"], data["capf"]
     return {
         "capture": data["capture"],
         "start": data["start"],
@@ -360,7 +444,19 @@ def handshake_row(record: HandshakeReport) -> dict[str, Any]:
         "gaps": data["gaps"],
         "worst_severity": findings[0]["severity"] if findings else None,
         "findings": " ".join(finding["code"] for finding in findings),
+        "registration": registration["result"] if registration else None,
+        "registration_status": registration["status"] if registration else None,
+        "registration_line": registration["line"] if registration else None,
+        "capf_operation": capf["operation"] if capf else None,
+        "capf_result": capf["result"] if capf else None,
+        "capf_reason": capf["reason"] if capf else None,
+        "tvs": "; ".join(tvs_text(q, c) for q, c in _queries(record)) or None,
     }
+
+
+def _queries(record: HandshakeReport) -> list[tuple[TvsQuery, CertificateReport | None]]:
+    tvs = record.tvs
+    return list(zip(tvs.session.queries, tvs.certificates, strict=True)) if tvs else []
 
 
 def device_row(device: Device) -> dict[str, Any]:
@@ -379,6 +475,10 @@ def device_row(device: Device) -> dict[str, Any]:
         "validation": ", ".join(dict.fromkeys(c["validation"] for c in data["connections"])),
         "worst_severity": worst["severity"] if worst else None,
         "worst_finding": worst["code"] if worst else None,
+        "registered": data["registered"],
+        "registration": registration_text(device.registration) if device.registration else None,
+        "capf": "; ".join(capf_text(report) for report in device.capf_sessions) or None,
+        "tvs": "; ".join(tvs_text(query, cert) for query, cert in device.tvs_queries) or None,
         "security_mode": data["security_mode"],
         "files": ", ".join(data["files"]),
     }

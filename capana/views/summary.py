@@ -10,7 +10,17 @@ from dataclasses import dataclass
 from typing import Literal
 
 from capana.domain import PHONE_SIGNALLING
-from capana.model import SEVERITY_RANK, Device, Finding, Report, Severity
+from capana.model import (
+    SEVERITY_RANK,
+    CapfReport,
+    CertificateReport,
+    Device,
+    Finding,
+    Registration,
+    Report,
+    Severity,
+    TvsQuery,
+)
 
 # "ok": every connection completed its handshake with a certificate trusted by the store;
 # "error"/"warning": its worst finding; "unverified": nothing wrong seen, nothing proven either
@@ -141,3 +151,54 @@ def _codes(findings: Iterable[Finding]) -> set[str]:
 
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+# What happened inside the sessions, in a few words each: the table, CSV, DataFrames and HTML
+# all say it the same way.
+
+
+def capf_text(report: CapfReport) -> str:
+    """``install (auth mic, RSA 2048): installed; LSC from CAPF-0992727f, trusted``."""
+    session = report.session
+    details = ", ".join(filter(None, (session.auth and f"auth {session.auth}", session.key)))
+    text = (session.operation or "request") + (f" ({details})" if details else "")
+    text += ": " + session.result.replace("_", " ")
+    if session.refused and session.reason is not None:
+        text += f" ({session.reason.text}" + (
+            f": {session.reason.info})" if session.reason.info else ")"
+        )
+    issued = report.issued
+    if issued is not None:
+        text += f"; {issued.kind} from {issued.issuer_label or '?'}"
+        status = report.issued_validation.status
+        text += f", {status}" if status != "not_checked" else ""
+    return text
+
+
+def tvs_text(query: TvsQuery, certificate: CertificateReport | None) -> str:
+    """``cucm-pub.example.com: trusted for CCM+TFTP, cache 86400 s``."""
+    text = f"{certificate.name if certificate else 'no certificate'}: {query.status}"
+    if query.roles:
+        text += " for " + ", ".join(query.roles)
+    if query.ttl is not None:
+        text += f", cache {query.ttl} s"
+    return text
+
+
+def registration_text(registration: Registration) -> str:
+    """``registered: 200 OK, line 1001`` or ``rejected: RegisterReject (Device not found)``."""
+    text: str = registration.result
+    if registration.status:
+        text += f": {registration.status}"
+        text += f" ({registration.reason})" if registration.reason else ""
+    if registration.line:
+        text += f", line {registration.line}"
+    return text
+
+
+def registered(device: Device) -> bool | None:
+    """Did the phone register (its last answered registration)? None: none was read."""
+    registration = device.registration
+    if registration is None or registration.result == "unknown":
+        return None
+    return registration.result == "registered"

@@ -18,13 +18,17 @@ from capana.model import (
 from capana.views.records import iso
 from capana.views.summary import (
     FindingGroup,
+    capf_text,
     device_verdict,
     finding_groups,
     is_phone,
     ordered_devices,
     presented,
+    registered,
+    registration_text,
     summarize,
     summary_line,
+    tvs_text,
 )
 
 WIDTH = 120
@@ -35,7 +39,7 @@ _INDENT = "  "
 
 _DEVICE_HEADER = (
     *("device", "model", "address", "services", "mode", "files", "cert", "issuer", "verdict"),
-    "worst",
+    *("worst", "registered"),
 )
 _HANDSHAKE_HEADER = (
     *("time", "client", "server", "service", "tls", "client cert", "verdict", "outcome"),
@@ -44,9 +48,10 @@ _HANDSHAKE_HEADER = (
 # narrowest each may become.
 _DEVICE_SHRINK = (("worst", 16), ("issuer", 16), ("address", 12), ("services", 8), ("device", 12))
 # Device columns shown only when some device has something to say in them.
-_DEVICE_OPTIONAL = frozenset({"mode", "files"})
+_DEVICE_OPTIONAL = frozenset({"mode", "files", "registered"})
 _FILE_HEADER = ("time", "phone", "server", "file", "status", "size", "kind", "signed")
 _FILE_SHRINK = ((6, 8), (3, 24), (2, 16))
+_SESSION_SHRINK = ((2, 40), (0, 12))
 _HANDSHAKE_SHRINK = ((7, 21), (5, 19), (1, 16), (2, 16))
 
 
@@ -61,6 +66,7 @@ def render_table(
     if devices:
         lines += _device_block(devices)
         lines += _findings_block(devices, min_severity)
+        lines += _sessions_block(devices)
     shown = {id(record) for device in devices for record in device.handshakes}
     for capture in report.captures:
         span = f"{iso(capture.start)} .. {iso(capture.end)}" if capture.start else "no packets"
@@ -130,6 +136,7 @@ def _device_row(device: Device) -> tuple[str, ...]:
         _capped(issuers) if issuers else "-",
         device_verdict(device),
         worst.code if worst else "-",
+        {True: "yes", False: "no", None: "-"}[registered(device)],
     )
 
 
@@ -154,6 +161,34 @@ def _file_row(report: FileReport) -> tuple[str, ...]:
         report.kind,
         report.signature.status if report.signature else "-",
     )
+
+
+def _sessions_block(devices: Sequence[Device]) -> list[str]:
+    """What each phone said inside its sessions: CAPF operations, TVS answers, registration."""
+    rows: list[tuple[str, ...]] = [
+        *(
+            (device.name, "capf", capf_text(report))
+            for device in devices
+            for report in device.capf_sessions
+        ),
+        *(
+            (device.name, "tvs", tvs_text(query, cert))
+            for device in devices
+            for query, cert in device.tvs_queries
+        ),
+        *(
+            (device.name, record.handshake.service, registration_text(registration))
+            for device in devices
+            for record in device.handshakes
+            if (registration := record.handshake.registration) is not None
+        ),
+    ]
+    if not rows:
+        return []
+    order = {device.name: index for index, device in enumerate(devices)}
+    rows.sort(key=lambda row: order[row[0]])  # stable: capf, tvs, registration per phone
+    aligned = _aligned(rows, _SESSION_SHRINK)
+    return ["inside the sessions", *(_INDENT + line for line in aligned), ""]
 
 
 def _findings_block(devices: Sequence[Device], min_severity: Severity) -> list[str]:

@@ -8,7 +8,9 @@ Unlike ``tlsrun`` + ``wire`` (bytes laid out by hand), here two separate process
         ... start a server on 127.0.0.1:port, run its client ...
 
 :func:`openssl_pair` does this for OpenSSL's ``s_server -rev`` (which answers each line reversed)
-and ``s_client -keylogfile``, with one TLS version and cipher, optionally renegotiating midway.
+and ``s_client -keylogfile``, with one TLS version and cipher, optionally renegotiating midway;
+:func:`openssl_server_renegotiation` has s_server ask for the client's certificate in a
+renegotiation.
 Only processes started here are stopped here, by their handle.
 """
 
@@ -23,6 +25,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from samplegen.pki import Issued
 
@@ -177,3 +180,70 @@ def _run_client(
             if client.poll() is None:
                 client.kill()
                 client.wait()
+
+
+def openssl_server_renegotiation(
+    folder: Path,
+    server: Issued,
+    *,
+    client: Issued,
+    client_ca: Issued,
+    cipher: str,
+    port: int | None = None,
+    name: str = "renegotiation",
+) -> OpenSslRun:
+    """An s_server that asks for the client's certificate only once the session is up, as some
+    servers do: no CertificateRequest in the first handshake; after the client's first line,
+    s_server's ``R`` command renegotiates and requests it, so the client's Certificate travels
+    inside the session. TLS 1.2 with ``cipher``; the client writes the key log."""
+    if OPENSSL is None:
+        raise RuntimeError("openssl is not installed")
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {role: folder / f"{name}.{role}.pem" for role in ("server", "client", "ca")}
+    files["server"].write_bytes(server.pem + server.key_pem)
+    files["client"].write_bytes(client.pem + client.key_pem)
+    files["ca"].write_bytes(client_ca.pem)
+    keylog, capture = folder / f"{name}.keys", folder / f"{name}.pcap"
+    keylog.unlink(missing_ok=True)
+    port = port or free_port()
+    common = ["-tls1_2", "-cipher", f"{cipher}:@SECLEVEL=0"]
+    server_command = [OPENSSL, "s_server", "-accept", f"127.0.0.1:{port}", "-naccept", "1"]
+    server_command += ["-cert", str(files["server"]), "-CAfile", str(files["ca"]), *common]
+    server_command += ["-no_cache", "-no_ticket"]  # a full handshake, not a resumption
+    client_command = [OPENSSL, "s_client", "-connect", f"127.0.0.1:{port}", "-no_ign_eof"]
+    client_command += ["-cert", str(files["client"]), "-keylogfile", str(keylog), *common]
+    lines = (b"hello from the phone\n", b"after the renegotiation\n")
+    server_out, client_out = folder / f"{name}.server.out", folder / f"{name}.client.out"
+    with tcpdump(capture, [port]), server_out.open("wb") as out, client_out.open("wb") as log:
+        processes = [
+            subprocess.Popen(server_command, stdin=subprocess.PIPE, stdout=out, stderr=out)
+        ]
+        try:
+            wait_for(lambda: b"ACCEPT" in server_out.read_bytes(), "s_server")
+            processes.append(
+                subprocess.Popen(client_command, stdin=subprocess.PIPE, stdout=log, stderr=log)
+            )
+            server_process, client_process = processes
+            assert server_process.stdin is not None and client_process.stdin is not None
+            _say(client_process.stdin, lines[0], server_out)
+            server_process.stdin.write(b"R\n")  # renegotiate, requesting the client certificate
+            server_process.stdin.flush()
+            wait_for(lambda: b"SSL_do_handshake -> 1" in server_out.read_bytes(), "R")
+            time.sleep(0.2)
+            _say(client_process.stdin, lines[1], server_out)
+            client_process.stdin.close()
+            client_process.wait(timeout=_WAIT)
+            server_process.wait(timeout=_WAIT)
+        finally:
+            for process in processes:
+                if process.poll() is None:
+                    process.terminate()
+                    process.wait(timeout=_WAIT)
+    return OpenSslRun(capture, keylog, port, lines)
+
+
+def _say(stdin: IO[bytes], line: bytes, heard: Path) -> None:
+    """Write ``line`` to a program; return once ``heard`` (the peer's output) shows it."""
+    stdin.write(line)
+    stdin.flush()
+    wait_for(lambda: line.strip() in heard.read_bytes(), "the line to arrive")

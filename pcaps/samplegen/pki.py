@@ -211,10 +211,12 @@ def capf(
     not_before: datetime = EPOCH,
     not_after: datetime = EPOCH + timedelta(days=5 * 365),
     hash_name: str = "sha256",
+    extended_key_usage: Iterable[ObjectIdentifier] = (ExtendedKeyUsageOID.SERVER_AUTH,),
 ) -> Issued:
     """A CAPF certificate as CUCM 14SU2+ makes it: CA:TRUE, pathlen:0, keyCertSign.
 
-    Self-signed unless ``issuer`` is given (CAPF in online/offline CA mode).
+    Self-signed unless ``issuer`` is given (CAPF in online/offline CA mode). OpenSSL applies a
+    CA's extendedKeyUsage to the chain: a server that verifies LSCs with it wants clientAuth too.
     """
     subject = f"{org},CN={name},{locality}" if locality else f"{org},CN={name}"
     return issue(
@@ -226,7 +228,7 @@ def capf(
         ca=True,
         path_length=0,
         key_usage=("digital_signature", "key_encipherment", "key_cert_sign"),
-        extended_key_usage=(ExtendedKeyUsageOID.SERVER_AUTH,),
+        extended_key_usage=extended_key_usage,
         hash_name=hash_name,
     )
 

@@ -50,17 +50,25 @@ def sip_register(
     ciphers: str = "NULL-SHA",
     name: str = "sip",
     port: int | None = None,
+    phone: Issued | None = None,
+    phone_ca: Issued | None = None,
 ) -> SipRun:
     """Each line registers on its own connection; ``server=None`` is clear SIP over TCP.
 
     ``known`` maps the registrar's directory numbers to their passwords; ``port`` (e.g. 5061)
-    is the registrar's, else a free one.
+    is the registrar's, else a free one. With ``phone`` (its certificate, an LSC say) and
+    ``phone_ca`` (what the registrar trusts), the registrar requires the phone's certificate.
     """
     folder.mkdir(parents=True, exist_ok=True)
     keylog = folder / f"{name}.keys" if server is not None else None
     if keylog is not None:
         keylog.unlink(missing_ok=True)
     server_context, client_context = _contexts(folder, server, ciphers, keylog)
+    if server_context is not None and client_context is not None and phone and phone_ca:
+        (folder / "phone.pem").write_bytes(phone.pem + phone.key_pem)
+        client_context.load_cert_chain(folder / "phone.pem")
+        server_context.verify_mode = ssl.CERT_REQUIRED
+        server_context.load_verify_locations(cadata=phone_ca.pem.decode())
     port = port or free_port()
     listener = socket.create_server(("127.0.0.1", port))
     capture = folder / f"{name}.pcap"

@@ -1,10 +1,12 @@
 """Feed mutated real captures to ``capana.analyze`` and check it never crashes, hangs or lies.
 
 Seeds are the captures in ``pcaps/`` and the public ones in ``../shared/data/pcaps/`` (read, never
-copied). Each input is written to a scratch folder, analysed against a trust store, rendered to
-JSON, and checked: no exception, at most ``timeout`` seconds, and no ``trusted`` verdict that the
-unmutated capture did not have (a path that only had a date problem may become trusted when a
-mutated timestamp moves the capture time into its window). Failing inputs are kept in ``out``.
+copied), each with its key log when one lies beside it (so the decryption and what is decoded
+inside the sessions are fuzzed too). Each input is written to a scratch folder, analysed against
+a trust store, rendered to JSON, and checked: no exception, at most ``timeout`` seconds, and no
+``trusted`` verdict that the unmutated capture did not have (a path that only had a date problem
+may become trusted when a mutated timestamp moves the capture time into its window). Failing
+inputs are kept in ``out``.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class Seed:
     data: bytes
     trusted: set[VerdictKey]
     dated: dict[VerdictKey, set[datetime]]  # signature-valid paths with a date problem
+    keylog: Path | None = None
 
 
 @dataclass
@@ -105,9 +108,20 @@ def verdicts(report: Report) -> Iterator[tuple[VerdictKey, str, datetime | None]
         yield ("server", record.server_validation.path), record.server_validation.status, moment
 
 
+def key_log_of(capture: Path) -> Path | None:
+    """The key log beside a capture (``x.keys``, ``x.keys.txt``, ``x.sslkeylogfile.log``)."""
+    names = (
+        f"{capture.stem}.keys",
+        f"{capture.stem}.keys.txt",
+        f"{capture.stem}.sslkeylogfile.log",
+    )
+    return next((capture.with_name(n) for n in names if capture.with_name(n).exists()), None)
+
+
 def load_seed(path: Path, stores: dict[str | None, TrustStore], scratch: Path) -> Seed:
     data = path.read_bytes()
-    report = _analyze(data, path.name, stores, scratch)
+    keylog = key_log_of(path)
+    report = _analyze(data, path.name, stores, scratch, keylog)
     trusted: set[VerdictKey] = set()
     dated: dict[VerdictKey, set[datetime]] = {}
     for key, status, moment in verdicts(report):
@@ -115,14 +129,20 @@ def load_seed(path: Path, stores: dict[str | None, TrustStore], scratch: Path) -
             trusted.add(key)
         elif status in ("expired", "not_yet_valid") and moment is not None:
             dated.setdefault(key, set()).add(moment)
-    return Seed(path.name, data, trusted, dated)
+    return Seed(path.name, data, trusted, dated, keylog)
 
 
-def _analyze(data: bytes, name: str, stores: dict[str | None, TrustStore], scratch: Path) -> Report:
+def _analyze(
+    data: bytes,
+    name: str,
+    stores: dict[str | None, TrustStore],
+    scratch: Path,
+    keylog: Path | None = None,
+) -> Report:
     target = scratch / name
     target.write_bytes(data)
     try:
-        report = analyze(target, trust=stores)
+        report = analyze(target, trust=stores, keylog=keylog)
         render_json(report)  # the views read every field: they must cope with any report
         return report
     finally:
@@ -141,7 +161,7 @@ def check(
     previous = signal.signal(signal.SIGALRM, _alarm)
     signal.setitimer(signal.ITIMER_REAL, timeout)
     try:
-        report = _analyze(data, seed.name, stores, scratch)
+        report = _analyze(data, seed.name, stores, scratch, seed.keylog)
     except _Timeout:
         return f"hang: more than {timeout:.0f} s", time.perf_counter() - started
     except Exception as error:
