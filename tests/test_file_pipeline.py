@@ -1,10 +1,7 @@
 """The shipped phone boot (pcaps/phone-boot-files.pcap) through ``capana.analyze``: its file
 transfers in the report, held to the readers' own test glue (itself held to tshark), the finding
 for CallManager's regenerated certificate with no trust store at all, and the ``files`` contract
-in every view.
-
-Until the scan's UDP table takes the TFTP reader (capana.tftp.TftpReader), the pipeline reports
-the HTTP transfers only; the TFTP ones are checked when they appear.
+in every view (table, JSON, notebook frames, HTML in the browser).
 """
 
 from __future__ import annotations
@@ -15,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from boot_files import capture_transfers
+from browser import OVERFLOW_SCRIPT, chromium, require_browser
 from conftest import SAMPLE_PCAPS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -26,6 +24,7 @@ from capana.file_judging import judge_files
 from capana.judging import judge
 from capana.model import Report
 from capana.scan import read_capture
+from capana.views.html import render_html
 from capana.views.json import render_json
 from capana.views.pem import certificate_files
 from capana.views.records import file_record
@@ -199,6 +198,39 @@ def test_table_shows_files_and_mode(report: Report) -> None:
     assert "encrypted" in device_line and " 3/6 " in device_line  # mode; files got / asked
     assert f"ITLSEP{MAC}.tlv       ok (200)" in text
     assert "incomplete (503)" in text and "not found (404)" in text
+
+
+def test_html_shows_every_transfer_and_what_the_files_hold(report: Report, tmp_path: Path) -> None:
+    """The page's files table: a row per transfer, in order, with its status, the signature
+    verdict, the trust list's roles and the configuration's mode; it fits 1,280 px."""
+    require_browser()
+    from selenium.webdriver.common.by import By
+
+    page = tmp_path / "boot.html"
+    page.write_text(render_html(report), encoding="utf-8")
+    with chromium(tmp_path / "profile") as driver:
+        driver.get(page.as_uri())
+        driver.execute_script("document.querySelectorAll('details').forEach(d => d.open = true)")
+        layout = driver.execute_script(OVERFLOW_SCRIPT)
+        assert layout["late"] == [] and layout["scroll"] <= layout["width"], layout
+        tables = driver.find_elements(By.CSS_SELECTOR, "table.files")
+        assert len(tables) == 2  # the capture's, and the phone's in its drill-down
+        rows = [
+            [cell.text for cell in row.find_elements(By.XPATH, "./td")]
+            for row in tables[-1].find_elements(By.XPATH, "./tbody/tr")
+        ]
+    expected = list(report.files)
+    assert [row[2].splitlines()[0] for row in rows] == [f.name for f in expected]
+    assert [row[3].splitlines()[0] for row in rows] == [
+        f"{f.status.replace('_', ' ')} {f.transfer.response_code or ''}".strip() for f in expected
+    ]
+    signatures = [row[5].splitlines()[0] for row in rows]
+    assert signatures == [f.signature.status if f.signature else "-" for f in expected]
+    itl = rows[[f.name for f in expected].index(f"ITLSEP{MAC}.tlv")][6]
+    assert "ITL: 4 records" in itl and all(role in itl for role in ("SAST", "CAPF", "TVS"))
+    config = rows[[f.name for f in expected].index(f"{DEVICE}.cnf.xml.sgn")][6]
+    assert "encrypted" in config
+    assert "server-certificate-not-in-trust-list" in rows[4][6]
 
 
 def test_notebook_frame_of_files(report: Report) -> None:
