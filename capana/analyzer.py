@@ -22,7 +22,14 @@ from capana.domain import PHONE_SERVICES
 from capana.file_findings import without_explained_rejections
 from capana.file_judging import judge_files
 from capana.findings import DEFAULT_EXPIRY_DAYS, store_label
-from capana.inputs import PathArgument, TrustArgument, capture_files, load_keylog, load_stores
+from capana.inputs import (
+    CrlArgument,
+    PathArgument,
+    TrustArgument,
+    capture_files,
+    load_keylog,
+    load_stores,
+)
 from capana.judging import judge
 from capana.keylog import KeyLog
 from capana.model import CaptureSummary, FileReport, Handshake, HandshakeReport, Report
@@ -39,6 +46,7 @@ def analyze(
     paths: PathArgument,
     trust: TrustArgument = None,
     *,
+    crls: CrlArgument = (),
     keylog: str | Path | KeyLog | None = None,
     jobs: int = 1,
     executor: Executor | None = None,
@@ -46,6 +54,9 @@ def analyze(
     expiry_days: int = DEFAULT_EXPIRY_DAYS,
 ) -> Report:
     """Analyse capture files (folders are searched for captures) against trust stores.
+
+    ``crls``: CRL files or bytes (PEM or DER) every store checks revocation with, at the
+    capture's time, beside the ``.crl`` files of the stores' own folders.
 
     ``keylog``, an NSS key log file (``SSLKEYLOGFILE``), lets TLS 1.3 handshakes and what TLS
     1.0-1.3 CAPF, TVS, SIP and SCCP sessions carry be read; key log lines in pcapng Decryption
@@ -63,7 +74,7 @@ def analyze(
     """
     files = list(capture_files(paths))
     with _python_warnings() as loading:
-        stores = load_stores(trust)
+        stores = load_stores(trust, crls)
         keys = load_keylog(keylog)
     workers = min(jobs or os.cpu_count() or 1, len(files))
     if executor is not None:

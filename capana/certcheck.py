@@ -18,18 +18,15 @@ from capana.certfiles import (
     read_file,
 )
 from capana.findings import certificate_findings
-from capana.inputs import TrustArgument, load_stores
+from capana.inputs import CrlArgument, TrustArgument, load_stores
 from capana.judging import certificate_report
 from capana.model import AnyCertificate, CertificateCheck, StoreVerdict, Validation
-from capana.revocation import CrlError, RevocationList, load_crls
-from capana.truststore import TrustStore, TrustStoreError, load_crl_file, with_crls
+from capana.truststore import TrustStore
 from capana.validation import validate_chain
 
 # What ``chain`` accepts: a file, PEM or DER bytes (PEM text as str too), or several, leaf first.
 Source = str | Path | bytes
 ChainArgument = Source | Sequence[Source]
-# What ``crls`` accepts: CRL files, PEM or DER bytes, or CRLs already read.
-CrlArgument = Source | RevocationList | Iterable[Source | RevocationList]
 
 
 def verify(
@@ -57,7 +54,7 @@ def verify(
     'trusted'
     """
     certificates = read_chain(chain)
-    stores = _stores(trust, crls)
+    stores = load_stores(trust, crls)
     if len(stores) > 1 and None not in stores:
         names = ", ".join(sorted(str(name) for name in stores))
         raise ValueError(f"verify judges against one trust store; got {names} and no default")
@@ -77,7 +74,7 @@ def check_files(
     A file that cannot be read is a check with ``errors`` and no chain; the others are judged.
     Raises TrustStoreError for a bad store or CRL, before any file is read.
     """
-    stores = _stores(trust, crls)
+    stores = load_stores(trust, crls)
     moment = _moment(at)
     return tuple(_check(Path(path), stores, moment) for path in paths)
 
@@ -119,28 +116,6 @@ def _read_source(source: Source) -> tuple[AnyCertificate, ...]:
     except CertificateFileError as error:
         raise CertificateFileError(f"{path}: {error}") from error
     return leaf_first(found)
-
-
-def _stores(trust: TrustArgument, crls: CrlArgument) -> dict[str | None, TrustStore]:
-    stores = load_stores(trust)
-    extra = _crls(crls)
-    return {name: with_crls(store, extra) for name, store in stores.items()} if extra else stores
-
-
-def _crls(crls: CrlArgument) -> tuple[RevocationList, ...]:
-    items = [crls] if isinstance(crls, str | Path | bytes | RevocationList) else list(crls)
-    found: list[RevocationList] = []
-    for item in items:
-        if isinstance(item, RevocationList):
-            found.append(item)
-        elif isinstance(item, bytes):
-            try:
-                found += load_crls(item)
-            except CrlError as error:
-                raise TrustStoreError(f"CRL bytes given: {error}") from error
-        else:
-            found += load_crl_file(item)
-    return tuple(found)
 
 
 def _moment(at: datetime | None) -> datetime:

@@ -58,6 +58,7 @@ examples:
   capana scan reboot.pcap --trust cm-trust/ --fail-on error || echo "phones need attention"
   capana scan tls13.pcap --keylog sslkeys.log
   capana scan reboot.pcap --trust cm-trust/ --annotate reboot-annotated.pcapng
+  capana scan ise.pcap --trust ise=ise-trust/ --crl issuing-ca.crl
   capana scan site.pcap --trust cm-trust/ --phones-only --min-severity info
 
 exit status:
@@ -97,8 +98,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="[NAME=]PATH",
-        help="trust store: PEM/DER file, .p7b or folder; NAME is callmanager, capf, ise, "
-        "asa or a port (repeatable; without NAME: the default for every handshake)",
+        help="trust store: PEM/DER file, .p7b or folder (its .crl files too); NAME is "
+        "callmanager, capf, ise, asa or a port (repeatable; without NAME: the default for every "
+        "handshake)",
+    )
+    scan.add_argument(
+        "--crl",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a CRL (PEM or DER) to check revocation with at the capture's time, added to every "
+        "store (repeatable)",
     )
     scan.add_argument(
         "--keylog",
@@ -252,6 +262,7 @@ def _scan(args: argparse.Namespace) -> int:
         report = analyze(
             args.paths,
             trust=args.trust or None,
+            crls=args.crl,
             jobs=args.jobs,
             progress=bar,
             keylog=args.keylog,

@@ -8,7 +8,15 @@ from pathlib import Path
 
 from capana.domain import TRUST_STORE_NAMES
 from capana.keylog import KeyLog
-from capana.truststore import TrustStore, TrustStoreError, load_trust_store, parse_trust_option
+from capana.revocation import CrlError, RevocationList, load_crls
+from capana.truststore import (
+    TrustStore,
+    TrustStoreError,
+    load_crl_file,
+    load_trust_store,
+    parse_trust_option,
+    with_crls,
+)
 
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap")
 
@@ -23,6 +31,8 @@ TrustArgument = (
     | None
 )
 PathArgument = str | Path | Iterable[str | Path]
+# What ``crls=`` accepts: CRL files (PEM or DER), their bytes, or CRLs already read.
+CrlArgument = str | Path | bytes | RevocationList | Iterable[str | Path | bytes | RevocationList]
 
 
 def capture_files(paths: PathArgument) -> Iterator[Path]:
@@ -41,9 +51,18 @@ def is_capture_name(path: Path) -> bool:
     return name.endswith(CAPTURE_SUFFIXES)
 
 
-def load_stores(trust: TrustArgument) -> dict[str | None, TrustStore]:
-    """Trust stores by name (None: the default). Raises TrustStoreError naming a bad file, an
-    unknown name or port, a name given twice, or a ``NAME=`` without a path."""
+def load_stores(trust: TrustArgument, crls: CrlArgument = ()) -> dict[str | None, TrustStore]:
+    """Trust stores by name (None: the default), each holding ``crls`` too (``--crl``). Raises
+    TrustStoreError naming a bad file or CRL, an unknown name or port, a name given twice, a
+    ``NAME=`` without a path, or CRLs given without a store to check them with."""
+    stores = _stores(trust)
+    extra = _crls(crls)
+    if extra and not stores:
+        raise TrustStoreError("CRLs given without a trust store: no chain would be checked")
+    return {name: with_crls(store, extra) for name, store in stores.items()} if extra else stores
+
+
+def _stores(trust: TrustArgument) -> dict[str | None, TrustStore]:
     if trust is None:
         return {}
     if isinstance(trust, Mapping):
@@ -62,6 +81,22 @@ def load_stores(trust: TrustArgument) -> dict[str | None, TrustStore]:
         _check_new(stores, name, str(option))
         stores[name] = load_trust_store(path, name)
     return stores
+
+
+def _crls(crls: CrlArgument) -> tuple[RevocationList, ...]:
+    items = [crls] if isinstance(crls, str | Path | bytes | RevocationList) else list(crls)
+    found: list[RevocationList] = []
+    for item in items:
+        if isinstance(item, RevocationList):
+            found.append(item)
+        elif isinstance(item, bytes):
+            try:
+                found += load_crls(item)
+            except CrlError as error:
+                raise TrustStoreError(f"CRL bytes given: {error}") from error
+        else:
+            found += load_crl_file(item)
+    return tuple(found)
 
 
 def _trust_option(option: str) -> tuple[str | None, Path]:

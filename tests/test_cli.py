@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -161,3 +162,36 @@ def test_progress_bar_draws_only_for_large_files_and_erases_itself() -> None:
     assert "[###############...............]  50%  512/1024 MiB" in stream.getvalue()
     bar.close()
     assert stream.getvalue().endswith("\r")
+
+
+def test_crl_option_revokes_the_phones_mic_at_the_capture_time(tmp_path: Path) -> None:
+    """``--crl`` adds a CRL to every store: the MIC it lists is revoked (exit 1 on errors), the
+    same capture without it is trusted, and a CRL with no store to check is a usage error."""
+    from datetime import timedelta
+
+    from samplegen import scenarios
+    from test_revocation import crl
+
+    cluster = scenarios.build_cluster(scenarios.KeyRing())
+    scene = scenarios.mic_accepted(tmp_path, cluster=cluster)
+    revocations = tmp_path / "manufacturing-ca.crl"
+    day = timedelta(days=1)
+    listed = [(scene.issued["mic"], None)]
+    at = scene.capture_time
+    revocations.write_bytes(crl(cluster.mfg_ca, listed, this_update=at - day, next_update=at + day))
+    trust = f"callmanager={scene.trust_dir}"
+    base = ("scan", scene.capture, "--trust", trust, "--format", "json", "--fail-on", "error")
+
+    def verdict(done: subprocess.CompletedProcess[str]) -> tuple[str, list[str]]:
+        (record,) = json.loads(done.stdout)["handshakes"]
+        return record["validation"]["status"], [f["code"] for f in record["findings"]]
+
+    revoked = run(*base, "--crl", revocations)
+    assert revoked.returncode == 1, revoked.stderr
+    status, codes = verdict(revoked)
+    assert status == "revoked" and "certificate-revoked" in codes
+    clean = run(*base)
+    assert clean.returncode == 0 and verdict(clean)[0] == "trusted"
+    alone = run("scan", scene.capture, "--crl", revocations)
+    assert alone.returncode == 2 and "without a trust store" in alone.stderr
+    assert "Traceback" not in alone.stderr
