@@ -143,7 +143,7 @@ def _view(decoded: object) -> Carried | None:
     return None
 
 
-def tshark_certificates(
+def tshark_innermost_certificates(
     capture: Path, preferences: Sequence[str] = (), dtls: bool = False
 ) -> set[tuple[str, str]]:
     """``{(sender "ip:port", sha256 of the DER)}`` of every TLS Certificate message over TCP (or

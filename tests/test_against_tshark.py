@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import shared_captures
-from decode_oracle import tshark_certificates as tshark_datagram_certificates
+from decode_oracle import tshark_innermost_certificates as tshark_datagram_certificates
 from tshark_oracle import TSHARK
 from tshark_oracle import tshark_certificates as tshark_stream_certificates
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from decode_oracle import (
     capana_frames,
-    tshark_certificates,
     tshark_frames,
+    tshark_innermost_certificates,
 )
 from facts import sha256s
 from hypothesis import given, settings
@@ -114,7 +114,7 @@ def test_encapsulation_agrees_with_tshark(tmp_path: Path, traffic, name: str):
         assert "eapol" in kinds
     # Inner addresses: never the tunnel's, the access point's or the controller's.
     assert not any(c.source.startswith(("192.0.2.", "[2001:db8:")) for c in found.values())
-    certificates = tshark_certificates(capture, encapsulation.preferences)
+    certificates = tshark_innermost_certificates(capture, encapsulation.preferences)
     assert certificates  # the phone's and the server's, as their inner endpoints
     assert capana_certificates(capture) == certificates
     if encapsulation.carries == "ethernet":  # the EAP-TLS exchange too, by the phone's MAC
@@ -195,8 +195,8 @@ def test_every_frame_of_the_real_captures_agrees_with_tshark(shared_data: Path):
         found, undecoded = capana_frames(capture)
         assert undecoded == {}, capture.name
         assert found == tshark_frames(capture), capture.name
-        assert capana_certificates(capture) == tshark_certificates(capture), capture.name
-        dtls = tshark_certificates(capture, dtls=True)
+        assert capana_certificates(capture) == tshark_innermost_certificates(capture), capture.name
+        dtls = tshark_innermost_certificates(capture, dtls=True)
         assert capana_certificates(capture, "udp") == dtls, capture.name
 
 
@@ -205,7 +205,7 @@ def test_sgt_capture_gives_tsharks_certificates(shared_data: Path):
     capture = shared_data / "pcaps" / "mercury_tls_sgt_tetration_client_cert.pcap"
     if not capture.exists():
         pytest.skip(f"{capture.name} is not in {shared_data / 'pcaps'}")
-    expected = tshark_certificates(capture)
+    expected = tshark_innermost_certificates(capture)
     assert expected
     assert capana_certificates(capture) == expected
 

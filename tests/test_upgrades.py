@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from decode_oracle import tshark_certificates
+from decode_oracle import tshark_innermost_certificates
 from samplegen import wire
 from samplegen.tlsrun import record_offsets
 from samplegen.upgrades import UPGRADES, capture_upgrade
@@ -47,7 +47,7 @@ def test_tls_after_clear_text_gives_tsharks_certificates(tmp_path: Path, name: s
     """Python's smtplib, imaplib, poplib, ftplib and http.client (CONNECT), and the protocol
     bytes of LDAP, XMPP, PostgreSQL, MySQL and SOCKS 5, then a real TLS 1.2 handshake."""
     capture = capture_upgrade(tmp_path, name)
-    expected = tshark_certificates(capture.path, capture.preferences)
+    expected = tshark_innermost_certificates(capture.path, capture.preferences)
     assert {*capture.client_chain, *capture.server_chain} <= {sha for _, sha in expected}
     assert capana_certificates(capture.path) == expected
     (record,) = analyze(capture.path).handshakes
@@ -94,7 +94,7 @@ def test_capture_starting_inside_a_record_resynchronises_each_side(tmp_path: Pat
     """The server's bytes start inside a record, the phone's at its next flight: tshark finds
     the phone's certificate, and so does capana, saying which side it resynchronised."""
     capture = _mid_record_capture(tmp_path, drop)
-    expected = tshark_certificates(capture)
+    expected = tshark_innermost_certificates(capture)
     phone_certificates = {sha for sender, sha in expected if sender == "10.1.1.20:51234"}
     assert phone_certificates == set(expected_chains()[0])
     assert capana_certificates(capture) == expected
