@@ -35,6 +35,24 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+# Modules that serve on fixed ports of 127.0.0.1 (capana decodes CAPF 3804, TVS 2445, SIP
+# 5060/5061 and TFTP 69 on their own ports only) and capture them on lo: under pytest-xdist they
+# share one group, so one worker runs them one after another and none finds its port taken.
+FIXED_PORT_MODULES = frozenset(
+    {"test_boot_capture", "test_capf", "test_registration", "test_tls12", "test_tvs"}
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each module an xdist group of its own (its module fixtures built once), the fixed-port
+    modules one group together: ``--dist loadgroup`` in pyproject's addopts."""
+    for item in items:
+        module = item.path.stem
+        group = "fixed-ports" if module in FIXED_PORT_MODULES else module
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "fuzz: the bounded fuzz run (about a minute); skip with -m 'not fuzz'"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from decode_oracle import tshark_certificates
+from decode_oracle import tshark_innermost_certificates
 from facts import ca_names, sha256s
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -145,7 +145,7 @@ def read(capture: Path, order: Callable[[list], list] = list) -> Sessions:
 
 @needs_tshark
 def test_real_dtls_gives_tsharks_certificates(dtls: DtlsCapture):
-    expected = tshark_certificates(dtls.path, dtls=True)
+    expected = tshark_innermost_certificates(dtls.path, dtls=True)
     client, server = endpoint_text(*dtls.client), endpoint_text(*dtls.server)
     assert expected == {(client, sha) for sha in dtls.client_chain} | {
         (server, sha) for sha in dtls.server_chain
@@ -200,7 +200,7 @@ def test_datagrams_in_reverse_order_within_each_flight_give_the_same_certificate
 @needs_tshark
 def test_capwap_control_wrapped_dtls_gives_tsharks_certificates(dtls: DtlsCapture, tmp_path):
     capture = capwap_control(dtls, tmp_path / "capwap.pcap")
-    expected = tshark_certificates(capture, dtls=True)
+    expected = tshark_innermost_certificates(capture, dtls=True)
     controller = endpoint_text(dtls.server[0], CAPWAP_CONTROL_PORT)
     assert {sender for sender, _ in expected} == {endpoint_text(*dtls.client), controller}
     assert read(capture).certificates == expected
@@ -252,7 +252,7 @@ def test_public_dtls_capture_with_fragmented_certificates(shared_data: Path):
     client certificate in fragments."""
     capture = shared_data / "pcaps" / "ndpi_dtls_certificate_fragments.pcap"
     sessions = read(capture)
-    assert sessions.certificates == tshark_certificates(capture, dtls=True)
+    assert sessions.certificates == tshark_innermost_certificates(capture, dtls=True)
     assert sum(d.repeated for d in sessions.directions.values()) >= 1
     leaves = [parse_certificate(h.client_chain[0]) for h in sessions.handshakes() if h.client_chain]
     assert any("WebRTC" in getattr(leaf, "subject", "") for leaf in leaves)
