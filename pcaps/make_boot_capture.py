@@ -44,6 +44,7 @@ from pathlib import Path
 
 import tftpy
 from samplegen import pki
+from samplegen.loopback import CAPTURE_OPTIONS, settle
 
 HERE = Path(__file__).resolve().parent
 CERTUTILS = HERE.parent.parent / "shared" / "oracles" / "certutils"
@@ -160,7 +161,7 @@ def certutils(tool: str, *args: str, cwd: Path) -> None:
 @contextlib.contextmanager
 def tcpdump(target: Path) -> Iterator[None]:
     """Capture the phone's traffic on lo, until the block ends."""
-    command = ["tcpdump", "-i", "lo", "-U", "-w", str(target), "host", PHONE_IP]
+    command = ["tcpdump", "-i", "lo", *CAPTURE_OPTIONS, "-w", str(target), "host", PHONE_IP]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     assert process.stderr is not None
     if "listening on" not in process.stderr.readline():
@@ -168,7 +169,7 @@ def tcpdump(target: Path) -> Iterator[None]:
         raise RuntimeError("tcpdump did not start")
     try:
         yield
-        time.sleep(1)  # let the last frames reach the file
+        settle(target)  # let the last frames reach the file
     finally:
         process.terminate()
         process.wait(10)

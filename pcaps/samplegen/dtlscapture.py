@@ -33,6 +33,7 @@ from scapy.packet import Raw
 from scapy.utils import rdpcap, wrpcap
 
 from samplegen import pki
+from samplegen.loopback import CAPTURE_OPTIONS, settle
 
 CAPWAP_CONTROL_PORT = 5246
 CAPWAP_DTLS_PREAMBLE = b"\x01\x00\x00\x00"  # version 0, type 1 (DTLS follows), reserved
@@ -82,8 +83,7 @@ def capture_dtls(
     client_command = ["openssl", "s_client", *common, "-connect", f"127.0.0.1:{port}"]
     client_command += ["-cert", files["client"], "-key", files["client_key"]]
     client_command += ["-cert_chain", files["ca"], "-CAfile", files["ca"]]
-    # --immediate-mode: packets reach the file as they come, not in the kernel's timed blocks.
-    tcpdump = ["tcpdump", "-i", "lo", "--immediate-mode", "-U", "-n", "-w", str(path)]
+    tcpdump = ["tcpdump", "-i", "lo", *CAPTURE_OPTIONS, "-w", str(path)]
     tcpdump.append(f"udp port {port}")
     with _Process(tcpdump, ready=b"listening on", stream="stderr") as capture:
         with _Process(server_command, ready=b"ACCEPT") as server:
@@ -94,7 +94,7 @@ def capture_dtls(
                 client.close_input()
                 client.finish()
             server.finish()
-        time.sleep(0.5)  # the last datagrams through tcpdump
+        settle(path)  # the last datagrams through tcpdump
         capture.stop()
     return DtlsCapture(
         path=path,

@@ -17,6 +17,7 @@ Only processes started here are stopped here, by their handle.
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import signal
 import socket
@@ -34,6 +35,12 @@ OPENSSL = shutil.which("openssl")
 _WAIT = 10.0  # seconds to wait for a program to get ready or answer
 
 
+# Packets to the file as they come (--immediate-mode, -U), whole (-s 0), and a 64 MiB ring: in
+# immediate mode each slot of the kernel's ring is snaplen-sized, so the default 2 MiB holds 8
+# packets and a busy machine (tests in parallel) saw "36 packets dropped by kernel".
+CAPTURE_OPTIONS = ("--immediate-mode", "-U", "-n", "-s", "0", "-B", "65536")
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as probe:
@@ -48,19 +55,7 @@ def tcpdump(path: Path, ports: Iterable[int]) -> Iterator[Path]:
         raise RuntimeError("tcpdump is not installed")
     expression = " or ".join(f"tcp port {port}" for port in ports)
     process = subprocess.Popen(
-        [
-            TCPDUMP,
-            "-i",
-            "lo",
-            "--immediate-mode",
-            "-U",
-            "-n",
-            "-s",
-            "0",
-            "-w",
-            str(path),
-            expression,
-        ],
+        [TCPDUMP, "-i", "lo", *CAPTURE_OPTIONS, "-w", str(path), expression],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -71,7 +66,7 @@ def tcpdump(path: Path, ports: Iterable[int]) -> Iterator[Path]:
         if "listening" not in line:
             raise RuntimeError(f"tcpdump did not start: {line.strip()}")
         yield path
-        time.sleep(0.3)  # the last packets' way through the kernel
+        settle(path)
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -79,6 +74,23 @@ def tcpdump(path: Path, ports: Iterable[int]) -> Iterator[Path]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+    dropped = re.search(r"(\d+) packets? dropped by kernel", process.stderr.read())
+    if dropped and int(dropped.group(1)):
+        raise RuntimeError(f"tcpdump: {dropped.group(0)}: {path} lacks packets")
+
+
+def settle(path: Path, quiet: float = 0.5, longest: float = 10.0) -> None:
+    """Wait for the last packets' way through the kernel to tcpdump (busy when tests run in
+    parallel): until ``path`` has not grown for ``quiet`` seconds, at most ``longest``."""
+    deadline = time.monotonic() + longest
+    size, since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        now = path.stat().st_size if path.exists() else 0
+        if now != size:
+            size, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+        time.sleep(0.05)
 
 
 def wait_for(condition, what: str, timeout: float = _WAIT) -> None:
