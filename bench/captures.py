@@ -270,18 +270,29 @@ def planted_copies(
     return frames, facts
 
 
+# The plain connections' request: a web page, which capana passes over, or a phone's
+# configuration file, which it follows as a file transfer (the "files" capture).
+PAGE_REQUEST = b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n"
+FILE_REQUEST = b"GET /SEP2C3124C9F8E1.cnf.xml HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
 def many_connections(
-    path: Path, chosen: list[Template], plain: int, tls: int, concurrent: bool = True
+    path: Path,
+    chosen: list[Template],
+    plain: int,
+    tls: int,
+    concurrent: bool = True,
+    request: bytes = PAGE_REQUEST,
 ) -> tuple[int, list[Planted]]:
     """``plain`` short non-TLS connections all open at once, and ``tls`` handshakes among them.
 
-    Every plain connection's SYN, SYN-ACK and ACK come first, then each sends a request and gets
+    Every plain connection's SYN, SYN-ACK and ACK come first, then each sends ``request`` and gets
     an answer, then all close: the flow table holds every one of them at the peak. Not
     ``concurrent``: the same frames, each connection whole before the next (the control).
     """
     conv = TcpConversation(("10.99.0.1", 40000), ("10.81.255.1", 8080), CAPTURE_TIME)
     conv.open()
-    conv.send("client", b"GET /SEP2C3124C9F8E1.cnf.xml HTTP/1.1\r\nHost: x\r\n\r\n", ack=False)
+    conv.send("client", request, ack=False)
     conv.send("server", b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", ack=False)
     conv.close()
     packets = conv.packets()
@@ -316,6 +327,8 @@ def many_connections(
 
 
 __all__ = [
+    "FILE_REQUEST",
+    "PAGE_REQUEST",
     "Planted",
     "Template",
     "background",

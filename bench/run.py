@@ -32,6 +32,8 @@ TIME = "/usr/bin/time"
 TSHARK_FILTER = "tls.handshake.type==11"
 SCAPY_SLICE = 5_000  # packets: scapy's TCPSession is far too slow for the whole file
 JOB_FILES = 4
+# Bumped when a capture's content changes, so that bench/out/ rebuilds it.
+BUILD_VERSION = 2
 # Start-up: a small real capture (one phone handshake), each command run this many times.
 SMALL_CAPTURE = PROJECT / "pcaps" / "reordered-cert.pcap"
 STARTUP_RUNS = 10
@@ -72,6 +74,7 @@ def build(out: Path, packets: int, quick: bool, only: str | None) -> dict[str, d
         "reboot": 5000 // scale,
         "many": 100_000 // scale,
         "sequential": 100_000 // scale,
+        "files": 100_000 // scale,
         "jobs": 250_000 // scale,
     }
     templates_file = out / "templates.pickle"
@@ -85,7 +88,7 @@ def build(out: Path, packets: int, quick: bool, only: str | None) -> dict[str, d
     for name, size in plan.items():
         if only and name != only:
             continue
-        facts_file = out / f"{name}-{size}.json"
+        facts_file = out / f"{name}-{size}-v{BUILD_VERSION}.json"
         if facts_file.exists():
             built[name] = json.loads(facts_file.read_text())
             continue
@@ -111,6 +114,10 @@ def _build_one(captures, chosen, out: Path, name: str, size: int) -> dict:
         path = out / f"{name}-{size}.pcap"
         concurrent = name == "many"
         count, facts = captures.many_connections(path, chosen, size, size // 100, concurrent)
+    elif name == "files":
+        path = out / f"files-{size}.pcap"
+        request = captures.FILE_REQUEST
+        count, facts = captures.many_connections(path, chosen, size, 0, False, request)
     else:
         path = out / f"jobs-{size}"
         shutil.rmtree(path, ignore_errors=True)
@@ -119,7 +126,8 @@ def _build_one(captures, chosen, out: Path, name: str, size: int) -> dict:
             shakes, some = captures.planted_copies(chosen, 12, first=1000 * number)
             count += captures.write_capture(path / f"part{number}.pcap", size, shakes, len(some))
             facts += some
-    return {"path": str(path), "packets": count, "planted": [asdict(f) for f in facts]}
+    built = {"path": str(path), "packets": count, "planted": [asdict(f) for f in facts]}
+    return {**built, "connections": size} if name == "files" else built
 
 
 # --- measuring ----------------------------------------------------------------------------------
@@ -167,6 +175,20 @@ def capana_row(name: str, capture: dict, out: Path, options: Sequence[str] = ())
     row = measure("capana scan", capture, command)
     row.check = check(capture, result)
     return row
+
+
+def files_row(capture: dict, out: Path) -> tuple[Row, str]:
+    """``capana scan`` of one HTTP download of a phone's configuration per connection (empty
+    bodies, as a TFTP service answers for a phone it does not know): every one a transfer."""
+    result = out / "files.json"
+    command = [sys.executable, "-m", "capana", "scan", capture["path"], "--format", "json"]
+    row = measure("capana scan", capture, [*command, "--output", str(result)])
+    transfers = json.loads(result.read_text())["files"]
+    wanted = capture["connections"]
+    if len(transfers) != wanted or any(t["status"] != "ok" for t in transfers):
+        raise SystemExit(f"WRONG ANSWER on {capture['path']}: {len(transfers)} of {wanted}")
+    row.check = f"{len(transfers)}/{wanted} transfers"
+    return row, f"files: {len(transfers) / row.wall:,.0f} HTTP file transfers/s"
 
 
 def check(capture: dict, result: Path) -> str:
@@ -289,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--packets", type=int, default=1_000_000, help="big capture size")
     parser.add_argument("--quick", action="store_true", help="a tenth of every size")
     parser.add_argument(
-        "--only", choices=("big", "reboot", "many", "sequential", "jobs", "startup")
+        "--only", choices=("big", "reboot", "many", "sequential", "files", "jobs", "startup")
     )
     parser.add_argument("--out", type=Path, default=BENCH / "out")
     parser.add_argument("--no-tshark", action="store_true", help="skip the tshark row")
@@ -376,6 +398,10 @@ def run_all(built: dict[str, dict], args: argparse.Namespace) -> tuple[list[Row]
                 f"many connections: all open at once runs at {ratio:.2f}x the packets/s of the "
                 "same connections one after another (target: no fall-off, ~1.0)"
             )
+    if "files" in built:
+        files, note = files_row(built["files"], args.out)
+        rows.append(files)
+        notes.append(note)
     if "jobs" in built:
         one, two = jobs_rows(built["jobs"], me, args.out)
         rows += [one, two]

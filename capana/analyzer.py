@@ -12,7 +12,7 @@ import os
 import signal
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor, Future, as_completed
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -80,6 +80,9 @@ def analyze(
     if executor is not None:
         results = _distributed(executor, files, stores, keys, progress, expiry_days)
     elif workers > 1:
+        # Imported here: multiprocessing is a sixth of a small capture's start-up.
+        from concurrent.futures import ProcessPoolExecutor
+
         with ProcessPoolExecutor(workers, initializer=_quiet_on_interrupt) as pool:
             results = _distributed(pool, files, stores, keys, progress, expiry_days)
     else:

@@ -55,6 +55,8 @@ class HttpFileStream:
             if wanted is None:
                 return
             self._not_files = not wanted
+            if self._not_files:  # hopeless now: the flow drops this reader unread
+                return
             data, self._head = bytes(self._head), None
         self._transfers += self._exchange.feed(sender, data, frame, timestamp)
 
