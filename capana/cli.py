@@ -7,7 +7,7 @@ import functools
 import importlib
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal, TextIO
@@ -33,8 +33,8 @@ EXIT_INTERRUPTED = 130
 # Each --format's renderer, imported when chosen (Jinja2 alone is a tenth of the start-up).
 RENDERERS = {
     "table": "capana.views.table:render_table",
-    "json": "capana.views.json:render_json",
-    "jsonl": "capana.views.json:render_jsonl",
+    "json": "capana.views.json:json_chunks",  # written a record at a time
+    "jsonl": "capana.views.json:jsonl_chunks",
     "csv": "capana.views.csv:render_csv",
     "html": "capana.views.html:render_html",
 }
@@ -304,9 +304,11 @@ def _scan(args: argparse.Namespace) -> int:
     return exit_code(report, args.fail_on)
 
 
-def _renderer(format_name: str) -> Callable[[Report], str]:
+def _renderer(format_name: str) -> Callable[[Report], str | Iterable[str]]:
     module, _, function = RENDERERS[format_name].partition(":")
-    render: Callable[[Report], str] = getattr(importlib.import_module(module), function)
+    render: Callable[[Report], str | Iterable[str]] = getattr(
+        importlib.import_module(module), function
+    )
     return render
 
 
@@ -347,12 +349,15 @@ def _format(args: argparse.Namespace) -> str:
     return _SUFFIX_FORMATS.get(suffix, "table")
 
 
-def _write(text: str, output: str | None) -> None:
+def _write(text: str | Iterable[str], output: str | None) -> None:
+    """The view's text, or its pieces as they are made, to ``output`` or stdout."""
+    pieces = [text] if isinstance(text, str) else text
     if output:
-        Path(output).write_text(text, encoding="utf-8")
+        with open(output, "w", encoding="utf-8") as out:
+            out.writelines(pieces)
         return
     try:
-        sys.stdout.write(text)
+        sys.stdout.writelines(pieces)
         sys.stdout.flush()
     except BrokenPipeError:  # `capana scan ... | head`: the reader had enough
         # Point stdout at /dev/null so the flush at interpreter exit does not fail again.

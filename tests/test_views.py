@@ -173,3 +173,20 @@ def test_json_summary_version_and_connection_facts(report: Report) -> None:
     }
     assert moved["wireshark_filter"].startswith("(ip.addr eq 10.20.1.25 and ip.addr eq 10.10.1.5)")
     assert moved["cleartext"] is False
+
+
+def test_json_written_record_by_record_is_the_whole_document(report: Report) -> None:
+    """The CLI writes JSON in pieces (one record's objects at a time): the text is exactly
+    ``json.dumps`` of the whole report, for a full report, one with files, and an empty one."""
+    import json
+
+    from capana.views.json import json_chunks, jsonl_chunks, render_jsonl
+    from capana.views.records import handshake_record, report_record
+
+    boot = capana.analyze(Path(__file__).resolve().parent.parent / "pcaps/phone-boot-files.pcap")
+    assert boot.files and report.handshakes
+    for whole in (report, boot, Report(captures=(), handshakes=())):
+        expected = json.dumps(report_record(whole), indent=2) + "\n"
+        assert "".join(json_chunks(whole)) == expected
+    lines = [json.dumps(handshake_record(record)) + "\n" for record in report.handshakes]
+    assert list(jsonl_chunks(report)) == lines and render_jsonl(report) == "".join(lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -39,14 +40,24 @@ from capana.views.summary import (
 
 
 def report_record(report: Report) -> dict[str, Any]:
+    """The whole JSON report as one object."""
+    return {
+        key: list(value) if isinstance(value, Iterator) else value
+        for key, value in report_members(report).items()
+    }
+
+
+def report_members(report: Report) -> dict[str, Any]:
+    """The JSON report's members in order; its lists as iterators that make each record when
+    it is read (the JSON view writes them one at a time)."""
     return {
         "capana_version": capana_version(),
         "summary": summary_record(summarize(report)),
         "warnings": list(report.warnings),
-        "captures": [capture_record(capture) for capture in report.captures],
-        "devices": [device_record(device) for device in report.devices],
-        "handshakes": [handshake_record(record) for record in report.handshakes],
-        "files": [file_record(file) for file in report.files],
+        "captures": map(capture_record, report.captures),
+        "devices": map(device_record, report.devices),
+        "handshakes": map(handshake_record, report.handshakes),
+        "files": map(file_record, report.files),
     }
 
 
