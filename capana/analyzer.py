@@ -12,10 +12,9 @@ import os
 import signal
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import Executor, Future, as_completed
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from capana.devices import group_devices
 from capana.domain import PHONE_SERVICES
@@ -35,6 +34,9 @@ from capana.keylog import KeyLog
 from capana.model import CaptureSummary, FileReport, Handshake, HandshakeReport, Report
 from capana.scan import ProgressCallback, read_capture
 from capana.truststore import TrustStore, store_for
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor, Future
 
 # Distinct Python warnings (from the libraries capana uses) kept per capture; more are counted.
 MAX_PYTHON_WARNINGS = 20
@@ -207,6 +209,8 @@ def _distributed(
     expiry_days: int,
 ) -> list[CaptureResult]:
     """Every file submitted to ``executor``; results in input order as they finish."""
+    from concurrent.futures import as_completed  # not for a serial run: part of its start-up
+
     futures: dict[Future[CaptureResult], int] = {
         executor.submit(analyze_capture, path, dict(stores), keys, None, expiry_days): i
         for i, path in enumerate(files)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator
 from datetime import datetime
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from capana.model import (
@@ -63,6 +62,8 @@ def report_members(report: Report) -> dict[str, Any]:
 
 def capana_version() -> str:
     """The installed capana's version ("unknown" when run from a tree never installed)."""
+    from importlib.metadata import PackageNotFoundError, version  # 8 ms: when a view asks
+
     try:
         return version("capana")
     except PackageNotFoundError:
