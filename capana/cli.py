@@ -280,11 +280,13 @@ def _scan(args: argparse.Namespace) -> int:
         print("capana: --annotate takes one capture file", file=sys.stderr)
         return EXIT_USAGE
     chosen = _format(args)
-    render = _renderer(chosen)
-    if chosen == "table":
-        render = functools.partial(
+    render = (
+        functools.partial(
             render_table, min_severity=args.min_severity, phones_only=args.phones_only
         )
+        if chosen == "table"
+        else _renderer(chosen)
+    )
     try:
         _write(render(report), args.output)
         if args.export_certs:
