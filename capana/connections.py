@@ -280,7 +280,8 @@ class ConnectionTable:
         connection = self._table.get(segment.key)
         flags = segment.flags
         if flags & FLAG_SYN:
-            self._syn(segment, connection if isinstance(connection, Connection) else None)
+            if not flags & (FLAG_FIN | FLAG_RST):  # SYN with FIN or RST opens nothing: noise
+                self._syn(segment, connection if isinstance(connection, Connection) else None)
             return
         if connection is SKIPPED_FLOW:
             if flags & (FLAG_FIN | FLAG_RST):

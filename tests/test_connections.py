@@ -292,3 +292,28 @@ def test_a_fin_sent_twice_by_one_side_is_still_a_half_close():
     conv.send("server", result.flights[1].data)
     handshake = only(handshakes(conv.packets()))
     assert chains(handshake)[1] == expected_chains()[1]
+
+
+@pytest.mark.parametrize("flags", ["SF", "SR", "SFR"])
+def test_a_syn_with_fin_or_rst_opens_nothing(flags):
+    """No TCP stack opens a connection on SYN+FIN or SYN+RST (a scanner's or a damaged frame):
+    one from the server in the middle of the handshake must not start a reversed connection
+    that takes the phone's certificate as a server's (found by the fuzzer, seed 20261201)."""
+    conv = conversation()
+    packets = conv.packets()
+    syn_ack = next(p for p in packets if p.src == CUCM[0])  # the server's SYN-ACK
+    bogus = wire.Packet(
+        packets[3].time_ns + 1,
+        CUCM[0],
+        PHONE[0],
+        wire.ip_packet(
+            CUCM[0],
+            PHONE[0],
+            6,
+            wire.tcp_header(CUCM, PHONE, 0x6C00_0000, 0, flags, b""),
+        ),
+    )
+    assert syn_ack.ip != bogus.ip
+    handshake = only(handshakes([*packets[:4], bogus, *packets[4:]]))
+    assert (handshake.client, handshake.server) == ("10.1.1.20:51234", "10.1.1.5:2443")
+    assert chains(handshake) == expected_chains() and handshake.outcome == "established"
