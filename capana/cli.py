@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"capana {capana_version()}")
+    parser.add_argument("--version", action=_VersionAction, nargs=0, help="print the version")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     scan = commands.add_parser(
         "scan",
@@ -304,6 +304,15 @@ def _scan(args: argparse.Namespace) -> int:
     for problem in report.errors:
         print(f"capana: {problem}", file=sys.stderr)
     return exit_code(report, args.fail_on)
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: the installed version, looked up only when asked (importlib.metadata is
+    a few ms of every start-up otherwise)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        print(f"capana {capana_version()}")
+        parser.exit()
 
 
 def _renderer(format_name: str) -> Callable[[Report], str | Iterable[str]]:
