@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from boot_files import capture_transfers
+from certutils_oracle import certutils_python
 from conftest import SAMPLE_PCAPS
 from tshark_oracle import TSHARK, tshark_certificates
 
@@ -134,6 +135,7 @@ def test_generator_reproduces_the_boot(tmp_path: Path) -> None:
     """make_boot_capture.py with real servers and tcpdump, when this machine allows it."""
     if os.geteuid() != 0 or shutil.which("tcpdump") is None:
         pytest.skip("needs root and tcpdump (TFTP on UDP 69, capture on lo)")
+    certutils_python()  # the generator builds the ITL and the signed configuration with them
     for port, kind in (
         (69, socket.SOCK_DGRAM),
         (6970, socket.SOCK_STREAM),
