@@ -48,7 +48,9 @@ TONES = {
     "expired": "bad",
     "not_yet_valid": "bad",
     "untrusted": "bad",
-    "invalid": "bad",
+    "invalid": "bad",  # a verdict, or a file's signature that does not verify
+    "valid": "ok",
+    "not_found": "info",  # a file the service does not have: a CTL outside mixed mode is normal
     "revoked": "bad",
     "rejected": "bad",
     "warning": "warn",
@@ -66,9 +68,6 @@ TONES = {
     "failed": "bad",
     "no_operation": "bad",
 }
-# Badge tone of a transfer's status and of a file's signature check ("not found": a CTL outside
-# mixed mode is normal, so not an error by itself; the findings say when it is).
-FILE_TONES = {"ok": "ok", "valid": "ok", "incomplete": "bad", "invalid": "bad", "not_found": "info"}
 # The timeline: width of the drawing (SVG units), height of one device's row, the label column.
 TIMELINE_WIDTH = 1000
 TIMELINE_ROW = 12
@@ -126,7 +125,6 @@ def _environment() -> Environment:
         iso=iso,
         hms=hms,
         tone=lambda text: TONES.get(str(text), "mute"),
-        file_tone=lambda status: FILE_TONES.get(str(status), "mute"),
         colon_hex=colon_hex,
         serial=serial_text,
         sha1=lambda cert: colon_hex(hashlib.sha1(cert.der).hexdigest()),
